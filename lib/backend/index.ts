@@ -1,0 +1,195 @@
+import * as os from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import { probeNativeModule } from './native-probe';
+import { activateWasm } from './wasm';
+
+/**
+ * Chooses the best tfjs backend this machine can run, in order:
+ *   tfjs-node-gpu (loads and sees a GPU) → tfjs-node → wasm → cpu
+ * and reports why each better one was skipped. Force one with the `force` option or the
+ * MIXMASK_BACKEND environment variable; a forced backend that cannot run is an error.
+ * Call it once at start-up, before any tensor is created.
+ */
+export type BackendName = 'tfjs-node-gpu' | 'tfjs-node' | 'wasm' | 'cpu';
+
+export interface BackendCandidate {
+  name: string;
+  /** Whether this backend can run here; never throws, never crashes the process. */
+  check(): Promise<{ ok: boolean; reason: string }>;
+  /** Loads and activates it in this process; returns a one-line description and its thread count. */
+  activate(opts: { threads: number }): Promise<{ detail: string; threads: number }>;
+}
+
+export interface BackendAttempt {
+  name: string;
+  status: 'chosen' | 'skipped' | 'failed' | 'not tried';
+  reason: string;
+}
+
+export interface BackendReport {
+  /** Candidate that runs (e.g. 'wasm'). */
+  name: string;
+  /** tfjs's own backend name (e.g. 'wasm', 'tensorflow', 'cpu'). */
+  tfBackend: string;
+  detail: string;
+  /** Threads the backend computes with. */
+  threads: number;
+  forcedBy: 'option' | 'env' | null;
+  attempts: BackendAttempt[];
+  versions: Record<string, string>;
+}
+
+export interface InitBackendOptions {
+  /** Use exactly this backend (error if it cannot run). Overrides MIXMASK_BACKEND. */
+  force?: string;
+  /** Threads for the CPU backends; default MIXMASK_THREADS or the number of cores. */
+  threads?: number;
+  /** Environment to read MIXMASK_BACKEND / MIXMASK_THREADS from (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** The chain to try, best first (default `defaultCandidates()`); tests inject their own. */
+  candidates?: BackendCandidate[];
+}
+
+/** A native tfjs package (tfjs-node, tfjs-node-gpu): probed in a child process, then required. */
+export function nativeModuleCandidate(name: string, moduleId: string, opts: { requireGpu: boolean }): BackendCandidate {
+  let resolved: string | null = null;
+  return {
+    name,
+    async check() {
+      try {
+        resolved = require.resolve(moduleId);
+      } catch {
+        return { ok: false, reason: 'not installed' };
+      }
+      return probeNativeModule(resolved, opts);
+    },
+    async activate() {
+      require(resolved ?? require.resolve(moduleId));
+      if (!(await tf.setBackend('tensorflow'))) {
+        throw new Error(`${moduleId} loaded but registered no 'tensorflow' backend with this copy of @tensorflow/tfjs`);
+      }
+      // libtensorflow sizes its own thread pools from the core count.
+      const cores = os.availableParallelism?.() ?? os.cpus().length;
+      return { detail: opts.requireGpu ? 'libtensorflow with CUDA' : 'libtensorflow (CPU)', threads: cores };
+    },
+  };
+}
+
+export function defaultCandidates(): BackendCandidate[] {
+  return [
+    nativeModuleCandidate('tfjs-node-gpu', '@tensorflow/tfjs-node-gpu', { requireGpu: true }),
+    nativeModuleCandidate('tfjs-node', '@tensorflow/tfjs-node', { requireGpu: false }),
+    {
+      name: 'wasm',
+      async check() {
+        try {
+          require.resolve('@tensorflow/tfjs-backend-wasm');
+        } catch {
+          return { ok: false, reason: 'not installed' };
+        }
+        return typeof WebAssembly === 'object' ? { ok: true, reason: '' } : { ok: false, reason: 'no WebAssembly' };
+      },
+      async activate({ threads }) {
+        return activateWasm({ threads });
+      },
+    },
+    {
+      name: 'cpu',
+      async check() {
+        return { ok: true, reason: '' };
+      },
+      async activate() {
+        if (!(await tf.setBackend('cpu'))) throw new Error('tf.setBackend("cpu") returned false');
+        return { detail: 'plain JavaScript (slow: convolution gradients take minutes at ResNet scale)', threads: 1 };
+      },
+    },
+  ];
+}
+
+let current: BackendReport | null = null;
+
+/** The report of the last successful initBackend, or null. */
+export function backendReport(): BackendReport | null {
+  return current;
+}
+
+export async function initBackend(opts: InitBackendOptions = {}): Promise<BackendReport> {
+  const env = opts.env ?? process.env;
+  const candidates = opts.candidates ?? defaultCandidates();
+  const names = candidates.map((c) => c.name);
+  const envForce = env.MIXMASK_BACKEND?.trim() || undefined;
+  const force = opts.force ?? envForce;
+  const forcedBy = opts.force !== undefined ? 'option' : envForce !== undefined ? 'env' : null;
+  if (force !== undefined && !names.includes(force)) {
+    const source = forcedBy === 'env' ? 'MIXMASK_BACKEND' : 'option "force"';
+    throw new Error(`${source} is '${force}', expected one of: ${names.join(', ')}`);
+  }
+  const threads = opts.threads ?? parseThreads(env.MIXMASK_THREADS);
+
+  const attempts: BackendAttempt[] = [];
+  let activeThreads = 1;
+  for (const candidate of candidates) {
+    if (force !== undefined && candidate.name !== force) {
+      attempts.push({ name: candidate.name, status: 'skipped', reason: `not forced (${force} was)` });
+      continue;
+    }
+    if (attempts.some((a) => a.status === 'chosen')) {
+      attempts.push({ name: candidate.name, status: 'not tried', reason: '' });
+      continue;
+    }
+    const check = await safeCheck(candidate);
+    if (!check.ok) {
+      attempts.push({ name: candidate.name, status: 'skipped', reason: check.reason });
+      continue;
+    }
+    try {
+      const active = await candidate.activate({ threads });
+      activeThreads = active.threads;
+      attempts.push({ name: candidate.name, status: 'chosen', reason: active.detail || check.reason });
+    } catch (e) {
+      attempts.push({ name: candidate.name, status: 'failed', reason: `failed to activate: ${(e as Error).message}` });
+    }
+  }
+
+  const chosen = attempts.find((a) => a.status === 'chosen');
+  if (!chosen) {
+    const why = attempts.map((a) => `${a.name}: ${a.reason}`).join('; ');
+    throw new Error(force !== undefined ? `backend '${force}' was forced but cannot run: ${why}` : `no tfjs backend could start: ${why}`);
+  }
+  current = {
+    name: chosen.name,
+    tfBackend: tf.getBackend(),
+    detail: chosen.reason,
+    threads: activeThreads,
+    forcedBy,
+    attempts,
+    versions: { node: process.versions.node, tfjs: tf.version.tfjs, cores: String(os.availableParallelism?.() ?? os.cpus().length) },
+  };
+  return current;
+}
+
+async function safeCheck(c: BackendCandidate): Promise<{ ok: boolean; reason: string }> {
+  try {
+    return await c.check();
+  } catch (e) {
+    return { ok: false, reason: `check failed: ${(e as Error).message}` };
+  }
+}
+
+function parseThreads(value: string | undefined): number {
+  const cores = os.availableParallelism?.() ?? os.cpus().length;
+  if (value === undefined || value.trim() === '') return cores;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`MIXMASK_THREADS is '${value}', expected a positive integer`);
+  return n;
+}
+
+/** Human-readable report: which backend runs and why each better one was skipped. */
+export function formatBackendReport(r: BackendReport): string {
+  const forced = r.forcedBy === 'env' ? ' (forced by MIXMASK_BACKEND)' : r.forcedBy === 'option' ? ' (forced)' : '';
+  const lines = [`backend: ${r.name}${forced} — ${r.detail}`];
+  const width = Math.max(...r.attempts.map((a) => a.name.length));
+  for (const a of r.attempts) lines.push(`  ${a.name.padEnd(width)}  ${a.status.padEnd(9)} ${a.reason}`.trimEnd());
+  lines.push(`  node ${r.versions.node}, tfjs ${r.versions.tfjs}, ${r.versions.cores} cores`);
+  return lines.join('\n');
+}

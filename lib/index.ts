@@ -1,0 +1,7 @@
+/** MixMask in TypeScript: the library the notebooks, scripts and tests compose. */
+export * as tf from '@tensorflow/tfjs';
+export { initBackend, backendReport, formatBackendReport, defaultCandidates, nativeModuleCandidate } from './backend';
+export type { BackendReport, BackendAttempt, BackendCandidate, InitBackendOptions, BackendName } from './backend';
+export * from './models';
+export { Rng } from './util/rng';
+export type { RngState } from './util/rng';

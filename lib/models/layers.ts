@@ -1,0 +1,119 @@
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../util/rng';
+import { Module } from './module';
+import { batchNormTrain } from './batchnorm-op';
+
+/**
+ * 2-D convolution on NHWC tensors with HWIO weights and explicit symmetric zero padding,
+ * exactly as torch.nn.Conv2d pads (tfjs 'same' would pad (0, 1) at stride 2, PyTorch (1, 1)).
+ */
+export class Conv2d extends Module {
+  readonly weight: tf.Variable;
+
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    readonly stride: number,
+    readonly padding: number,
+    rng: Rng,
+  ) {
+    super();
+    // Kaiming normal, fan_out, ReLU gain — torchvision's ResNet initialisation.
+    const std = Math.sqrt(2 / (outChannels * kernelSize * kernelSize));
+    const values = rng.fillNormal(new Float32Array(kernelSize * kernelSize * inChannels * outChannels), 0, std);
+    this.weight = this.addParameter('weight', tf.tensor4d(values, [kernelSize, kernelSize, inChannels, outChannels]));
+  }
+
+  apply(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.conv2d(x, this.weight as tf.Tensor4D, this.stride, this.padding);
+  }
+}
+
+export interface BatchNormOptions {
+  eps?: number;
+  /** PyTorch convention: running = (1 − momentum)·running + momentum·batch. */
+  momentum?: number;
+  /** Learnable scale and offset (false for SimSiam's projector output). */
+  affine?: boolean;
+}
+
+/**
+ * BatchNorm over the last (channel) axis for rank-2 and rank-4 inputs, with PyTorch semantics:
+ * batch statistics in training (biased variance to normalise, unbiased for the running
+ * variance), running statistics in evaluation.
+ */
+export class BatchNorm extends Module {
+  readonly weight: tf.Variable | null;
+  readonly bias: tf.Variable | null;
+  readonly runningMean: tf.Variable;
+  readonly runningVar: tf.Variable;
+  readonly numBatchesTracked: tf.Variable;
+  readonly eps: number;
+  readonly momentum: number;
+  private readonly ones: tf.Tensor1D | null;
+  private readonly zeros: tf.Tensor1D | null;
+
+  constructor(readonly channels: number, opts: BatchNormOptions = {}) {
+    super();
+    this.eps = opts.eps ?? 1e-5;
+    this.momentum = opts.momentum ?? 0.1;
+    const affine = opts.affine ?? true;
+    this.weight = affine ? this.addParameter('weight', tf.ones([channels])) : null;
+    this.bias = affine ? this.addParameter('bias', tf.zeros([channels])) : null;
+    this.runningMean = this.addBuffer('running_mean', tf.zeros([channels]));
+    this.runningVar = this.addBuffer('running_var', tf.ones([channels]));
+    this.numBatchesTracked = this.addBuffer('num_batches_tracked', tf.scalar(0, 'int32'));
+    this.ones = affine ? null : tf.keep(tf.ones([channels]) as tf.Tensor1D);
+    this.zeros = affine ? null : tf.keep(tf.zeros([channels]) as tf.Tensor1D);
+  }
+
+  apply<T extends tf.Tensor>(x: T, training: boolean, relu = false): T {
+    const scale = (this.weight ?? this.ones) as tf.Tensor1D;
+    const offset = (this.bias ?? this.zeros) as tf.Tensor1D;
+    if (!training) {
+      const y = tf.batchNorm(x, this.runningMean as tf.Tensor1D, this.runningVar as tf.Tensor1D, offset, scale, this.eps);
+      return (relu ? tf.relu(y) : y) as T;
+    }
+    const { y, mean, variance } = batchNormTrain(x, scale, offset, this.eps, relu);
+    this.updateRunningStats(mean, variance, x.size / this.channels);
+    return y as T;
+  }
+
+  private updateRunningStats(mean: tf.Tensor1D, variance: tf.Tensor1D, n: number): void {
+    tf.tidy(() => {
+      const m = this.momentum;
+      const unbiased = n > 1 ? tf.mul(variance, n / (n - 1)) : variance;
+      this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));
+      this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(unbiased, m)));
+      this.numBatchesTracked.assign(tf.add(this.numBatchesTracked, tf.scalar(1, 'int32')));
+    });
+  }
+
+  override dispose(): void {
+    super.dispose();
+    this.ones?.dispose();
+    this.zeros?.dispose();
+  }
+}
+
+/** Fully connected layer, weight [in, out]; PyTorch's default initialisation. */
+export class Linear extends Module {
+  readonly weight: tf.Variable;
+  readonly bias: tf.Variable | null;
+
+  constructor(readonly inFeatures: number, readonly outFeatures: number, rng: Rng, withBias = true) {
+    super();
+    const bound = 1 / Math.sqrt(inFeatures);
+    const w = rng.fillUniform(new Float32Array(inFeatures * outFeatures), -bound, bound);
+    this.weight = this.addParameter('weight', tf.tensor2d(w, [inFeatures, outFeatures]));
+    this.bias = withBias
+      ? this.addParameter('bias', tf.tensor1d(rng.fillUniform(new Float32Array(outFeatures), -bound, bound)))
+      : null;
+  }
+
+  apply(x: tf.Tensor2D): tf.Tensor2D {
+    const y = tf.matMul(x, this.weight as tf.Tensor2D) as tf.Tensor2D;
+    return this.bias ? (tf.add(y, this.bias) as tf.Tensor2D) : y;
+  }
+}

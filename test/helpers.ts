@@ -1,0 +1,29 @@
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../lib/backend';
+
+/** Activates a backend for a test file (tests pick one explicitly; they never rely on the environment). */
+export async function useBackend(name: 'wasm' | 'cpu'): Promise<void> {
+  await initBackend({ force: name, env: {} });
+}
+
+/** Max relative error: max|a − b| / max(max|b|, tiny). */
+export function relError(a: Float32Array | number[], b: Float32Array | number[]): number {
+  if (a.length !== b.length) throw new Error(`relError: lengths differ (${a.length} vs ${b.length})`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / Math.max(den, 1e-30);
+}
+
+/** Runs fn `steps` times and returns tf.memory().numTensors after each step. */
+export async function tensorCounts(steps: number, fn: (step: number) => void | Promise<void>): Promise<number[]> {
+  const counts: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    await fn(i);
+    counts.push(tf.memory().numTensors);
+  }
+  return counts;
+}
