@@ -5,3 +5,4 @@ export type { BackendReport, BackendAttempt, BackendCandidate, InitBackendOption
 export * from './models';
 export { Rng } from './util/rng';
 export type { RngState } from './util/rng';
+export * as plot from './plot';

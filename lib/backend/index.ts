@@ -100,6 +100,8 @@ export function defaultCandidates(): BackendCandidate[] {
       },
       async activate() {
         if (!(await tf.setBackend('cpu'))) throw new Error('tf.setBackend("cpu") returned false');
+        // Its first-use banner advertises tfjs-node; our report already says why cpu runs.
+        (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
         return { detail: 'plain JavaScript (slow: convolution gradients take minutes at ResNet scale)', threads: 1 };
       },
     },

@@ -1,0 +1,52 @@
+import { test, before } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { BatchNorm, Conv2d } from '../../lib/models';
+import { Rng } from '../../lib/util/rng';
+import { relError, useBackend } from '../helpers';
+
+before(() => useBackend('cpu'));
+
+test('stride-2 convolutions pad symmetrically like PyTorch, not like tfjs "same"', () => {
+  const conv = new Conv2d(1, 1, 3, 2, 1, new Rng(0));
+  conv.weight.assign(tf.ones([3, 3, 1, 1]));
+  const y = tf.tidy(() => conv.apply(tf.ones([1, 4, 4, 1]) as tf.Tensor4D));
+  // Output pixel (0,0) sees rows/cols −1..1: 2×2 real pixels with PyTorch's (1,1) padding
+  // (tfjs 'same' would pad (0,1) and see 3×3 = 9).
+  assert.deepEqual(Array.from(y.dataSync()), [4, 6, 6, 9]);
+  assert.deepEqual(y.shape, [1, 2, 2, 1]);
+  y.dispose();
+  conv.dispose();
+});
+
+test('BatchNorm trains on batch statistics and updates running statistics as PyTorch does', () => {
+  const bn = new BatchNorm(2, { momentum: 0.1, eps: 1e-5 });
+  const values = [1, 10, 2, 20, 3, 30, 6, 40]; // 4 samples × 2 channels
+  const x = tf.tensor2d(values, [4, 2]);
+  const y = tf.tidy(() => bn.apply(x, true));
+  const ch = (c: number) => values.filter((_, i) => i % 2 === c);
+  const expected: number[] = [];
+  const stats = [0, 1].map((c) => {
+    const v = ch(c);
+    const mean = v.reduce((s, a) => s + a, 0) / v.length;
+    const varBiased = v.reduce((s, a) => s + (a - mean) ** 2, 0) / v.length;
+    return { mean, varBiased, varUnbiased: (varBiased * v.length) / (v.length - 1) };
+  });
+  for (let i = 0; i < values.length; i++) {
+    const s = stats[i % 2];
+    expected.push((values[i] - s.mean) / Math.sqrt(s.varBiased + 1e-5));
+  }
+  assert.ok(relError(y.dataSync() as Float32Array, expected) < 1e-5);
+  assert.ok(relError(bn.runningMean.dataSync() as Float32Array, stats.map((s) => 0.1 * s.mean)) < 1e-6);
+  assert.ok(relError(bn.runningVar.dataSync() as Float32Array, stats.map((s) => 0.9 + 0.1 * s.varUnbiased)) < 1e-6);
+  assert.equal(bn.numBatchesTracked.dataSync()[0], 1);
+
+  // Evaluation uses the running statistics.
+  const yEval = tf.tidy(() => bn.apply(x, false));
+  const rm = bn.runningMean.dataSync();
+  const rv = bn.runningVar.dataSync();
+  const expectedEval = values.map((v, i) => (v - rm[i % 2]) / Math.sqrt(rv[i % 2] + 1e-5));
+  assert.ok(relError(yEval.dataSync() as Float32Array, expectedEval) < 1e-5);
+  [x, y, yEval].forEach((t) => t.dispose());
+  bn.dispose();
+});
