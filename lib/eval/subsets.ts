@@ -1,0 +1,102 @@
+import type { Dataset, RawBatch } from '../data/types';
+import { Rng } from '../util/rng';
+import { checkInt, checkNumber } from './common';
+
+/**
+ * Class-balanced label subsets for the semi-supervised protocol (1 % / 10 % of the labels, as
+ * the SimCLR / MoCo semi-supervised splits): the same number of samples from every class,
+ * drawn from the training split only, reproducible from a seed.
+ */
+export interface LabelSubsetOptions {
+  /** Share of the training set to keep, in (0, 1] (0.01 and 0.1 in Table 3). */
+  fraction: number;
+  /** Seed of the draw (default 0): fixed seeds make the subsets identical across runs and methods. */
+  seed?: number;
+}
+
+export interface LabelSubset {
+  /** Selected training indices, ascending. */
+  indices: Int32Array;
+  /** Samples taken per class. */
+  perClass: number;
+  /** Samples each class had available (a class smaller than perClass gives all it has). */
+  classCounts: number[];
+}
+
+/**
+ * round(fraction · size / numClasses) samples (at least 1) of every class, each class drawn by
+ * its own seeded permutation, so one class's draw does not depend on the others.
+ */
+export function labelSubset(train: Dataset, opts: LabelSubsetOptions): LabelSubset {
+  const { fraction } = opts;
+  checkNumber('fraction', fraction, { positive: true });
+  if (fraction > 1) throw new Error(`option fraction must be in (0, 1], got ${fraction}`);
+  const seed = opts.seed ?? 0;
+  checkInt('seed', seed, 0);
+  const byClass: number[][] = Array.from({ length: train.numClasses }, () => []);
+  for (let i = 0; i < train.size; i++) {
+    const y = train.label(i);
+    if (!(y >= 0 && y < train.numClasses)) throw new Error(`labelSubset: ${train.name} sample ${i} has label ${y}, outside [0, ${train.numClasses})`);
+    byClass[y].push(i);
+  }
+  const perClass = fraction === 1 ? Math.max(...byClass.map((c) => c.length)) : Math.max(1, Math.round((fraction * train.size) / train.numClasses));
+  const rng = new Rng(seed);
+  const chosen: number[] = [];
+  for (const members of byClass) {
+    const r = rng.fork();
+    const take = Math.min(perClass, members.length);
+    const perm = r.permutation(members.length);
+    for (let j = 0; j < take; j++) chosen.push(members[perm[j]]);
+  }
+  chosen.sort((a, b) => a - b);
+  return { indices: Int32Array.from(chosen), perClass, classCounts: byClass.map((c) => c.length) };
+}
+
+/** `count` distinct indices of [0, n) drawn with a seed, ascending (for --limit-train style quick runs). */
+export function randomIndices(n: number, count: number, seed = 0): Int32Array {
+  checkInt('count', count, 1);
+  if (count >= n) return Int32Array.from({ length: n }, (_, i) => i);
+  return new Rng(seed).permutation(n).slice(0, count).sort();
+}
+
+/** A view of some samples of a dataset, in the order of `indices` (no pixels copied). */
+export class SubsetDataset implements Dataset {
+  readonly name: string;
+  readonly size: number;
+  readonly numClasses: number;
+  readonly classNames: readonly string[];
+  readonly height: number;
+  readonly width: number;
+  readonly channels: 1 | 3;
+  readonly indices: Int32Array;
+
+  constructor(readonly base: Dataset, indices: ArrayLike<number>, name = `${base.name}-subset`) {
+    this.indices = Int32Array.from(indices);
+    for (const i of this.indices) {
+      if (i < 0 || i >= base.size) throw new Error(`SubsetDataset: index ${i} out of range [0, ${base.size}) of ${base.name}`);
+    }
+    this.name = name;
+    this.size = this.indices.length;
+    this.numClasses = base.numClasses;
+    this.classNames = base.classNames;
+    this.height = base.height;
+    this.width = base.width;
+    this.channels = base.channels;
+  }
+
+  label(i: number): number {
+    return this.base.label(this.indices[i]);
+  }
+
+  async read(indices: ArrayLike<number>): Promise<RawBatch> {
+    const mapped = new Int32Array(indices.length);
+    for (let k = 0; k < indices.length; k++) {
+      const i = indices[k];
+      if (!Number.isInteger(i) || i < 0 || i >= this.size) throw new Error(`${this.name}: index ${i} out of range [0, ${this.size})`);
+      mapped[k] = this.indices[i];
+    }
+    const raw = await this.base.read(mapped);
+    // Report indices in this view's numbering.
+    return { ...raw, indices: Int32Array.from(indices) };
+  }
+}

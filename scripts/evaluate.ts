@@ -1,0 +1,296 @@
+/**
+ * `npm run eval -- --checkpoint runs/x/last.safetensors --dataset fashion-mnist --protocol knn`
+ * evaluates a checkpoint's backbone (kNN, linear probe, 1 % / 10 % semi-supervised, 100 %
+ * fine-tuning) and writes one JSON result (atomically: temp file + rename) that the notebooks
+ * read. `--help` lists the options.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type BackendReport, initBackend } from '../lib/backend';
+import { type Dataset, NORMALIZATION, type NormalizeSpec, loadCifar, loadFashionMnist, loadTinyImageNet } from '../lib/data';
+import {
+  type EvalTransform,
+  FINETUNE_PRESETS,
+  fineTune,
+  knnMonitor,
+  linearProbe,
+  type ProgressInfo,
+  randomIndices,
+  SubsetDataset,
+} from '../lib/eval';
+import { loadBackbone, loadCheckpoint } from '../lib/train/checkpoint';
+
+export const PROTOCOLS = ['knn', 'linear', 'semi1', 'semi10', 'finetune'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+export const DATASETS = ['fashion-mnist', 'cifar10', 'cifar100', 'tiny-imagenet'] as const;
+export type EvalDataset = (typeof DATASETS)[number];
+export const RESULT_FORMAT = 'mixmask-ts-eval/1';
+
+export interface EvalArgs {
+  checkpoint: string;
+  dataset: EvalDataset;
+  protocol: Protocol;
+  out: string | null;
+  epochs: number | null;
+  limitTrain: number | null;
+  limitTest: number | null;
+  batchSize: number | null;
+  evalBatchSize: number;
+  k: number;
+  t: number;
+  lr: number | null;
+  backboneLr: number | null;
+  classifierLr: number | null;
+  seed: number;
+  subsetSeed: number;
+  size: number | null;
+  normalize: string | null;
+  augment: boolean;
+  quiet: boolean;
+  help: boolean;
+}
+
+export const USAGE = `usage: npm run eval -- --checkpoint <file.safetensors> --dataset <${DATASETS.join('|')}> --protocol <${PROTOCOLS.join('|')}> [options]
+  --out <file.json>         result file (default: <checkpoint dir>/eval-<protocol>-<dataset>.json)
+  --epochs <n>              training epochs (linear: 100, semi1/semi10/finetune: 20; step milestones scale with it)
+  --limit-train <n>         use n training images (seeded random subset; quick runs)
+  --limit-test <n>          use n test images (seeded random subset)
+  --batch-size <n>          training batch (default 256)
+  --eval-batch-size <n>     images per forward pass when extracting features (default 256)
+  --k <n> --t <x>           kNN neighbours and temperature (default 200, 0.1)
+  --lr <x>                  linear-probe learning rate (default 30)
+  --backbone-lr <x>         fine-tuning backbone rate (default 0.002 semi, 0.001 finetune)
+  --classifier-lr <x>       fine-tuning classifier rate (default 0.5 semi, 0.05 finetune)
+  --seed <n>                classifier init / batch order / augmentation seed (default 0)
+  --subset-seed <n>         seed of the class-balanced 1 % / 10 % label subset (default 0)
+  --size <n>                input side in pixels (default: the checkpoint's imageSize, else the dataset's)
+  --normalize <name|none>   pixel normalisation: none, ${Object.keys(NORMALIZATION).join(', ')} (default: the checkpoint's, else none)
+  --no-augment              fine-tune without random-resized-crop + flip
+  --quiet                   no progress display`;
+
+/** Parses and validates the command line; throws with a message naming the bad flag. */
+export function parseArgs(argv: readonly string[]): EvalArgs {
+  const a: EvalArgs = {
+    checkpoint: '', dataset: 'fashion-mnist', protocol: 'knn', out: null, epochs: null, limitTrain: null, limitTest: null,
+    batchSize: null, evalBatchSize: 256, k: 200, t: 0.1, lr: null, backboneLr: null, classifierLr: null, seed: 0, subsetSeed: 0,
+    size: null, normalize: null, augment: true, quiet: false, help: false,
+  };
+  let dataset: string | null = null;
+  let protocol: string | null = null;
+  const value = (i: number, flag: string): string => {
+    const v = argv[i + 1];
+    if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value`);
+    return v;
+  };
+  const int = (v: string, flag: string, min: number): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`${flag} must be an integer ≥ ${min}, got '${v}'`);
+    return n;
+  };
+  const num = (v: string, flag: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag} must be a number > 0, got '${v}'`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    switch (flag) {
+      case '--help': case '-h': a.help = true; break;
+      case '--no-augment': a.augment = false; break;
+      case '--quiet': a.quiet = true; break;
+      case '--checkpoint': a.checkpoint = value(i++, flag); break;
+      case '--dataset': dataset = value(i++, flag); break;
+      case '--protocol': protocol = value(i++, flag); break;
+      case '--out': a.out = value(i++, flag); break;
+      case '--epochs': a.epochs = int(value(i++, flag), flag, 1); break;
+      case '--limit-train': a.limitTrain = int(value(i++, flag), flag, 1); break;
+      case '--limit-test': a.limitTest = int(value(i++, flag), flag, 1); break;
+      case '--batch-size': a.batchSize = int(value(i++, flag), flag, 2); break;
+      case '--eval-batch-size': a.evalBatchSize = int(value(i++, flag), flag, 1); break;
+      case '--k': a.k = int(value(i++, flag), flag, 1); break;
+      case '--t': a.t = num(value(i++, flag), flag); break;
+      case '--lr': a.lr = num(value(i++, flag), flag); break;
+      case '--backbone-lr': a.backboneLr = num(value(i++, flag), flag); break;
+      case '--classifier-lr': a.classifierLr = num(value(i++, flag), flag); break;
+      case '--seed': a.seed = int(value(i++, flag), flag, 0); break;
+      case '--subset-seed': a.subsetSeed = int(value(i++, flag), flag, 0); break;
+      case '--size': a.size = int(value(i++, flag), flag, 1); break;
+      case '--normalize': a.normalize = value(i++, flag); break;
+      default: throw new Error(`unknown argument '${flag}'`);
+    }
+  }
+  if (a.help) return a;
+  if (!a.checkpoint) throw new Error('--checkpoint <file.safetensors> is required');
+  if (dataset === null) throw new Error(`--dataset is required (one of ${DATASETS.join(', ')})`);
+  if (!(DATASETS as readonly string[]).includes(dataset)) throw new Error(`--dataset must be one of ${DATASETS.join(', ')}, got '${dataset}'`);
+  if (protocol === null) throw new Error(`--protocol is required (one of ${PROTOCOLS.join(', ')})`);
+  if (!(PROTOCOLS as readonly string[]).includes(protocol)) throw new Error(`--protocol must be one of ${PROTOCOLS.join(', ')}, got '${protocol}'`);
+  a.dataset = dataset as EvalDataset;
+  a.protocol = protocol as Protocol;
+  if (a.normalize !== null && a.normalize !== 'none' && !(a.normalize in NORMALIZATION)) {
+    throw new Error(`--normalize must be none or one of ${Object.keys(NORMALIZATION).join(', ')}, got '${a.normalize}'`);
+  }
+  if (!fs.existsSync(a.checkpoint)) throw new Error(`--checkpoint: file ${a.checkpoint} does not exist`);
+  return a;
+}
+
+async function loadSplits(name: EvalDataset): Promise<{ train: Dataset; test: Dataset }> {
+  switch (name) {
+    case 'fashion-mnist':
+      return { train: loadFashionMnist('train'), test: loadFashionMnist('test') };
+    case 'cifar10':
+    case 'cifar100':
+      return { train: loadCifar(name, 'train'), test: loadCifar(name, 'test') };
+    case 'tiny-imagenet':
+      return { train: await loadTinyImageNet('train'), test: await loadTinyImageNet('val') };
+  }
+}
+
+function isSpec(v: unknown): v is NormalizeSpec {
+  const s = v as NormalizeSpec;
+  return !!s && Array.isArray(s.mean) && Array.isArray(s.std) && s.mean.length === 3 && s.std.length === 3;
+}
+
+/** Input size and normalisation: flags first, then what the checkpoint's run config recorded. */
+function resolveTransform(args: EvalArgs, meta: Record<string, unknown>, train: Dataset): EvalTransform {
+  const config = (meta.config ?? {}) as Record<string, unknown>;
+  const metaSize = typeof config.imageSize === 'number' ? config.imageSize : null;
+  let normalize: NormalizeSpec | null = null;
+  if (args.normalize !== null) {
+    normalize = args.normalize === 'none' ? null : NORMALIZATION[args.normalize as keyof typeof NORMALIZATION];
+  } else {
+    const saved = meta.normalize ?? config.normalize;
+    if (isSpec(saved)) normalize = saved;
+    else if (typeof saved === 'string' && saved in NORMALIZATION) normalize = NORMALIZATION[saved as keyof typeof NORMALIZATION];
+  }
+  return { size: args.size ?? metaSize ?? Math.min(train.height, train.width), normalize };
+}
+
+/** One-line progress on a terminal (\r), a line per finished phase otherwise. */
+function progressPrinter(quiet: boolean): (p: ProgressInfo) => void {
+  const tty = process.stderr.isTTY === true;
+  let last = 0;
+  let lastPhase = '';
+  return (p) => {
+    if (quiet) return;
+    const finished = p.done >= p.total;
+    const now = Date.now();
+    const phase = `${p.task} ${p.phase}${p.epoch !== undefined ? ` epoch ${p.epoch}/${p.epochs}` : ''}`;
+    if (tty) {
+      if (!finished && now - last < 100 && phase === lastPhase) return;
+      last = now;
+      lastPhase = phase;
+      const width = 30;
+      const filled = Math.round((width * p.done) / Math.max(1, p.total));
+      const loss = p.loss !== undefined ? ` loss ${p.loss.toFixed(4)}` : '';
+      process.stderr.write(`\r${phase.padEnd(36)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.done}/${p.total}${loss}\x1b[K`);
+      if (finished && (p.epoch === undefined || p.epoch === p.epochs)) process.stderr.write('\n');
+    } else if (finished && (p.epoch === undefined || p.epoch === p.epochs || p.epoch % 10 === 0)) {
+      process.stderr.write(`${phase}: ${p.done}/${p.total}${p.loss !== undefined ? ` loss ${p.loss.toFixed(4)}` : ''}\n`);
+    }
+  };
+}
+
+/** Writes JSON atomically: a temp file in the same folder, then rename. */
+export function writeJsonAtomic(file: string, value: unknown): void {
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
+  fs.renameSync(tmp, file);
+}
+
+export async function evaluate(args: EvalArgs, backend: BackendReport): Promise<{ out: string; result: Record<string, unknown> }> {
+  const ckpt = loadCheckpoint(args.checkpoint);
+  const meta = ckpt.meta as Record<string, unknown>;
+  ckpt.tensors.clear();
+  const { train: fullTrain, test: fullTest } = await loadSplits(args.dataset);
+  const train = args.limitTrain !== null && args.limitTrain < fullTrain.size ? new SubsetDataset(fullTrain, randomIndices(fullTrain.size, args.limitTrain, args.seed)) : fullTrain;
+  const test = args.limitTest !== null && args.limitTest < fullTest.size ? new SubsetDataset(fullTest, randomIndices(fullTest.size, args.limitTest, args.seed + 1)) : fullTest;
+  const transform = resolveTransform(args, meta, train);
+  const onProgress = progressPrinter(args.quiet);
+  const backbone = loadBackbone(args.checkpoint);
+  const t0 = Date.now();
+  let result: Record<string, unknown>;
+  let options: Record<string, unknown>;
+  try {
+    switch (args.protocol) {
+      case 'knn': {
+        options = { k: args.k, t: args.t, batchSize: args.evalBatchSize };
+        const r = await knnMonitor(backbone, { bank: train, query: test, k: args.k, t: args.t, batchSize: args.evalBatchSize, transform, onProgress });
+        const { predictions: _omit, ...rest } = r;
+        result = rest;
+        break;
+      }
+      case 'linear': {
+        options = { epochs: args.epochs ?? 100, lr: args.lr ?? 30, batchSize: args.batchSize ?? 256, seed: args.seed };
+        result = { ...(await linearProbe(backbone, { train, test, epochs: args.epochs ?? undefined, lr: args.lr ?? undefined, batchSize: args.batchSize ?? undefined, seed: args.seed, extractBatchSize: args.evalBatchSize, transform, onProgress })) };
+        break;
+      }
+      default: {
+        const preset = FINETUNE_PRESETS[args.protocol];
+        options = {
+          epochs: args.epochs ?? 20, backboneLr: args.backboneLr ?? preset.backboneLr, classifierLr: args.classifierLr ?? preset.classifierLr,
+          batchSize: args.batchSize ?? 256, seed: args.seed, subsetSeed: args.subsetSeed, augment: args.augment,
+        };
+        result = {
+          ...(await fineTune(backbone, {
+            train, test, protocol: args.protocol, epochs: args.epochs ?? undefined, backboneLr: args.backboneLr ?? undefined,
+            classifierLr: args.classifierLr ?? undefined, batchSize: args.batchSize ?? undefined, seed: args.seed, subsetSeed: args.subsetSeed,
+            augment: args.augment ? undefined : false, evalBatchSize: args.evalBatchSize, transform, onProgress,
+          })),
+        };
+      }
+    }
+  } finally {
+    backbone.dispose();
+  }
+  const out = args.out ?? path.join(path.dirname(args.checkpoint), `eval-${args.protocol}-${args.dataset}.json`);
+  const record = {
+    format: RESULT_FORMAT,
+    protocol: args.protocol,
+    dataset: args.dataset,
+    checkpoint: path.resolve(args.checkpoint),
+    checkpointMeta: { epoch: meta.epoch, step: meta.step, backbone: meta.backbone, framework: (meta.config as { framework?: unknown } | undefined)?.framework ?? null },
+    backend: { name: backend.name, tfBackend: backend.tfBackend, threads: backend.threads, detail: backend.detail },
+    trainSamples: train.size,
+    testSamples: test.size,
+    transform,
+    options,
+    top1: result.top1,
+    top5: result.top5,
+    result,
+    seconds: (Date.now() - t0) / 1000,
+    finishedAt: new Date().toISOString(),
+  };
+  writeJsonAtomic(out, record);
+  return { out, result: record };
+}
+
+async function main(): Promise<number> {
+  let args: EvalArgs;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    console.error(`evaluate: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (args.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const backend = await initBackend();
+  if (!args.quiet) console.error(`backend: ${backend.name} (${backend.detail})`);
+  const { out, result } = await evaluate(args, backend);
+  console.log(`${args.protocol} on ${args.dataset}: top-1 ${(result.top1 as number).toFixed(2)}%, top-5 ${(result.top5 as number).toFixed(2)}% → ${out}`);
+  return 0;
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => process.exit(code),
+    (e) => {
+      console.error(`evaluate: ${e instanceof Error ? e.message : String(e)}`);
+      process.exit(1);
+    },
+  );
+}
