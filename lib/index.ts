@@ -6,3 +6,6 @@ export * from './models';
 export { Rng } from './util/rng';
 export type { RngState } from './util/rng';
 export * as plot from './plot';
+export * as masks from './masks';
+export * as data from './data';
+export * as evaluation from './eval';

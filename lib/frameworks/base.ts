@@ -1,0 +1,129 @@
+import * as tf from '@tensorflow/tfjs';
+import { l2Normalize, mixedTerms } from '../losses';
+import type { View } from '../masks/views';
+import { Module } from '../models/module';
+import { ResNet, ResNetConfig } from '../models/resnet';
+import { Rng } from '../util/rng';
+
+/**
+ * What every Siamese framework shares: an online backbone + heads, optional target networks,
+ * and the MixMask/Un-Mix/erase loss template of SPEC §2 applied to whatever extra views the
+ * trainer makes. A framework file only says which heads it has, what its targets are, and its
+ * pair loss.
+ *
+ *   loss = L_o(x1, x2) + Σ_views [ Σᵢ λᵢ·ℓ(out(vᵢ) → tᵢ) + Σⱼ (1−λ)·ℓ(out(v)_{inv j} → tⱼ) ] / N
+ *
+ * with t the framework's target for the second views; an erase view adds ℓ(out(v) → t) alone.
+ */
+export interface FrameworkCommon {
+  backbone: Required<ResNetConfig>;
+  seed: number;
+}
+
+/** The online network's outputs for one batch of images. */
+export interface OnlineOutput {
+  /** Projection (the embedding whose spread is the collapse indicator). */
+  z: tf.Tensor2D;
+  /** What the pair loss compares with a target: the prediction (BYOL, SimSiam) or z itself. */
+  out: tf.Tensor2D;
+}
+
+export interface StepResult {
+  loss: number;
+  /** Named loss terms: 'base', and per view 'mix0.own', 'mix0.partner' (or 'erase0'). */
+  terms: Record<string, number>;
+  /** Mean over dimensions of the per-dimension std of the L2-normalised embeddings of x1 (≈1/√d healthy, 0 collapsed). */
+  embeddingStd: number;
+}
+
+export abstract class Framework<Targets extends tf.Tensor[] = tf.Tensor[]> extends Module {
+  abstract readonly name: string;
+  /** The online backbone: what is evaluated (kNN, probes) and exported. */
+  readonly backbone: ResNet;
+
+  constructor(readonly common: FrameworkCommon) {
+    super();
+    this.backbone = this.addChild('backbone', new ResNet(common.backbone));
+  }
+
+  /** Online forward: backbone and heads. Called inside the gradient tape. */
+  protected abstract forward(x: tf.Tensor4D): OnlineOutput;
+
+  /** Targets computed outside the gradient tape (momentum keys, EMA projections); kept by the caller. */
+  protected computeTargets(_x1: tf.Tensor4D, _x2: tf.Tensor4D, _rng: Rng): Targets {
+    return [] as unknown as Targets;
+  }
+
+  /** The framework's own loss on the two views. */
+  protected abstract baseLoss(o1: OnlineOutput, o2: OnlineOutput, targets: Targets): tf.Scalar;
+
+  /** Per-row target of the second views that mixed rows are compared with. */
+  protected abstract secondViewTarget(o2: OnlineOutput, targets: Targets): tf.Tensor2D;
+
+  /** Per-row pair loss ℓ(anchor rows → target rows). */
+  protected abstract rowLoss(anchors: tf.Tensor2D, targets: tf.Tensor2D, targetsState: Targets): tf.Tensor1D;
+
+  /** After the optimiser step: momentum updates, queues. */
+  afterStep(_targets: Targets, _step: number, _totalSteps: number): void {}
+
+  /** Extra non-variable state for checkpoints (e.g. the queue pointer). */
+  scalars(): Record<string, number> {
+    return {};
+  }
+
+  loadScalars(_s: Record<string, number>): void {}
+
+  /** Trainable parameters of the online network (backbone and heads), with their state names. */
+  namedTrainable(): Array<[string, tf.Variable]> {
+    return this.namedParameters().filter(([n]) => !n.startsWith('target.'));
+  }
+
+  /**
+   * One forward/backward pass: returns the loss value, its terms, the gradients (by tfjs
+   * variable name; the caller applies and disposes them) and the targets for afterStep.
+   */
+  computeGradients(
+    x1: tf.Tensor4D,
+    x2: tf.Tensor4D,
+    views: readonly View[],
+    rng: Rng,
+  ): { result: StepResult; grads: tf.NamedTensorMap; targets: Targets } {
+    const targets = tf.tidy(() => this.computeTargets(x1, x2, rng));
+    targets.forEach((t) => tf.keep(t));
+    const kept: Record<string, tf.Scalar> = {};
+    const vars = this.namedTrainable().map(([, v]) => v);
+    const { value, grads } = tf.variableGrads(() => {
+      const o1 = this.forward(x1);
+      const o2 = this.forward(x2);
+      const base = this.baseLoss(o1, o2, targets);
+      kept.base = tf.keep(tf.clone(base));
+      kept.embeddingStd = tf.keep(tf.mean(tf.sqrt(tf.moments(l2Normalize(o1.z), 0).variance)) as tf.Scalar);
+      let total: tf.Scalar = base;
+      const t2 = this.secondViewTarget(o2, targets);
+      views.forEach((view, i) => {
+        const om = this.forward(view.mixed).out;
+        if (view.inverseIndex === null) {
+          const term = tf.mean(this.rowLoss(om, t2, targets)) as tf.Scalar;
+          kept[`erase${i}`] = tf.keep(tf.clone(term));
+          total = tf.add(total, term);
+          return;
+        }
+        const { own, partner } = mixedTerms((a, b) => this.rowLoss(a, b, targets), om, t2, view.lambdas, view.inverseIndex);
+        kept[`mix${i}.own`] = tf.keep(tf.clone(own));
+        kept[`mix${i}.partner`] = tf.keep(tf.clone(partner));
+        total = tf.add(tf.add(total, own), partner);
+      });
+      return total;
+    }, vars);
+    const terms: Record<string, number> = {};
+    let embeddingStd = NaN;
+    for (const [k, t] of Object.entries(kept)) {
+      if (k === 'embeddingStd') embeddingStd = t.dataSync()[0];
+      else terms[k] = t.dataSync()[0];
+      t.dispose();
+    }
+    const loss = value.dataSync()[0];
+    value.dispose();
+    return { result: { loss, terms, embeddingStd }, grads, targets };
+  }
+}

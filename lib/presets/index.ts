@@ -1,0 +1,131 @@
+import type { RecipeName } from '../data/recipes';
+import type { FrameworkName, HeadConfig } from '../frameworks';
+import type { ViewMethod, ViewSpec } from '../masks/views';
+import type { ResNetConfig } from '../models/resnet';
+import type { OptimizerConfig, ScheduleConfig } from '../train/optim';
+import { TABLE1, Table1Framework } from './tables';
+
+export { TABLE1, TABLE2, TABLE3, table1Rows } from './tables';
+export type { Table1Column, Table1Framework } from './tables';
+
+/**
+ * Runnable pretraining configurations. `paper` is Table 1 value for value; `cpu` and `smoke` are
+ * derived from it (narrower backbone, fewer epochs, a subset of the data) so that notebooks, CI
+ * and a 2-core machine can run them. Everything a run depends on is in this one object, which is
+ * stored in every checkpoint.
+ */
+export type Profile = 'paper' | 'cpu' | 'smoke';
+export const PROFILES: readonly Profile[] = ['paper', 'cpu', 'smoke'];
+export type DatasetName = 'cifar100' | 'cifar10' | 'tiny-imagenet' | 'fashion-mnist' | 'synthetic';
+export const DATASET_NAMES: readonly DatasetName[] = ['cifar100', 'cifar10', 'tiny-imagenet', 'fashion-mnist', 'synthetic'];
+
+export interface RunConfig {
+  framework: FrameworkName;
+  dataset: DatasetName;
+  profile: Profile;
+  seed: number;
+  backbone: Required<ResNetConfig>;
+  /** Side of the training views in pixels. */
+  imageSize: number;
+  recipe: RecipeName;
+  epochs: number;
+  batchSize: number;
+  /** Train on the first N images of a seeded permutation of the train split (null: all). */
+  trainSubset: number | null;
+  optimizer: OptimizerConfig;
+  schedule: ScheduleConfig;
+  heads: HeadConfig;
+  view: ViewSpec;
+  /** kNN monitor: every N epochs (0: never), k, temperature, optional bank/query subsets. */
+  knn: { every: number; k: number; t: number; bankSubset: number | null; querySubset: number | null };
+  /** Where the values come from, for the record. */
+  source: string;
+}
+
+export interface PresetOverrides {
+  method?: ViewMethod;
+  maskType?: 'block' | 'discrete';
+  gridSize?: number;
+  ratio?: number;
+  epochs?: number;
+  batchSize?: number;
+  width?: number;
+  trainSubset?: number | null;
+  seed?: number;
+  knnEvery?: number;
+}
+
+const SIZE: Record<DatasetName, number> = { cifar100: 32, cifar10: 32, 'tiny-imagenet': 64, 'fashion-mnist': 32, synthetic: 32 };
+
+/**
+ * The profiles' budgets. `cpu`: ResNet-18 at width 16 (0.7 M parameters) on 10,000 images for
+ * 20 epochs at batch 128 (about ten minutes per run on 2 cores); `smoke`: width 4, 64 images,
+ * 2 epochs — seconds, for CI and for checking that a notebook runs.
+ */
+const BUDGET: Record<Exclude<Profile, 'paper'>, { width: number; epochs: number; batchSize: number; trainSubset: number; knnEvery: number; bank: number; query: number; queue: number }> = {
+  cpu: { width: 16, epochs: 20, batchSize: 128, trainSubset: 10_000, knnEvery: 2, bank: 10_000, query: 2_000, queue: 4096 },
+  smoke: { width: 4, epochs: 2, batchSize: 16, trainSubset: 64, knnEvery: 1, bank: 64, query: 32, queue: 64 },
+};
+
+function table1Key(framework: FrameworkName): Table1Framework {
+  return framework.startsWith('moco') ? 'moco' : (framework as Table1Framework);
+}
+
+export function pretrainConfig(framework: FrameworkName, dataset: DatasetName, profile: Profile, o: PresetOverrides = {}): RunConfig {
+  if (!PROFILES.includes(profile)) throw new Error(`profile must be one of ${PROFILES.join(', ')}, got ${JSON.stringify(profile)}`);
+  if (!DATASET_NAMES.includes(dataset)) throw new Error(`dataset must be one of ${DATASET_NAMES.join(', ')}, got ${JSON.stringify(dataset)}`);
+  const t = TABLE1[table1Key(framework)];
+  if (!t) throw new Error(`framework must be one of moco-v1, moco-v2, simclr, byol, simsiam, got ${JSON.stringify(framework)}`);
+  const tiny = dataset === 'tiny-imagenet';
+  const pick = (v: { cifar100: number; tinyImagenet: number }) => (tiny ? v.tinyImagenet : v.cifar100);
+  const budget = profile === 'paper' ? null : BUDGET[profile];
+
+  const epochs = o.epochs ?? budget?.epochs ?? t.epochs;
+  const batchSize = o.batchSize ?? budget?.batchSize ?? t.batchSize;
+  // SGD learning rates follow the linear scaling rule when the batch shrinks; Adam's do not.
+  const lr = t.optimizer === 'SGD' ? (pick(t.lr) * batchSize) / t.batchSize : pick(t.lr);
+  const optimizer: OptimizerConfig =
+    t.optimizer === 'SGD'
+      ? { kind: 'sgd', lr, momentum: t.momentum!, weightDecay: t.weightDecay }
+      : { kind: 'adam', lr, weightDecay: t.adamL2! };
+  // SimSiam's 10 warm-up epochs of 1,000 become the same share of a shorter run.
+  const warmupEpochs = t.warmupEpochs ? (t.warmupEpochs * epochs) / t.epochs : 0;
+  const small = profile === 'smoke';
+  const heads: HeadConfig = {
+    dim: small ? 16 : pick(t.embedDim),
+    projHidden: small ? 32 : t.projDim ?? 2048,
+    // Not in Table 1: BYOL's predictor as wide as its projector; SimSiam's a 4× bottleneck of its 2048-d default.
+    predHidden: small ? 32 : framework === 'byol' ? t.projDim ?? 1024 : 512,
+    // Not in Table 1 for SimCLR: τ = 0.5, SimCLR's CIFAR-10 setting.
+    temperature: t.mocoT ?? 0.5,
+    queueSize: budget ? Math.min(budget.queue, t.mocoK ?? budget.queue) : t.mocoK ?? 4096,
+    momentum: t.mocoM ?? t.byolTau ?? 0.99,
+    bnSplits: 4,
+  };
+  const view: ViewSpec = {
+    method: o.method ?? 'mixmask',
+    maskType: o.maskType ?? 'block',
+    gridSize: o.gridSize ?? 8,
+    ratio: o.ratio ?? 0.5,
+    unmixProb: t.unmixProb,
+  };
+  const recipe: RecipeName = framework === 'moco-v1' ? 'mocov1' : framework === 'moco-v2' ? 'mocov2' : (framework as RecipeName);
+  return {
+    framework,
+    dataset,
+    profile,
+    seed: o.seed ?? 0,
+    backbone: { depth: 18, stem: 'cifar', width: o.width ?? budget?.width ?? 64, seed: o.seed ?? 0 },
+    imageSize: SIZE[dataset],
+    recipe,
+    epochs,
+    batchSize,
+    trainSubset: o.trainSubset !== undefined ? o.trainSubset : budget?.trainSubset ?? null,
+    optimizer,
+    schedule: { kind: 'cosine', warmupEpochs },
+    heads,
+    view,
+    knn: { every: o.knnEvery ?? budget?.knnEvery ?? 1, k: 200, t: 0.1, bankSubset: budget?.bank ?? null, querySubset: budget?.query ?? null },
+    source: `supplementary Table 1 (${table1Key(framework)}, ${tiny ? 'Tiny-ImageNet' : 'CIFAR-100'} column)${profile === 'paper' ? '' : `, ${profile} profile`}`,
+  };
+}

@@ -1,0 +1,64 @@
+import { test, before } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { Adam, Sgd, byolMomentum, emaUpdate, learningRate } from '../../lib/train/optim';
+import { useBackend } from '../helpers';
+
+before(() => useBackend('cpu'));
+
+test('SGD with momentum and weight decay matches torch.optim.SGD step by step', () => {
+  const w = tf.variable(tf.tensor1d([1, -2]));
+  const opt = new Sgd([['w', w]], { momentum: 0.9, weightDecay: 0.1 });
+  let ref = [1, -2];
+  let vel = [0, 0];
+  const grads = [[0.5, 0.25], [-1, 2], [0.1, 0.1]];
+  for (const g of grads) {
+    opt.step({ [w.name]: tf.tensor1d(g) }, 0.1);
+    const d = g.map((gi, i) => gi + 0.1 * ref[i]);
+    vel = vel.map((v, i) => 0.9 * v + d[i]);
+    ref = ref.map((r, i) => r - 0.1 * vel[i]);
+  }
+  Array.from(w.dataSync()).forEach((v, i) => assert.ok(Math.abs(v - ref[i]) < 1e-6));
+  assert.deepEqual(opt.namedState().map(([n]) => n), ['velocity.w']);
+});
+
+test('Adam with L2 weight decay matches torch.optim.Adam step by step', () => {
+  const w = tf.variable(tf.tensor1d([0.5]));
+  const opt = new Adam([['w', w]], { weightDecay: 0.01 });
+  let x = 0.5;
+  let m = 0;
+  let v = 0;
+  const gs = [1, -0.5, 0.25, 2];
+  gs.forEach((g0, k) => {
+    opt.step({ [w.name]: tf.tensor1d([g0]) }, 0.01);
+    const g = g0 + 0.01 * x;
+    m = 0.9 * m + 0.1 * g;
+    v = 0.999 * v + 0.001 * g * g;
+    const t = k + 1;
+    x -= (0.01 * (m / (1 - 0.9 ** t))) / (Math.sqrt(v / (1 - 0.999 ** t)) + 1e-8);
+  });
+  assert.ok(Math.abs(w.dataSync()[0] - x) < 1e-6);
+  assert.deepEqual(opt.scalars(), { t: 4 });
+});
+
+test('schedules: cosine from base to 0, linear warm-up, step decay', () => {
+  assert.equal(learningRate(0.1, { kind: 'cosine' }, 0, 10), 0.1);
+  assert.ok(Math.abs(learningRate(0.1, { kind: 'cosine' }, 5, 10) - 0.05) < 1e-12);
+  assert.ok(learningRate(0.1, { kind: 'cosine' }, 10, 10) < 1e-12);
+  assert.ok(Math.abs(learningRate(0.1, { kind: 'cosine', warmupEpochs: 2 }, 1, 10) - 0.05) < 1e-9);
+  assert.ok(Math.abs(learningRate(0.1, { kind: 'cosine', warmupEpochs: 2 }, 2, 10) - 0.1) < 1e-12);
+  const step = { kind: 'step' as const, milestones: [60, 80] };
+  assert.equal(learningRate(30, step, 59.9, 100), 30);
+  assert.ok(Math.abs(learningRate(30, step, 60, 100) - 3) < 1e-9);
+  assert.ok(Math.abs(learningRate(30, step, 85, 100) - 0.3) < 1e-9);
+});
+
+test('EMA and BYOL momentum', () => {
+  const t = tf.variable(tf.tensor1d([0, 10]));
+  const o = tf.variable(tf.tensor1d([1, 0]));
+  emaUpdate([['a', t]], [['a', o]], 0.9);
+  assert.deepEqual(Array.from(t.dataSync()).map((v) => Math.round(v * 1e6) / 1e6), [0.1, 9]);
+  assert.throws(() => emaUpdate([['a', t]], [['b', o]], 0.9), /"a" in the target but "b" online/);
+  assert.equal(byolMomentum(0.99, 0, 100), 0.99);
+  assert.ok(Math.abs(byolMomentum(0.99, 100, 100) - 1) < 1e-12);
+});
