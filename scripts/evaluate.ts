@@ -7,7 +7,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type BackendReport, initBackend } from '../lib/backend';
-import { type Dataset, NORMALIZATION, type NormalizeSpec, loadCifar, loadFashionMnist, loadTinyImageNet } from '../lib/data';
+import { DATASET_NAMES, type DatasetName, type Dataset, NORMALIZATION, type NormalizeSpec, loadSplits } from '../lib/data';
+import { writeJsonAtomic } from '../lib/io/atomic';
 import {
   type EvalTransform,
   FINETUNE_PRESETS,
@@ -22,8 +23,8 @@ import { loadBackbone, loadCheckpoint } from '../lib/train/checkpoint';
 
 export const PROTOCOLS = ['knn', 'linear', 'semi1', 'semi10', 'finetune'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
-export const DATASETS = ['fashion-mnist', 'cifar10', 'cifar100', 'tiny-imagenet'] as const;
-export type EvalDataset = (typeof DATASETS)[number];
+export const DATASETS = DATASET_NAMES;
+export type EvalDataset = DatasetName;
 export const RESULT_FORMAT = 'mixmask-ts-eval/1';
 
 export interface EvalArgs {
@@ -134,18 +135,6 @@ export function parseArgs(argv: readonly string[]): EvalArgs {
   return a;
 }
 
-async function loadSplits(name: EvalDataset): Promise<{ train: Dataset; test: Dataset }> {
-  switch (name) {
-    case 'fashion-mnist':
-      return { train: loadFashionMnist('train'), test: loadFashionMnist('test') };
-    case 'cifar10':
-    case 'cifar100':
-      return { train: loadCifar(name, 'train'), test: loadCifar(name, 'test') };
-    case 'tiny-imagenet':
-      return { train: await loadTinyImageNet('train'), test: await loadTinyImageNet('val') };
-  }
-}
-
 function isSpec(v: unknown): v is NormalizeSpec {
   const s = v as NormalizeSpec;
   return !!s && Array.isArray(s.mean) && Array.isArray(s.std) && s.mean.length === 3 && s.std.length === 3;
@@ -189,14 +178,6 @@ function progressPrinter(quiet: boolean): (p: ProgressInfo) => void {
       process.stderr.write(`${phase}: ${p.done}/${p.total}${p.loss !== undefined ? ` loss ${p.loss.toFixed(4)}` : ''}\n`);
     }
   };
-}
-
-/** Writes JSON atomically: a temp file in the same folder, then rename. */
-export function writeJsonAtomic(file: string, value: unknown): void {
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
-  fs.renameSync(tmp, file);
 }
 
 export async function evaluate(args: EvalArgs, backend: BackendReport): Promise<{ out: string; result: Record<string, unknown> }> {

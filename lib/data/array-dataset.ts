@@ -112,6 +112,8 @@ export interface SyntheticOptions {
   seed?: number;
   /** Per-pixel noise amplitude in [0,1] units (default 0.15). */
   noise?: number;
+  /** Draws the samples from this seed while keeping the classes of `seed` (a test split of the same task). */
+  sampleSeed?: number;
 }
 
 /**
@@ -121,12 +123,13 @@ export interface SyntheticOptions {
  */
 export function syntheticDataset(opts: SyntheticOptions = {}): ArrayDataset {
   const { size = 256, numClasses = 10, height = 32, width = 32, channels = 3, seed = 0, noise = 0.15 } = opts;
-  const rng = new Rng(seed);
+  let rng = new Rng(seed);
   const classes = Array.from({ length: numClasses }, () => ({
     colour: [rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8)],
     angle: rng.uniform(0, Math.PI),
     freq: rng.uniform(0.15, 0.6),
   }));
+  if (opts.sampleSeed !== undefined) rng = new Rng(opts.sampleSeed ^ 0x5bd1e995);
   const pixels = new Uint8Array(size * height * width * channels);
   const labels = new Int32Array(size);
   let o = 0;

@@ -24,3 +24,6 @@ export { DataLoader, rawToBatch, loadAll, twoViewEpoch } from './pipeline';
 export type { LoaderOptions, TwoViewBatch } from './pipeline';
 export { DATASETS, prepareDataset, datasetStatus, manualInstructions, md5File, READY_MARKER } from './download';
 export type { DatasetId, RemoteDataset, PrepareOptions, DatasetState } from './download';
+export { loadSplits, DATASET_NAMES } from './named';
+export type { DatasetName } from './named';
+export { SubsetDataset } from './subset';

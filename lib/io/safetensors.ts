@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { writeFileAtomic } from './atomic';
 
 /**
  * The safetensors format (8-byte little-endian header length, a JSON header, then raw
@@ -78,15 +78,7 @@ export function decodeSafetensors(buf: Buffer, source = 'buffer'): { tensors: Ma
 
 /** Writes atomically: a failed or interrupted write never leaves a half-written file behind. */
 export function writeSafetensorsFile(file: string, tensors: Map<string, SafeTensor>, metadata: Record<string, string> = {}): void {
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    fs.writeFileSync(tmp, encodeSafetensors(tensors, metadata));
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
+  writeFileAtomic(file, encodeSafetensors(tensors, metadata));
 }
 
 export function readSafetensorsFile(file: string): { tensors: Map<string, SafeTensor>; metadata: Record<string, string> } {

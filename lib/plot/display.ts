@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { writeFileAtomic } from '../io/atomic';
 
 /**
  * Plotly figures inline in tslab notebooks and as standalone HTML files, fully offline: the
@@ -58,10 +58,7 @@ export function standaloneHtml(figs: PlotlyFigure[], title = 'MixMask figure'): 
 
 /** Writes a standalone HTML page atomically (temp file + rename). */
 export function writeFigureHtml(file: string, figs: PlotlyFigure | PlotlyFigure[], title?: string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, standaloneHtml(Array.isArray(figs) ? figs : [figs], title));
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, standaloneHtml(Array.isArray(figs) ? figs : [figs], title));
 }
 
 type DisplayFn = (msg: { data: Record<string, string>; metadata: object; transient: object }, update: boolean) => void;

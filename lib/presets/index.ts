@@ -1,3 +1,4 @@
+import { DATASET_NAMES, DatasetName } from '../data/named';
 import type { RecipeName } from '../data/recipes';
 import type { FrameworkName, HeadConfig } from '../frameworks';
 import type { ViewMethod, ViewSpec } from '../masks/views';
@@ -7,6 +8,8 @@ import { TABLE1, Table1Framework } from './tables';
 
 export { TABLE1, TABLE2, TABLE3, table1Rows } from './tables';
 export type { Table1Column, Table1Framework } from './tables';
+export { DATASET_NAMES } from '../data/named';
+export type { DatasetName } from '../data/named';
 
 /**
  * Runnable pretraining configurations. `paper` is Table 1 value for value; `cpu` and `smoke` are
@@ -16,8 +19,6 @@ export type { Table1Column, Table1Framework } from './tables';
  */
 export type Profile = 'paper' | 'cpu' | 'smoke';
 export const PROFILES: readonly Profile[] = ['paper', 'cpu', 'smoke'];
-export type DatasetName = 'cifar100' | 'cifar10' | 'tiny-imagenet' | 'fashion-mnist' | 'synthetic';
-export const DATASET_NAMES: readonly DatasetName[] = ['cifar100', 'cifar10', 'tiny-imagenet', 'fashion-mnist', 'synthetic'];
 
 export interface RunConfig {
   framework: FrameworkName;

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { DataLoader, rawToBatch } from '../data/pipeline';
 import { makeRecipe, twoViews } from '../data/recipes';
+import { SubsetDataset } from '../data/subset';
 import type { Dataset } from '../data/types';
 import { Framework, makeFramework } from '../frameworks';
 import { disposeViews, makeViews } from '../masks/views';
@@ -74,7 +75,7 @@ export class Trainer {
   readonly framework: Framework;
   readonly optimizer: Optimizer;
   readonly log: JsonlLog;
-  private readonly trainIndices: Int32Array;
+  private readonly trainSet: Dataset;
   private readonly recipe: ReturnType<typeof makeRecipe>;
   private epoch = 0;
   private stepInEpoch = 0;
@@ -88,7 +89,8 @@ export class Trainer {
     const c = this.config;
     this.recipe = makeRecipe(c.recipe, { size: c.imageSize });
     const n = c.trainSubset === null ? opts.train.size : Math.min(c.trainSubset, opts.train.size);
-    this.trainIndices = new Rng(streamSeed(c.seed, -1, -1, 0)).permutation(opts.train.size).slice(0, n);
+    const indices = new Rng(streamSeed(c.seed, -1, -1, 0)).permutation(opts.train.size).slice(0, n);
+    this.trainSet = n === opts.train.size ? opts.train : new SubsetDataset(opts.train, indices, `${opts.train.name}[${n}]`);
     this.stepsPerEpoch = Math.floor(n / c.batchSize);
     if (this.stepsPerEpoch < 1) throw new Error(`trainer: ${n} training images are fewer than one batch of ${c.batchSize}`);
     this.framework = makeFramework(c.framework, c.backbone, c.heads, c.seed);
@@ -124,7 +126,7 @@ export class Trainer {
     let lastLoss = NaN;
 
     while (this.epoch < c.epochs) {
-      const loader = new DataLoader(subset(this.opts.train, this.trainIndices), {
+      const loader = new DataLoader(this.trainSet, {
         batchSize: c.batchSize, shuffle: true, dropLast: true, rng: new Rng(streamSeed(c.seed, this.epoch, -1, 1)),
       });
       let b = 0;
@@ -221,6 +223,8 @@ export class Trainer {
       step: this.globalStep,
       stepInEpoch: this.stepInEpoch,
       config: this.config,
+      // The pixel normalisation of the views, which evaluation must apply too.
+      normalize: this.recipe.normalize,
       frameworkScalars: this.framework.scalars(),
       optimizerScalars: this.optimizer.scalars(),
     });
@@ -260,22 +264,6 @@ export class Trainer {
     this.framework.dispose();
     this.optimizer.dispose();
   }
-}
-
-/** A view of `ds` restricted to `indices` (in that order). */
-function subset(ds: Dataset, indices: Int32Array): Dataset {
-  if (indices.length === ds.size) return ds;
-  return {
-    name: `${ds.name}[${indices.length}]`,
-    size: indices.length,
-    numClasses: ds.numClasses,
-    classNames: ds.classNames,
-    height: ds.height,
-    width: ds.width,
-    channels: ds.channels,
-    label: (i) => ds.label(indices[i]),
-    read: (idx) => ds.read(Array.from(idx, (i) => indices[i])),
-  };
 }
 
 interface Sums {

@@ -1,0 +1,54 @@
+import * as path from 'node:path';
+import { makeRecipe } from '../data/recipes';
+import { loadSplits } from '../data/named';
+import { SubsetDataset } from '../data/subset';
+import { knnMonitor } from '../eval/knn';
+import { randomIndices } from '../eval/subsets';
+import type { RunConfig } from '../presets';
+import { ProgressSink } from './progress';
+import { TrainSummary, Trainer } from './trainer';
+
+/**
+ * One pretraining run as the command line and the notebooks start it: the dataset named in the
+ * config, the kNN monitor of Figure 1 on (subsets of) its train and test splits, and the
+ * trainer writing into `runDir`.
+ */
+export interface StartRunOptions {
+  config: RunConfig;
+  runDir: string;
+  resume?: boolean;
+  progress?: ProgressSink;
+  signal?: AbortSignal;
+  maxSteps?: number;
+}
+
+export function defaultRunDir(c: RunConfig, root = 'runs'): string {
+  const mask = c.view.method === 'mixmask' || c.view.method === 'both' || c.view.method === 'erase' ? `-${c.view.maskType}${c.view.gridSize}` : '';
+  return path.join(root, `${c.dataset}-${c.profile}`, `${c.framework}-${c.view.method}${mask}-s${c.seed}`);
+}
+
+export async function startRun(o: StartRunOptions): Promise<TrainSummary> {
+  const c = o.config;
+  const { train, test } = await loadSplits(c.dataset);
+  const normalize = makeRecipe(c.recipe, { size: c.imageSize }).normalize;
+  const bank = c.knn.bankSubset ? new SubsetDataset(train, randomIndices(train.size, c.knn.bankSubset, c.seed + 11)) : train;
+  const query = c.knn.querySubset ? new SubsetDataset(test, randomIndices(test.size, c.knn.querySubset, c.seed + 12)) : test;
+  const trainer = new Trainer({
+    config: c,
+    runDir: o.runDir,
+    train,
+    resume: o.resume,
+    progress: o.progress,
+    signal: o.signal,
+    maxSteps: o.maxSteps,
+    monitor: async (backbone) => {
+      const r = await knnMonitor(backbone, { bank, query, k: c.knn.k, t: c.knn.t, transform: { size: c.imageSize, normalize } });
+      return { top1: r.top1, top5: r.top5 };
+    },
+  });
+  try {
+    return await trainer.run();
+  } finally {
+    trainer.dispose();
+  }
+}
