@@ -1,0 +1,181 @@
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { FUSED_BATCH_NORM_KERNEL } from '../../models/batchnorm-op';
+import { alloc, f32, Info } from './wasm-ops';
+
+/**
+ * Training-mode BatchNorm (+ ReLU) as one kernel with a hand-written gradient (contract in
+ * lib/models/batchnorm-op.ts). The composite tfjs version records ~10 ops on the tape and keeps
+ * each of their outputs alive until the backward pass; this one saves x, y and two [C] vectors,
+ * and reads/writes each element twice per direction.
+ *
+ * Statistics are accumulated in float64, so the result is at least as accurate as the
+ * float32 composite.
+ */
+export const FUSED_BATCH_NORM_GRAD_KERNEL = 'MixMaskFusedBatchNormTrainGrad';
+
+interface BnAttrs {
+  varianceEpsilon: number;
+  relu: boolean;
+}
+
+function channels(shape: number[]): number {
+  return shape[shape.length - 1];
+}
+
+function fusedBatchNormTrain(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: tf.NamedAttrMap }): Info[] {
+  const backend = args.backend as BackendWasm;
+  const { x, scale, offset } = args.inputs as { x: Info; scale: Info; offset: Info };
+  const { varianceEpsilon, relu } = args.attrs as unknown as BnAttrs;
+  const C = channels(x.shape);
+  const y = alloc(backend, x.shape);
+  const meanT = alloc(backend, [C]);
+  const varT = alloc(backend, [C]);
+  const xs = f32(backend, x);
+  const ys = f32(backend, y);
+  const sc = f32(backend, scale);
+  const of = f32(backend, offset);
+  const rows = xs.length / C;
+
+  const sum = new Float64Array(C);
+  const sq = new Float64Array(C);
+  for (let p = 0, i = 0; p < rows; p++) {
+    for (let c = 0; c < C; c++, i++) {
+      const v = xs[i];
+      sum[c] += v;
+      sq[c] += v * v;
+    }
+  }
+  // Float64 coefficients: y = (x − μ)·mul + offset keeps its precision when |μ| ≫ σ.
+  const mu = new Float64Array(C);
+  const mul = new Float64Array(C);
+  const means = f32(backend, meanT);
+  const vars = f32(backend, varT);
+  for (let c = 0; c < C; c++) {
+    const m = sum[c] / rows;
+    const v = Math.max(0, sq[c] / rows - m * m);
+    means[c] = m;
+    vars[c] = v;
+    mu[c] = m;
+    mul[c] = sc[c] / Math.sqrt(v + varianceEpsilon);
+  }
+  if (relu) {
+    for (let p = 0, i = 0; p < rows; p++) {
+      for (let c = 0; c < C; c++, i++) {
+        const v = (xs[i] - mu[c]) * mul[c] + of[c];
+        ys[i] = v > 0 ? v : 0;
+      }
+    }
+  } else {
+    for (let p = 0, i = 0; p < rows; p++) {
+      for (let c = 0; c < C; c++, i++) ys[i] = (xs[i] - mu[c]) * mul[c] + of[c];
+    }
+  }
+  return [y, meanT, varT];
+}
+
+/**
+ * With g = dy·[y > 0] (or dy), x̂ = (x − μ)/σ:
+ *   d offset = Σ g,  d scale = Σ g·x̂,  dx = scale/σ · (g − (d offset + x̂ · d scale)/M)
+ * where M is the number of rows (elements per channel).
+ */
+function fusedBatchNormTrainGrad(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: tf.NamedAttrMap }): Info[] {
+  const backend = args.backend as BackendWasm;
+  const { dy, x, y, mean, variance, scale } = args.inputs as Record<string, Info>;
+  const { varianceEpsilon, relu } = args.attrs as unknown as BnAttrs;
+  const C = channels(x.shape);
+  const dx = alloc(backend, x.shape);
+  const dScale = alloc(backend, [C]);
+  const dOffset = alloc(backend, [C]);
+  const dys = f32(backend, dy);
+  const xs = f32(backend, x);
+  const ys = relu ? f32(backend, y) : null;
+  const mean32 = f32(backend, mean);
+  const va = f32(backend, variance);
+  const sc = f32(backend, scale);
+  const dxs = f32(backend, dx);
+  const rows = xs.length / C;
+
+  const sg = new Float64Array(C);
+  const sgx = new Float64Array(C);
+  if (ys) {
+    for (let p = 0, i = 0; p < rows; p++) {
+      for (let c = 0; c < C; c++, i++) {
+        if (ys[i] > 0) {
+          const gv = dys[i];
+          sg[c] += gv;
+          sgx[c] += gv * xs[i];
+        }
+      }
+    }
+  } else {
+    for (let p = 0, i = 0; p < rows; p++) {
+      for (let c = 0; c < C; c++, i++) {
+        const gv = dys[i];
+        sg[c] += gv;
+        sgx[c] += gv * xs[i];
+      }
+    }
+  }
+  const ds = f32(backend, dScale);
+  const dof = f32(backend, dOffset);
+  // dx = k·g − a·(x − μ) − b per channel, with float64 coefficients.
+  const mu = new Float64Array(C);
+  const k = new Float64Array(C);
+  const a = new Float64Array(C);
+  const b = new Float64Array(C);
+  for (let c = 0; c < C; c++) {
+    mu[c] = mean32[c];
+    const inv = 1 / Math.sqrt(va[c] + varianceEpsilon);
+    const dsc = (sgx[c] - mu[c] * sg[c]) * inv; // Σ g·x̂
+    ds[c] = dsc;
+    dof[c] = sg[c];
+    const kc = sc[c] * inv;
+    k[c] = kc;
+    // k·x̂·dsc/M = (x − μ)·k·inv·dsc/M
+    a[c] = (kc * inv * dsc) / rows;
+    b[c] = kc * (sg[c] / rows);
+  }
+  if (ys) {
+    for (let p = 0, i = 0; p < rows; p++) {
+      for (let c = 0; c < C; c++, i++) {
+        const gv = ys[i] > 0 ? dys[i] : 0;
+        dxs[i] = k[c] * gv - a[c] * (xs[i] - mu[c]) - b[c];
+      }
+    }
+  } else {
+    for (let p = 0, i = 0; p < rows; p++) {
+      for (let c = 0; c < C; c++, i++) dxs[i] = k[c] * dys[i] - a[c] * (xs[i] - mu[c]) - b[c];
+    }
+  }
+  return [dx, dScale, dOffset];
+}
+
+export function registerFusedBatchNorm(): void {
+  for (const [kernelName, kernelFunc] of [
+    [FUSED_BATCH_NORM_KERNEL, fusedBatchNormTrain],
+    [FUSED_BATCH_NORM_GRAD_KERNEL, fusedBatchNormTrainGrad],
+  ] as const) {
+    if (!tf.getKernel(kernelName, 'wasm')) {
+      tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
+    }
+  }
+  if (!tf.getGradient(FUSED_BATCH_NORM_KERNEL)) {
+    tf.registerGradient({
+      kernelName: FUSED_BATCH_NORM_KERNEL,
+      inputsToSave: ['x', 'scale'],
+      outputsToSave: [true, true, true],
+      gradFunc: (dys, saved, attrs) => {
+        const dy = (Array.isArray(dys) ? dys[0] : dys) as tf.Tensor;
+        const [x, scale, y, mean, variance] = saved;
+        const a = attrs as unknown as BnAttrs;
+        const [dx, dScale, dOffset] = tf.engine().runKernel(
+          FUSED_BATCH_NORM_GRAD_KERNEL,
+          { dy, x, y, mean, variance, scale } as unknown as tf.NamedTensorMap,
+          { varianceEpsilon: a.varianceEpsilon, relu: a.relu } as unknown as tf.NamedAttrMap,
+        ) as tf.Tensor[];
+        return { x: () => dx, scale: () => dScale, offset: () => dOffset };
+      },
+    });
+  }
+}

@@ -1,0 +1,189 @@
+import { test, before } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { setConvFilterChunk } from '../../lib/backend/wasm/conv-grad';
+import { batchNormTrain, batchNormTrainComposite, hasFusedBatchNorm } from '../../lib/models/batchnorm-op';
+import { Rng } from '../../lib/util/rng';
+import { relError, useBackend } from '../helpers';
+
+/**
+ * The wasm kernels of lib/backend/wasm against the `cpu` backend on random inputs: convolution
+ * gradients over strides, paddings ('same', 'valid', numbers, explicit), filter shapes and odd
+ * sizes, and the fused BatchNorm against the composite reference.
+ */
+
+type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
+interface ConvCase {
+  name: string;
+  n: number;
+  h: number;
+  w: number;
+  ci: number;
+  co: number;
+  kh: number;
+  kw: number;
+  stride: number | [number, number];
+  pad: Pad;
+}
+
+const CASES: ConvCase[] = [
+  { name: '3×3 s1 pad 1', n: 5, h: 9, w: 9, ci: 6, co: 7, kh: 3, kw: 3, stride: 1, pad: 1 },
+  { name: '3×3 s2 pad 1, odd 9×11', n: 3, h: 9, w: 11, ci: 5, co: 8, kh: 3, kw: 3, stride: 2, pad: 1 },
+  { name: '3×3 s2 pad 1, even 8×8', n: 2, h: 8, w: 8, ci: 4, co: 6, kh: 3, kw: 3, stride: 2, pad: 1 },
+  { name: '1×1 s2 pad 0 (downsample)', n: 3, h: 8, w: 7, ci: 6, co: 10, kh: 1, kw: 1, stride: 2, pad: 0 },
+  { name: '1×1 s1 valid', n: 7, h: 5, w: 5, ci: 9, co: 4, kh: 1, kw: 1, stride: 1, pad: 'valid' },
+  { name: '5×5 s1 same', n: 2, h: 7, w: 6, ci: 3, co: 5, kh: 5, kw: 5, stride: 1, pad: 'same' },
+  { name: '5×5 s2 same, odd 11×9', n: 2, h: 11, w: 9, ci: 4, co: 3, kh: 5, kw: 5, stride: 2, pad: 'same' },
+  { name: '3×3 s2 same, even (tfjs pads 0/1)', n: 3, h: 10, w: 10, ci: 3, co: 4, kh: 3, kw: 3, stride: 2, pad: 'same' },
+  { name: '3×3 s2 valid, odd', n: 2, h: 9, w: 9, ci: 4, co: 4, kh: 3, kw: 3, stride: 2, pad: 'valid' },
+  { name: '7×7 s2 pad 3 (ImageNet stem)', n: 2, h: 15, w: 16, ci: 3, co: 8, kh: 7, kw: 7, stride: 2, pad: 3 },
+  { name: '3×2 non-square, strides [2,1], valid', n: 3, h: 8, w: 7, ci: 4, co: 5, kh: 3, kw: 2, stride: [2, 1], pad: 'valid' },
+  { name: '2×4 non-square s1 same', n: 2, h: 6, w: 9, ci: 3, co: 4, kh: 2, kw: 4, stride: 1, pad: 'same' },
+  { name: '3×3 s1 pad 3 (pad ≥ kernel: cropped dy)', n: 2, h: 5, w: 6, ci: 3, co: 4, kh: 3, kw: 3, stride: 1, pad: 3 },
+  { name: '3×3 s2 pad 2', n: 2, h: 7, w: 8, ci: 3, co: 4, kh: 3, kw: 3, stride: 2, pad: 2 },
+  { name: '4×4 s3 pad 1 (stride 3)', n: 2, h: 10, w: 11, ci: 3, co: 4, kh: 4, kw: 4, stride: 3, pad: 1 },
+  { name: '3×3 s2 explicit [[1,2],[0,1]]', n: 2, h: 9, w: 8, ci: 3, co: 5, kh: 3, kw: 3, stride: 2, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
+  { name: '3×3 s1 pad 1, batch 13 (not a multiple of the dW chunk)', n: 13, h: 6, w: 6, ci: 4, co: 5, kh: 3, kw: 3, stride: 1, pad: 1 },
+];
+
+const rng = new Rng(12345);
+function randn(n: number): Float32Array {
+  return rng.fillNormal(new Float32Array(n), 0, 1);
+}
+
+/** Runs `fn` on `backend` and returns its outputs as plain arrays (everything else disposed). */
+async function on(backend: 'wasm' | 'cpu', fn: () => tf.Tensor | tf.Tensor[]): Promise<Float32Array[]> {
+  await tf.setBackend(backend);
+  const outs = tf.tidy(fn);
+  const list = Array.isArray(outs) ? outs : [outs];
+  const data = list.map((t) => t.dataSync() as Float32Array);
+  tf.dispose(list);
+  return data;
+}
+
+function convShapes(c: ConvCase): { outShape: [number, number, number, number] } {
+  const info = tf.backend_util.computeConv2DInfo([c.n, c.h, c.w, c.ci], [c.kh, c.kw, c.ci, c.co], c.stride, 1, c.pad as 'same');
+  return { outShape: info.outShape };
+}
+
+before(async () => {
+  await useBackend('wasm');
+});
+
+for (const c of CASES) {
+  test(`conv2d dx and dW match cpu: ${c.name}`, async () => {
+    const { outShape } = convShapes(c);
+    const xs = randn(c.n * c.h * c.w * c.ci);
+    const ws = randn(c.kh * c.kw * c.ci * c.co);
+    const dys = randn(outShape.reduce((a, b) => a * b, 1));
+    const run = () => {
+      const x = tf.tensor4d(xs, [c.n, c.h, c.w, c.ci]);
+      const w = tf.tensor4d(ws, [c.kh, c.kw, c.ci, c.co]);
+      const dy = tf.tensor4d(dys, outShape);
+      const attrs = { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', dimRoundingMode: undefined };
+      const dx = tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: x.shape } as unknown as tf.NamedAttrMap) as tf.Tensor;
+      const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: w.shape } as unknown as tf.NamedAttrMap) as tf.Tensor;
+      // The forward conv with the same padding (explicit/numeric pads must reach XNNPACK too).
+      const y = tf.conv2d(x, w, c.stride, c.pad as 'same');
+      return [dx, dw, y];
+    };
+    const before = tf.memory().numTensors;
+    setConvFilterChunk(4);
+    const got = await on('wasm', run);
+    setConvFilterChunk(64);
+    const got64 = await on('wasm', run);
+    const want = await on('cpu', run);
+    await tf.setBackend('wasm');
+    assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+    const names = ['dx', 'dW', 'forward'];
+    for (let i = 0; i < 3; i++) {
+      assert.ok(relError(got[i], want[i]) < 1e-5, `${names[i]} (dW chunk 4): rel err ${relError(got[i], want[i])}`);
+      assert.ok(relError(got64[i], want[i]) < 1e-5, `${names[i]} (dW chunk 64): rel err ${relError(got64[i], want[i])}`);
+    }
+  });
+}
+
+test('conv2d gradients through tf.grads (the path autodiff takes) match cpu', async () => {
+  const xs = randn(4 * 10 * 10 * 5);
+  const ws = randn(3 * 3 * 5 * 6);
+  const run = () => {
+    const x = tf.tensor4d(xs, [4, 10, 10, 5]);
+    const w = tf.tensor4d(ws, [3, 3, 5, 6]);
+    const f = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 1)));
+    return tf.grads(f)([x, w]);
+  };
+  const got = await on('wasm', run);
+  const want = await on('cpu', run);
+  await tf.setBackend('wasm');
+  assert.ok(relError(got[0], want[0]) < 1e-5, `dx rel err ${relError(got[0], want[0])}`);
+  assert.ok(relError(got[1], want[1]) < 1e-5, `dW rel err ${relError(got[1], want[1])}`);
+});
+
+test('maxPool 3×3 s2 pad 1 forward and gradient match cpu (ImageNet stem)', async () => {
+  const xs = randn(2 * 9 * 10 * 4);
+  const run = () => {
+    const x = tf.tensor4d(xs, [2, 9, 10, 4]);
+    const [g] = tf.grads((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, 3, 2, 1), 1.5)))([x]);
+    return [tf.maxPool(x, 3, 2, 1), g];
+  };
+  const got = await on('wasm', run);
+  const want = await on('cpu', run);
+  await tf.setBackend('wasm');
+  assert.ok(relError(got[0], want[0]) < 1e-6);
+  assert.ok(relError(got[1], want[1]) < 1e-6);
+});
+
+for (const relu of [false, true]) {
+  for (const shape of [
+    [6, 5, 7, 8],
+    [10, 12],
+  ]) {
+    test(`fused BatchNorm${relu ? '+ReLU' : ''} [${shape}] on wasm matches the composite on cpu (forward and gradient)`, async () => {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const C = shape[shape.length - 1];
+      // A large mean relative to the spread checks the numerics of the statistics.
+      const xs = randn(size).map((v) => 3 + 0.5 * v);
+      const ss = randn(C).map((v) => 1 + 0.3 * v);
+      const os = randn(C).map((v) => 0.2 * v);
+      const rs = randn(size);
+      const run = (fused: boolean) => () => {
+        const x = tf.tensor(xs, shape);
+        const scale = tf.tensor1d(ss);
+        const offset = tf.tensor1d(os);
+        const r = tf.tensor(rs, shape);
+        const bn = fused ? batchNormTrain : batchNormTrainComposite;
+        const f = (a: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => tf.sum(tf.mul(bn(a, s as tf.Tensor1D, o as tf.Tensor1D, 1e-5, relu).y, r));
+        const grads = tf.grads(f)([x, scale, offset]);
+        const { y, mean, variance } = bn(x, scale, offset, 1e-5, relu);
+        return [y, mean, variance, ...grads];
+      };
+      assert.ok(hasFusedBatchNorm(), 'the fused kernel is registered for wasm');
+      const got = await on('wasm', run(true));
+      await tf.setBackend('cpu');
+      assert.ok(!hasFusedBatchNorm(), 'cpu keeps the composite reference');
+      const want = await on('cpu', run(false));
+      await tf.setBackend('wasm');
+      const names = ['y', 'mean', 'variance', 'dx', 'dscale', 'doffset'];
+      for (let i = 0; i < names.length; i++) {
+        const e = relError(got[i], want[i]);
+        assert.ok(e < 1e-5, `${names[i]}: rel err ${e}`);
+      }
+    });
+  }
+}
+
+test('fused BatchNorm leaks no tensors across training-style calls', async () => {
+  await tf.setBackend('wasm');
+  const x = tf.randomNormal([4, 3, 3, 5]);
+  const scale = tf.variable(tf.ones([5]) as tf.Tensor1D);
+  const offset = tf.variable(tf.zeros([5]) as tf.Tensor1D);
+  const counts: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const { value, grads } = tf.variableGrads(() => tf.sum(batchNormTrain(x, scale as tf.Tensor1D, offset as tf.Tensor1D, 1e-5, true).y) as tf.Scalar);
+    value.dispose();
+    tf.dispose(grads);
+    counts.push(tf.memory().numTensors);
+  }
+  assert.deepEqual(counts, [counts[0], counts[0], counts[0]]);
+  tf.dispose([x, scale, offset]);
+});
