@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { Sgd as TrainSgd } from '../train/optim';
 import { checkNumber } from './common';
 
 /**
@@ -23,7 +24,8 @@ export class Sgd {
   readonly weightDecay: number;
   /** Multiplies every group's lr (the schedule sets it). */
   lrFactor = 1;
-  private readonly velocity = new Map<tf.Variable, tf.Variable>();
+  /** One torch-style SGD per group: the update itself lives in lib/train/optim. */
+  private readonly optimizers: TrainSgd[];
 
   constructor(groups: ParamGroup[], opts: SgdOptions = {}) {
     this.momentum = opts.momentum ?? 0.9;
@@ -39,6 +41,9 @@ export class Sgd {
       }
       return { params: [...g.params], lr: g.lr };
     });
+    this.optimizers = this.groups.map(
+      (g) => new TrainSgd(g.params.map((p) => [p.name, p]), { momentum: this.momentum, weightDecay: this.weightDecay }),
+    );
   }
 
   /** Every variable of every group, in order (the varList for tf.variableGrads). */
@@ -48,31 +53,10 @@ export class Sgd {
 
   /** Applies gradients keyed by variable name (as tf.variableGrads returns them); does not dispose them. */
   step(grads: tf.NamedTensorMap): void {
-    tf.tidy(() => {
-      for (const g of this.groups) {
-        const lr = g.lr * this.lrFactor;
-        for (const p of g.params) {
-          let grad = grads[p.name];
-          if (!grad) continue;
-          if (this.weightDecay > 0) grad = tf.add(grad, tf.mul(p, this.weightDecay));
-          let update = grad;
-          if (this.momentum > 0) {
-            let v = this.velocity.get(p);
-            if (!v) {
-              v = tf.variable(tf.zerosLike(p), false);
-              this.velocity.set(p, v);
-            }
-            v.assign(tf.add(tf.mul(v, this.momentum), grad));
-            update = v;
-          }
-          p.assign(tf.sub(p, tf.mul(update, lr)));
-        }
-      }
-    });
+    this.groups.forEach((g, i) => this.optimizers[i].step(grads, g.lr * this.lrFactor));
   }
 
   dispose(): void {
-    for (const v of this.velocity.values()) v.dispose();
-    this.velocity.clear();
+    for (const o of this.optimizers) o.dispose();
   }
 }

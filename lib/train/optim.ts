@@ -31,7 +31,7 @@ export class Sgd implements Optimizer {
   constructor(private readonly vars: NamedVariables, readonly opts: SgdOptions) {
     checkNonNegative('momentum', opts.momentum);
     checkNonNegative('weightDecay', opts.weightDecay);
-    for (const [name, v] of vars) this.velocity.set(name, tf.variable(tf.zerosLike(v), false));
+    for (const [name, v] of vars) this.velocity.set(name, zeroSlot(v));
   }
 
   step(grads: tf.NamedTensorMap, lr: number): void {
@@ -82,8 +82,8 @@ export class Adam implements Optimizer {
   constructor(private readonly vars: NamedVariables, readonly opts: AdamOptions) {
     checkNonNegative('weightDecay', opts.weightDecay);
     for (const [name, w] of vars) {
-      this.m.set(name, tf.variable(tf.zerosLike(w), false));
-      this.v.set(name, tf.variable(tf.zerosLike(w), false));
+      this.m.set(name, zeroSlot(w));
+      this.v.set(name, zeroSlot(w));
     }
   }
 
@@ -178,6 +178,11 @@ export function emaUpdate(target: NamedVariables, online: NamedVariables, m: num
 /** BYOL's target decay, increased from base to 1 with a cosine over training. */
 export function byolMomentum(base: number, step: number, totalSteps: number): number {
   return 1 - (1 - base) * (Math.cos((Math.PI * step) / Math.max(1, totalSteps)) + 1) / 2;
+}
+
+/** A zero-initialised optimiser slot (the tidy frees the temporary zeros; variables survive it). */
+function zeroSlot(like: tf.Variable): tf.Variable {
+  return tf.tidy(() => tf.variable(tf.zerosLike(like), false));
 }
 
 function checkNonNegative(name: string, v: number): void {
