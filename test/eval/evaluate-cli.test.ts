@@ -32,7 +32,7 @@ function run(args: string[]) {
 
 test('argument validation names the flag and the value', () => {
   assert.throws(() => parseArgs(['--dataset', 'fashion-mnist', '--protocol', 'knn']), /--checkpoint <file.safetensors> is required/);
-  assert.throws(() => parseArgs(['--checkpoint', ckpt, '--dataset', 'mnist', '--protocol', 'knn']), /--dataset must be one of fashion-mnist, cifar10, cifar100, tiny-imagenet, got 'mnist'/);
+  assert.throws(() => parseArgs(['--checkpoint', ckpt, '--dataset', 'mnist', '--protocol', 'knn']), /--dataset must be one of cifar100, cifar10, tiny-imagenet, fashion-mnist, synthetic, got 'mnist'/);
   assert.throws(() => parseArgs(['--checkpoint', ckpt, '--dataset', 'cifar10', '--protocol', 'semi5']), /--protocol must be one of knn, linear, semi1, semi10, finetune, got 'semi5'/);
   assert.throws(() => parseArgs(['--checkpoint', ckpt, '--dataset', 'cifar10', '--protocol', 'knn', '--epochs', '0']), /--epochs must be an integer ≥ 1, got '0'/);
   assert.throws(() => parseArgs(['--checkpoint', ckpt, '--dataset', 'cifar10', '--protocol', 'knn', '--t', 'abc']), /--t must be a number > 0, got 'abc'/);
