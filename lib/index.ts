@@ -9,3 +9,4 @@ export * as plot from './plot';
 export * as masks from './masks';
 export * as data from './data';
 export * as evaluation from './eval';
+export * as interop from './interop';

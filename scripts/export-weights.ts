@@ -1,0 +1,73 @@
+/**
+ * `npm run export -- --checkpoint runs/x/checkpoint.safetensors --out backbone.safetensors [--heads]`
+ * Writes a checkpoint's backbone as a torchvision-named .safetensors file (OIHW convolutions,
+ * int64 BatchNorm counters) that PyTorch loads with strict=True into a torchvision ResNet whose
+ * fc is nn.Identity; see docs/interop.md and lib/interop/python/mixmask_torch.py.
+ */
+import { initBackend } from '../lib/backend';
+import { exportCheckpointToTorch, torchvisionRecipe } from '../lib/interop';
+
+export const USAGE = `usage: npm run export -- --checkpoint <checkpoint.safetensors> --out <file.safetensors> [options]
+  --heads                also export the projection / prediction heads (as nn.Sequential keys, described in the metadata)
+  --backbone <online|target>   which backbone of the checkpoint (default online; target = momentum/EMA copy)
+  --help`;
+
+export interface ExportArgs {
+  checkpoint: string;
+  out: string;
+  heads: boolean;
+  backbone: 'online' | 'target';
+}
+
+export function parseExportArgs(argv: readonly string[]): ExportArgs | 'help' {
+  const a: ExportArgs = { checkpoint: '', out: '', heads: false, backbone: 'online' };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case '--help': case '-h': return 'help';
+      case '--checkpoint': a.checkpoint = value(); break;
+      case '--out': a.out = value(); break;
+      case '--heads': a.heads = true; break;
+      case '--backbone': {
+        const v = value();
+        if (v !== 'online' && v !== 'target') throw new Error(`--backbone must be online or target, got '${v}'`);
+        a.backbone = v;
+        break;
+      }
+      default: throw new Error(flag.startsWith('--') ? `unknown option ${flag}` : `unexpected argument '${flag}'`);
+    }
+  }
+  if (!a.checkpoint) throw new Error('--checkpoint is required');
+  if (!a.out) throw new Error('--out is required');
+  if (!/\.safetensors$/i.test(a.out)) throw new Error(`--out must end in .safetensors, got '${a.out}'`);
+  return a;
+}
+
+export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
+  const args = parseExportArgs(argv);
+  if (args === 'help') {
+    console.log(USAGE);
+    return 0;
+  }
+  // Nothing is computed: the plain JS backend avoids starting wasm threads for a file conversion.
+  await initBackend({ force: 'cpu', env: {} });
+  const r = exportCheckpointToTorch(args.checkpoint, args.out, { heads: args.heads, backbone: args.backbone });
+  console.log(`${args.checkpoint} → ${r.file}: ${r.tensors} tensors, ResNet-${r.arch.depth} (${r.arch.stem} stem, width ${r.arch.width})${r.heads.length ? `, heads ${r.heads.join(', ')}` : ''}`);
+  console.log(`PyTorch model: ${torchvisionRecipe(r.arch)}; load_state_dict(..., strict=True)`);
+  return 0;
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => process.exit(code),
+    (e) => {
+      console.error(`export: ${e instanceof Error ? e.message : String(e)}`);
+      process.exit(1);
+    },
+  );
+}
