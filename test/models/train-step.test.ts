@@ -5,9 +5,8 @@ import { Linear, resnet18 } from '../../lib/models';
 import { Rng } from '../../lib/util/rng';
 import { tensorCounts, useBackend } from '../helpers';
 
-// The stock wasm backend has no conv weight gradient; the plain cpu backend is slow but exact,
-// so this test uses a narrow network on small images.
-before(() => useBackend('cpu'));
+// The training path users get without a GPU: wasm with our convolution-gradient kernels.
+before(() => useBackend('wasm'));
 
 test('a supervised training step lowers the loss over 20 steps on a fixed batch, without leaking tensors', async () => {
   const net = resnet18({ width: 8, seed: 1 });
