@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { type BackendReport, initBackend } from '../lib/backend';
 import { DATASET_NAMES, type DatasetName, type Dataset, NORMALIZATION, type NormalizeSpec, loadSplits } from '../lib/data';
 import { writeJsonAtomic } from '../lib/io/atomic';
+import { Args, runCli } from './cli';
 import {
   type EvalTransform,
   FINETUNE_PRESETS,
@@ -71,68 +72,49 @@ export const USAGE = `usage: npm run eval -- --checkpoint <file.safetensors> --d
 
 /** Parses and validates the command line; throws with a message naming the bad flag. */
 export function parseArgs(argv: readonly string[]): EvalArgs {
+  const args = new Args(argv, {
+    options: [
+      '--checkpoint', '--dataset', '--protocol', '--out', '--epochs', '--limit-train', '--limit-test', '--batch-size',
+      '--eval-batch-size', '--k', '--t', '--lr', '--backbone-lr', '--classifier-lr', '--seed', '--subset-seed', '--size', '--normalize',
+    ],
+    flags: ['--no-augment', '--quiet'],
+  });
   const a: EvalArgs = {
-    checkpoint: '', dataset: 'fashion-mnist', protocol: 'knn', out: null, epochs: null, limitTrain: null, limitTest: null,
-    batchSize: null, evalBatchSize: 256, k: 200, t: 0.1, lr: null, backboneLr: null, classifierLr: null, seed: 0, subsetSeed: 0,
-    size: null, normalize: null, augment: true, quiet: false, help: false,
+    checkpoint: args.string('--checkpoint') ?? '',
+    dataset: 'fashion-mnist',
+    protocol: 'knn',
+    out: args.string('--out') ?? null,
+    epochs: args.int('--epochs', 1) ?? null,
+    limitTrain: args.int('--limit-train', 1) ?? null,
+    limitTest: args.int('--limit-test', 1) ?? null,
+    batchSize: args.int('--batch-size', 2) ?? null,
+    evalBatchSize: args.int('--eval-batch-size', 1) ?? 256,
+    k: args.int('--k', 1) ?? 200,
+    t: args.number('--t') ?? 0.1,
+    lr: args.number('--lr') ?? null,
+    backboneLr: args.number('--backbone-lr') ?? null,
+    classifierLr: args.number('--classifier-lr') ?? null,
+    seed: args.int('--seed', 0) ?? 0,
+    subsetSeed: args.int('--subset-seed', 0) ?? 0,
+    size: args.int('--size', 1) ?? null,
+    normalize: args.string('--normalize') ?? null,
+    augment: !args.flag('--no-augment'),
+    quiet: args.flag('--quiet'),
+    help: args.help,
   };
-  let dataset: string | null = null;
-  let protocol: string | null = null;
-  const value = (i: number, flag: string): string => {
-    const v = argv[i + 1];
-    if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value`);
-    return v;
-  };
-  const int = (v: string, flag: string, min: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`${flag} must be an integer ≥ ${min}, got '${v}'`);
-    return n;
-  };
-  const num = (v: string, flag: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag} must be a number > 0, got '${v}'`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    switch (flag) {
-      case '--help': case '-h': a.help = true; break;
-      case '--no-augment': a.augment = false; break;
-      case '--quiet': a.quiet = true; break;
-      case '--checkpoint': a.checkpoint = value(i++, flag); break;
-      case '--dataset': dataset = value(i++, flag); break;
-      case '--protocol': protocol = value(i++, flag); break;
-      case '--out': a.out = value(i++, flag); break;
-      case '--epochs': a.epochs = int(value(i++, flag), flag, 1); break;
-      case '--limit-train': a.limitTrain = int(value(i++, flag), flag, 1); break;
-      case '--limit-test': a.limitTest = int(value(i++, flag), flag, 1); break;
-      case '--batch-size': a.batchSize = int(value(i++, flag), flag, 2); break;
-      case '--eval-batch-size': a.evalBatchSize = int(value(i++, flag), flag, 1); break;
-      case '--k': a.k = int(value(i++, flag), flag, 1); break;
-      case '--t': a.t = num(value(i++, flag), flag); break;
-      case '--lr': a.lr = num(value(i++, flag), flag); break;
-      case '--backbone-lr': a.backboneLr = num(value(i++, flag), flag); break;
-      case '--classifier-lr': a.classifierLr = num(value(i++, flag), flag); break;
-      case '--seed': a.seed = int(value(i++, flag), flag, 0); break;
-      case '--subset-seed': a.subsetSeed = int(value(i++, flag), flag, 0); break;
-      case '--size': a.size = int(value(i++, flag), flag, 1); break;
-      case '--normalize': a.normalize = value(i++, flag); break;
-      default: throw new Error(`unknown argument '${flag}'`);
-    }
-  }
   if (a.help) return a;
   if (!a.checkpoint) throw new Error('--checkpoint <file.safetensors> is required');
-  if (dataset === null) throw new Error(`--dataset is required (one of ${DATASETS.join(', ')})`);
-  if (!(DATASETS as readonly string[]).includes(dataset)) throw new Error(`--dataset must be one of ${DATASETS.join(', ')}, got '${dataset}'`);
-  if (protocol === null) throw new Error(`--protocol is required (one of ${PROTOCOLS.join(', ')})`);
-  if (!(PROTOCOLS as readonly string[]).includes(protocol)) throw new Error(`--protocol must be one of ${PROTOCOLS.join(', ')}, got '${protocol}'`);
-  a.dataset = dataset as EvalDataset;
-  a.protocol = protocol as Protocol;
+  a.dataset = args.oneOf('--dataset', DATASETS) ?? fail(`--dataset is required (one of ${DATASETS.join(', ')})`);
+  a.protocol = args.oneOf('--protocol', PROTOCOLS) ?? fail(`--protocol is required (one of ${PROTOCOLS.join(', ')})`);
   if (a.normalize !== null && a.normalize !== 'none' && !(a.normalize in NORMALIZATION)) {
     throw new Error(`--normalize must be none or one of ${Object.keys(NORMALIZATION).join(', ')}, got '${a.normalize}'`);
   }
   if (!fs.existsSync(a.checkpoint)) throw new Error(`--checkpoint: file ${a.checkpoint} does not exist`);
   return a;
+}
+
+function fail(message: string): never {
+  throw new Error(message);
 }
 
 function isSpec(v: unknown): v is NormalizeSpec {
@@ -266,12 +248,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (require.main === module) {
-  main().then(
-    (code) => process.exit(code),
-    (e) => {
-      console.error(`evaluate: ${e instanceof Error ? e.message : String(e)}`);
-      process.exit(1);
-    },
-  );
-}
+runCli('evaluate', module, main);

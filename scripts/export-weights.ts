@@ -5,6 +5,7 @@
  * fc is nn.Identity; see docs/interop.md and lib/interop/python/mixmask_torch.py.
  */
 import { initBackend } from '../lib/backend';
+import { Args, runCli } from './cli';
 import { exportCheckpointToTorch, torchvisionRecipe } from '../lib/interop';
 
 export const USAGE = `usage: npm run export -- --checkpoint <checkpoint.safetensors> --out <file.safetensors> [options]
@@ -20,32 +21,16 @@ export interface ExportArgs {
 }
 
 export function parseExportArgs(argv: readonly string[]): ExportArgs | 'help' {
-  const a: ExportArgs = { checkpoint: '', out: '', heads: false, backbone: 'online' };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    switch (flag) {
-      case '--help': case '-h': return 'help';
-      case '--checkpoint': a.checkpoint = value(); break;
-      case '--out': a.out = value(); break;
-      case '--heads': a.heads = true; break;
-      case '--backbone': {
-        const v = value();
-        if (v !== 'online' && v !== 'target') throw new Error(`--backbone must be online or target, got '${v}'`);
-        a.backbone = v;
-        break;
-      }
-      default: throw new Error(flag.startsWith('--') ? `unknown option ${flag}` : `unexpected argument '${flag}'`);
-    }
-  }
-  if (!a.checkpoint) throw new Error('--checkpoint is required');
-  if (!a.out) throw new Error('--out is required');
-  if (!/\.safetensors$/i.test(a.out)) throw new Error(`--out must end in .safetensors, got '${a.out}'`);
-  return a;
+  const args = new Args(argv, { options: ['--checkpoint', '--out', '--backbone'], flags: ['--heads'] });
+  if (args.help) return 'help';
+  const out = args.required('--out');
+  if (!/\.safetensors$/i.test(out)) throw new Error(`--out must end in .safetensors, got '${out}'`);
+  return {
+    checkpoint: args.required('--checkpoint'),
+    out,
+    heads: args.flag('--heads'),
+    backbone: args.oneOf('--backbone', ['online', 'target'] as const) ?? 'online',
+  };
 }
 
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
@@ -62,12 +47,4 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   return 0;
 }
 
-if (require.main === module) {
-  main().then(
-    (code) => process.exit(code),
-    (e) => {
-      console.error(`export: ${e instanceof Error ? e.message : String(e)}`);
-      process.exit(1);
-    },
-  );
-}
+runCli('export', module, () => main());

@@ -5,6 +5,7 @@
  * the backbone config and pixel normalisation), which `npm run eval` and `loadBackbone` read.
  */
 import { initBackend } from '../lib/backend';
+import { Args, runCli } from './cli';
 import { NORMALIZATION } from '../lib/data/augment';
 import { importTorchToCheckpoint, TorchImportToCheckpointOptions } from '../lib/interop';
 import type { ResNetDepth, ResNetStem } from '../lib/models/resnet';
@@ -27,55 +28,35 @@ export interface ImportArgs {
 }
 
 export function parseImportArgs(argv: readonly string[]): ImportArgs | 'help' {
-  let input = '';
-  let out = '';
+  const args = new Args(argv, {
+    options: ['--in', '--out', '--arch', '--stem', '--width', '--prefix', '--normalize', '--select'],
+    flags: ['--trust-pickle', '--no-strict'],
+  });
+  if (args.help) return 'help';
   const o: TorchImportToCheckpointOptions = {};
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    switch (flag) {
-      case '--help': case '-h': return 'help';
-      case '--in': input = value(); break;
-      case '--out': out = value(); break;
-      case '--arch': {
-        const v = value();
-        const m = /^resnet(18|34|50)$/.exec(v);
-        if (!m) throw new Error(`--arch must be resnet18, resnet34 or resnet50, got '${v}'`);
-        o.depth = Number(m[1]) as ResNetDepth;
-        break;
-      }
-      case '--stem': {
-        const v = value();
-        if (v !== 'cifar' && v !== 'imagenet') throw new Error(`--stem must be cifar or imagenet, got '${v}'`);
-        o.stem = v as ResNetStem;
-        break;
-      }
-      case '--width': {
-        const v = value();
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 1) throw new Error(`--width must be a positive integer, got '${v}'`);
-        o.width = n;
-        break;
-      }
-      case '--prefix': o.prefix = value(); break; // '' (no prefix) is a valid value
-      case '--normalize': {
-        const v = value();
-        if (v !== 'none' && !(v in NORMALIZATION)) throw new Error(`--normalize must be none or one of ${Object.keys(NORMALIZATION).join(', ')}, got '${v}'`);
-        o.normalize = v as TorchImportToCheckpointOptions['normalize'];
-        break;
-      }
-      case '--select': o.select = value(); break;
-      case '--trust-pickle': o.trustPickle = true; break;
-      case '--no-strict': o.strict = false; break;
-      default: throw new Error(flag.startsWith('--') ? `unknown option ${flag}` : `unexpected argument '${flag}'`);
-    }
+  const arch = args.string('--arch');
+  if (arch !== undefined) {
+    const m = /^resnet(18|34|50)$/.exec(arch);
+    if (!m) throw new Error(`--arch must be resnet18, resnet34 or resnet50, got '${arch}'`);
+    o.depth = Number(m[1]) as ResNetDepth;
   }
-  if (!input) throw new Error('--in is required');
-  if (!out) throw new Error('--out is required');
+  const stem = args.oneOf<ResNetStem>('--stem', ['cifar', 'imagenet']);
+  if (stem) o.stem = stem;
+  const width = args.int('--width', 1);
+  if (width !== undefined) o.width = width;
+  if (args.has('--prefix')) o.prefix = args.string('--prefix'); // '' (no prefix) is a valid value
+  const normalize = args.string('--normalize');
+  if (normalize !== undefined) {
+    if (normalize !== 'none' && !(normalize in NORMALIZATION)) {
+      throw new Error(`--normalize must be none or one of ${Object.keys(NORMALIZATION).join(', ')}, got '${normalize}'`);
+    }
+    o.normalize = normalize as TorchImportToCheckpointOptions['normalize'];
+  }
+  if (args.has('--select')) o.select = args.string('--select');
+  if (args.flag('--trust-pickle')) o.trustPickle = true;
+  if (args.flag('--no-strict')) o.strict = false;
+  const input = args.required('--in');
+  const out = args.required('--out');
   if (!/\.safetensors$/i.test(out)) throw new Error(`--out must end in .safetensors, got '${out}'`);
   return { input, out, options: o };
 }
@@ -98,12 +79,4 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   return 0;
 }
 
-if (require.main === module) {
-  main().then(
-    (code) => process.exit(code),
-    (e) => {
-      console.error(`import: ${e instanceof Error ? e.message : String(e)}`);
-      process.exit(1);
-    },
-  );
-}
+runCli('import', module, () => main());

@@ -8,10 +8,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { formatBackendReport, initBackend } from '../lib/backend';
-import { FRAMEWORKS, FrameworkName } from '../lib/frameworks';
+import { FRAMEWORKS } from '../lib/frameworks';
 import type { ViewMethod } from '../lib/masks/views';
-import { DATASET_NAMES, DatasetName, PROFILES, Profile, PresetOverrides, RunConfig, pretrainConfig } from '../lib/presets';
+import { DATASET_NAMES, PROFILES, PresetOverrides, RunConfig, pretrainConfig } from '../lib/presets';
 import { defaultRunDir, startRun } from '../lib/train/run';
+import { Args, runCli } from './cli';
 
 const METHODS: readonly ViewMethod[] = ['none', 'mixmask', 'unmix', 'both', 'erase'];
 
@@ -31,68 +32,48 @@ export interface TrainArgs {
 }
 
 export function parseTrainArgs(argv: readonly string[]): TrainArgs | 'help' {
-  const values = new Map<string, string>();
-  const flags = new Set<string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--help' || a === '-h') return 'help';
-    if (a === '--resume') {
-      flags.add(a);
-      continue;
-    }
-    if (!a.startsWith('--')) throw new Error(`unexpected argument '${a}'`);
-    const v = argv[i + 1];
-    if (v === undefined || v.startsWith('--')) throw new Error(`${a} needs a value`);
-    values.set(a, v);
-    i++;
-  }
-  const known = ['--framework', '--method', '--dataset', '--profile', '--run-dir', '--mask', '--grid', '--ratio', '--epochs', '--batch-size', '--width', '--train-subset', '--seed', '--knn-every', '--max-steps'];
-  for (const k of values.keys()) if (!known.includes(k)) throw new Error(`unknown option ${k}`);
-  const int = (k: string, min: number): number | undefined => {
-    const v = values.get(k);
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`${k} must be an integer ≥ ${min}, got '${v}'`);
-    return n;
-  };
-  const oneOf = <T extends string>(k: string, options: readonly T[], fallback?: T): T => {
-    const v = values.get(k) ?? fallback;
-    if (v === undefined) throw new Error(`${k} is required (one of ${options.join(', ')})`);
-    if (!options.includes(v as T)) throw new Error(`${k} must be one of ${options.join(', ')}, got '${v}'`);
-    return v as T;
-  };
-  const resume = flags.has('--resume');
-  const maxSteps = int('--max-steps', 1);
+  const args = new Args(argv, {
+    options: ['--framework', '--method', '--dataset', '--profile', '--run-dir', '--mask', '--grid', '--ratio', '--epochs', '--batch-size', '--width', '--train-subset', '--seed', '--knn-every', '--max-steps'],
+    flags: ['--resume'],
+  });
+  if (args.help) return 'help';
+  const resume = args.flag('--resume');
+  const maxSteps = args.int('--max-steps', 1);
+  const runDir = args.string('--run-dir');
 
-  if (resume && values.has('--run-dir')) {
-    const runDir = values.get('--run-dir')!;
+  if (resume && runDir !== undefined) {
     const file = path.join(runDir, 'config.json');
     if (!fs.existsSync(file)) throw new Error(`--resume: ${file} does not exist`);
     const config = JSON.parse(fs.readFileSync(file, 'utf8')) as RunConfig;
-    const epochs = int('--epochs', 1);
+    const epochs = args.int('--epochs', 1);
     return { config: epochs ? { ...config, epochs } : config, runDir, resume, maxSteps };
   }
 
-  if (values.get('--framework') === 'moco') values.set('--framework', 'moco-v2'); // the paper's "MoCo" is v2
-  const framework = oneOf<FrameworkName>('--framework', FRAMEWORKS);
-  const ratioText = values.get('--ratio');
-  const ratio = ratioText === undefined ? undefined : Number(ratioText);
-  if (ratio !== undefined && !(ratio >= 0 && ratio <= 1)) throw new Error(`--ratio must be a number in [0, 1], got '${ratioText}'`);
-  const subsetText = values.get('--train-subset');
+  const framework = args.string('--framework') === 'moco' ? 'moco-v2' : args.oneOf('--framework', FRAMEWORKS); // the paper's "MoCo" is v2
+  const subset = args.string('--train-subset');
   const overrides: PresetOverrides = {
-    method: oneOf<ViewMethod>('--method', METHODS, 'mixmask'),
-    maskType: oneOf<'block' | 'discrete'>('--mask', ['block', 'discrete'], 'block'),
-    gridSize: int('--grid', 1),
-    ratio,
-    epochs: int('--epochs', 1),
-    batchSize: int('--batch-size', 2),
-    width: int('--width', 1),
-    trainSubset: subsetText === 'all' ? null : int('--train-subset', 1),
-    seed: int('--seed', 0),
-    knnEvery: int('--knn-every', 0),
+    method: args.oneOf('--method', METHODS) ?? 'mixmask',
+    maskType: args.oneOf('--mask', ['block', 'discrete'] as const) ?? 'block',
+    gridSize: args.int('--grid', 1),
+    ratio: args.number('--ratio', { min: 0, max: 1 }),
+    epochs: args.int('--epochs', 1),
+    batchSize: args.int('--batch-size', 2),
+    width: args.int('--width', 1),
+    trainSubset: subset === 'all' ? null : args.int('--train-subset', 1),
+    seed: args.int('--seed', 0),
+    knnEvery: args.int('--knn-every', 0),
   };
-  const config = pretrainConfig(framework, oneOf<DatasetName>('--dataset', DATASET_NAMES), oneOf<Profile>('--profile', PROFILES), overrides);
-  return { config, runDir: values.get('--run-dir') ?? defaultRunDir(config), resume, maxSteps };
+  const required = <T>(name: string, v: T | undefined, options: readonly string[]): T => {
+    if (v === undefined) throw new Error(`${name} is required (one of ${options.join(', ')})`);
+    return v;
+  };
+  const config = pretrainConfig(
+    required('--framework', framework, FRAMEWORKS),
+    required('--dataset', args.oneOf('--dataset', DATASET_NAMES), DATASET_NAMES),
+    required('--profile', args.oneOf('--profile', PROFILES), PROFILES),
+    overrides,
+  );
+  return { config, runDir: runDir ?? defaultRunDir(config), resume, maxSteps };
 }
 
 async function main(): Promise<number> {
@@ -122,12 +103,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (require.main === module) {
-  main().then(
-    (code) => process.exit(code),
-    (e) => {
-      console.error(`train: ${e instanceof Error ? e.message : String(e)}`);
-      process.exit(1);
-    },
-  );
-}
+runCli('train', module, main);
