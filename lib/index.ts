@@ -10,3 +10,4 @@ export * as masks from './masks';
 export * as data from './data';
 export * as evaluation from './eval';
 export * as interop from './interop';
+export * as notebook from './notebook';

@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { figureHtml, inNotebook, plotlyBundleScript, showPlot, standaloneHtml, writeFigureHtml } from '../../lib/plot';
+import { figureHtml, inNotebook, lastSavedFigure, plotlyBundleScript, showPlot, standaloneHtml, writeFigureHtml } from '../../lib/plot';
 
 const fig = { data: [{ type: 'scatter', x: [1, 2], y: [3, 4], name: '</script><b>x' }], layout: { height: 300 } };
 
@@ -33,6 +33,31 @@ test('standalone pages are complete and written atomically', () => {
   assert.equal(page.match(/class="mixmask-plot"/g)?.length, 2);
   assert.deepEqual(fs.readdirSync(path.dirname(file)), ['fig.html']);
   assert.equal(standaloneHtml([fig]).match(/window\.Plotly = Plotly/g)?.length, 1);
+});
+
+test('with MIXMASK_FIGURE_DIR set, showPlot saves each figure under a unique name next to one plotly.min.js', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mixmask-figs-'));
+  process.env.MIXMASK_FIGURE_DIR = dir;
+  let last: string | null = null;
+  try {
+    showPlot(fig, { name: 'loss curves' });
+    showPlot(fig, { name: 'loss curves' });
+    showPlot(fig);
+    last = lastSavedFigure();
+  } finally {
+    delete process.env.MIXMASK_FIGURE_DIR;
+  }
+  const files = fs.readdirSync(dir).sort();
+  assert.equal(files.length, 4);
+  assert.ok(files.includes('plotly.min.js') && files.includes('loss-curves.html') && files.includes('loss-curves-2.html'));
+  assert.ok(files.some((f) => /^figure-\d+\.html$/.test(f)));
+  const page = fs.readFileSync(path.join(dir, 'loss-curves.html'), 'utf8');
+  assert.match(page, /<script type="text\/javascript" src="plotly\.min\.js">/);
+  assert.match(page, /<meta name="mixmask-size" content="1016x340">/);
+  assert.match(page, /"displayModeBar":false/);
+  assert.ok(!page.includes('window.Plotly = Plotly'), 'the bundle is inlined into every page');
+  assert.match(fs.readFileSync(path.join(dir, 'plotly.min.js'), 'utf8').slice(0, 100), /^\(function\(\)\{var define, module, exports;/);
+  assert.match(last ?? '', /figure-\d+\.html$/);
 });
 
 test('outside a notebook showPlot displays nothing but can still write the page', () => {

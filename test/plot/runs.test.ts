@@ -1,0 +1,68 @@
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { METHOD_COLORS, barFigure, finalKnn, htmlTable, readRunLog, sampleGridFigure, sideBySideTables, trainingCurvesFigure } from '../../lib/plot';
+
+function fakeRun(epochs: number, stepsPerEpoch: number, method: string, opts: { torn?: boolean } = {}): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mixmask-run-'));
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ framework: 'moco-v2', epochs, view: { method } }));
+  const lines: string[] = [];
+  let step = 0;
+  for (let e = 0; e < epochs; e++) {
+    for (let s = 0; s < stepsPerEpoch; s++) lines.push(JSON.stringify({ type: 'step', epoch: e, step: ++step, loss: 5 - step * 0.1, lambda: 0.5, embeddingStd: 0.2 }));
+    lines.push(JSON.stringify({ type: 'epoch', epoch: e, step, loss: 5 - e, knnTop1: 10 + e }));
+  }
+  fs.writeFileSync(path.join(dir, 'log.jsonl'), lines.join('\n') + '\n' + (opts.torn ? '{"type":"step","epo' : ''));
+  return dir;
+}
+
+test('readRunLog splits step and epoch records and ignores a torn last line', () => {
+  const log = readRunLog(fakeRun(3, 4, 'mixmask', { torn: true }));
+  assert.equal(log.steps.length, 12);
+  assert.equal(log.epochs.length, 3);
+  assert.equal((log.config as { framework: string }).framework, 'moco-v2');
+  assert.equal(finalKnn(log), 12);
+});
+
+test('readRunLog rejects a bad line in the middle and names a missing log', () => {
+  const dir = fakeRun(1, 2, 'none');
+  fs.writeFileSync(path.join(dir, 'log.jsonl'), '{"type":"step"}\nnot json\n{"type":"epoch","epoch":0}\n');
+  assert.throws(() => readRunLog(dir), /line 2 is not valid JSON/);
+  assert.throws(() => readRunLog(path.join(dir, 'nope')), /no log\.jsonl/);
+});
+
+test('Figure 1: two rows of axes per framework, blue baseline and red MixMask, one legend entry per method', () => {
+  const runs = ['MoCo', 'SimCLR'].flatMap((group) => ['none', 'mixmask'].map((method) => ({ group, method, log: readRunLog(fakeRun(3, 4, method)) })));
+  const fig = trainingCurvesFigure(runs, { title: 'Figure 1' });
+  const layout = fig.layout as Record<string, Record<string, unknown>>;
+  for (const ax of ['xaxis', 'xaxis2', 'xaxis3', 'xaxis4', 'yaxis', 'yaxis2', 'yaxis3', 'yaxis4']) assert.ok(layout[ax], `missing ${ax}`);
+  assert.equal(fig.data.length, 8); // loss + kNN per run
+  const red = fig.data.filter((t) => (t.line as { color: string }).color === METHOD_COLORS.mixmask);
+  assert.equal(red.length, 4);
+  assert.equal(fig.data.filter((t) => t.showlegend).length, 2);
+  // Short runs: the loss row plots every step (12 points), the kNN row one point per epoch.
+  assert.equal((fig.data[0].y as number[]).length, 12);
+  assert.deepEqual(fig.data[1].x, [1, 2, 3]);
+  const long = trainingCurvesFigure(runs.slice(0, 1), { loss: 'epoch' });
+  assert.deepEqual(long.data[0].x, [1, 2, 3]);
+});
+
+test('tables escape their text; side-by-side tables and bar figures have the expected parts', () => {
+  const html = htmlTable({ header: ['a<b'], rows: [['<script>', 3]], caption: 'c&d' });
+  assert.ok(!html.includes('<script>'));
+  assert.match(html, /&lt;script&gt;/);
+  assert.match(html, /c&amp;d/);
+  assert.equal(sideBySideTables([{ title: 'X', rows: [['k', 'v']] }, { title: 'Y', rows: [] }]).match(/<table/g)?.length, 2);
+  const bars = barFigure(['a', 'b'], [{ name: 's', values: [1, null] }]);
+  assert.deepEqual(bars.data[0].text, ['1.0', '']);
+});
+
+test('sample grids encode one PNG panel per image', () => {
+  const n = 3;
+  const pixels = new Uint8Array(n * 4 * 4).map((_, i) => i % 255);
+  const fig = sampleGridFigure({ pixels, n, height: 4, width: 4, channels: 1 }, ['a', 'b', 'c'], 2);
+  assert.equal(fig.data.length, 3);
+  assert.match(String(fig.data[0].source), /^data:image\/png;base64,iVBOR/);
+});
