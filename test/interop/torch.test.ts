@@ -193,3 +193,42 @@ test('PyTorch → tfjs: torchvision ResNet-18 CIFAR (width 64) into our checkpoi
     x.dispose();
   }
 });
+
+test('the hand-off: a tfjs checkpoint, fine-tuned in PyTorch, comes back through a MoCo-style .pth.tar and is evaluated here', { skip }, (t) => {
+  // 1. A pretrained checkpoint of ours (weights as training leaves them).
+  const net = new ResNet({ depth: 18, stem: 'cifar', width: 8, seed: 3 });
+  randomizeBatchNorm(net, 9);
+  saveCheckpoint(tmp('pre.safetensors'), net.namedState().map(([n, v]) => [`backbone.${n}`, v] as [string, tf.Tensor]), {
+    backbone: net.config, epoch: 1, step: 1,
+  });
+  const x0 = randomImages(2, 32, 8);
+  const before = features(net, x0);
+  x0.dispose();
+  net.dispose();
+  // 2. Export, fine-tune in PyTorch, write the MoCo-style file the official scripts use.
+  node('export-weights.js', ['--checkpoint', tmp('pre.safetensors'), '--out', tmp('exported.safetensors')]);
+  const x = randomImages(2, 32, 8);
+  writeInput(x, tmp('xh.safetensors'));
+  const ft = spawnSync(PYTHON, [path.join(ROOT, 'test', 'interop', 'finetune_in_torch.py'), JSON.stringify({
+    exported: tmp('exported.safetensors'), finetuned: tmp('finetuned.safetensors'), input: tmp('xh.safetensors'), features: tmp('fh.safetensors'), size: 32,
+  })], { encoding: 'utf8', timeout: 10 * 60_000, env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  assert.equal(ft.status, 0, ft.stderr);
+  const moco = spawnSync(PYTHON, [PY_HELPER, 'to-moco', tmp('finetuned.safetensors'), tmp('finetuned.pth.tar')], { encoding: 'utf8' });
+  assert.equal(moco.status, 0, moco.stderr);
+  // 3. Back into our format; the features are PyTorch's, and fine-tuning really changed them.
+  node('import-weights.js', ['--in', tmp('finetuned.pth.tar'), '--out', tmp('back.safetensors')]);
+  const back = loadBackbone(tmp('back.safetensors'));
+  try {
+    const ours = features(back, x);
+    agree(t, 'fine-tuned in PyTorch → import → features', ours, readOutput(tmp('fh.safetensors'), 'features'));
+    assert.ok(relError(ours, before) > 1e-3, 'the PyTorch fine-tune did not change the backbone');
+  } finally {
+    back.dispose();
+    x.dispose();
+  }
+  // 4. Evaluated by the same command the notebooks' results come from.
+  node('evaluate.js', ['--checkpoint', tmp('back.safetensors'), '--dataset', 'synthetic', '--protocol', 'knn', '--k', '20', '--out', tmp('eval.json'), '--quiet']);
+  const result = JSON.parse(fs.readFileSync(tmp('eval.json'), 'utf8')) as { top1: number; checkpointMeta: { backbone: { width: number } } };
+  assert.equal(result.checkpointMeta.backbone.width, 8);
+  assert.ok(result.top1 >= 0 && result.top1 <= 100);
+});
