@@ -1,16 +1,17 @@
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { probeNativeModule } from './native-probe';
+import { onednnCandidate, uninstallOnednnKernels } from './onednn';
 import { activateWasm } from './wasm';
 
 /**
  * Chooses the best tfjs backend this machine can run, in order:
- *   tfjs-node-gpu (loads and sees a GPU) → tfjs-node → wasm → cpu
+ *   tfjs-node-gpu (loads and sees a GPU) → tfjs-node → wasm+onednn → wasm → cpu
  * and reports why each better one was skipped. Force one with the `force` option or the
  * MIXMASK_BACKEND environment variable; a forced backend that cannot run is an error.
  * Call it once at start-up, before any tensor is created.
  */
-export type BackendName = 'tfjs-node-gpu' | 'tfjs-node' | 'wasm' | 'cpu';
+export type BackendName = 'tfjs-node-gpu' | 'tfjs-node' | 'wasm+onednn' | 'wasm' | 'cpu';
 
 export interface BackendCandidate {
   name: string;
@@ -79,6 +80,7 @@ export function defaultCandidates(): BackendCandidate[] {
   return [
     nativeModuleCandidate('tfjs-node-gpu', '@tensorflow/tfjs-node-gpu', { requireGpu: true }),
     nativeModuleCandidate('tfjs-node', '@tensorflow/tfjs-node', { requireGpu: false }),
+    onednnCandidate(),
     {
       name: 'wasm',
       async check() {
@@ -90,6 +92,8 @@ export function defaultCandidates(): BackendCandidate[] {
         return typeof WebAssembly === 'object' ? { ok: true, reason: '' } : { ok: false, reason: 'no WebAssembly' };
       },
       async activate({ threads }) {
+        // Plain wasm even if an earlier initBackend in this process installed the oneDNN kernels.
+        uninstallOnednnKernels();
         return activateWasm({ threads });
       },
     },

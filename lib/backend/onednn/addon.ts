@@ -1,0 +1,81 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/**
+ * The optional native addon of native/onednn (oneDNN convolutions and BatchNorm on NHWC
+ * float32). Built by scripts/build-native.mjs when libdnnl-dev is installed; absent otherwise,
+ * in which case native/onednn/build-status.json says why.
+ */
+export interface OnednnAddon {
+  /**
+   * kind 1: (x, w, y) forward; 2: (dy, w, dx) backward data; 3: (x, dy, dW) backward weights.
+   * dims = [N, H, W, Ci, Co, KH, KW, OH, OW, sh, sw, top, bottom, left, right]; returns the
+   * oneDNN implementation that ran.
+   */
+  conv(kind: 1 | 2 | 3, a: Float32Array, b: Float32Array, out: Float32Array, dims: number[], winograd?: boolean): string;
+  /** out[b] = op(a[b])·op(b[b]); dims = [B, M, K, N, transposeA, transposeB] (0/1). */
+  matmul(a: Float32Array, b: Float32Array, out: Float32Array, dims: number[]): string;
+  bnForward(x: Float32Array, scale: Float32Array, offset: Float32Array, y: Float32Array, mean: Float32Array, variance: Float32Array, rows: number, C: number, eps: number, relu: boolean, batch?: number): void;
+  bnBackward(
+    dy: Float32Array,
+    x: Float32Array,
+    y: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    scale: Float32Array,
+    dx: Float32Array,
+    dScale: Float32Array,
+    dOffset: Float32Array,
+    rows: number,
+    C: number,
+    eps: number,
+    relu: boolean,
+    batch?: number,
+  ): void;
+  setThreads(n: number): number;
+  info(): { version: string; isa: string; threads: number; cachedPrimitives: number };
+  clearCache(): void;
+}
+
+const ADDON_RELATIVE = path.join('native', 'onednn', 'build', 'Release', 'mixmask_onednn.node');
+const STATUS_RELATIVE = path.join('native', 'onednn', 'build-status.json');
+
+/** The repository root (the folder holding native/onednn), found from this file's location. */
+function projectRoot(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 8; i++) {
+    if (fs.existsSync(path.join(dir, 'native', 'onednn', 'binding.gyp'))) return dir;
+    const up = path.dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  // lib/backend/onednn → root (ts sources); dist/lib/backend/onednn → root (compiled).
+  return path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../../..' : '../../..');
+}
+
+/** Where the addon is looked for: MIXMASK_ONEDNN_ADDON, else native/onednn/build/Release. */
+export function defaultAddonPath(env: NodeJS.ProcessEnv = process.env): string {
+  const override = env.MIXMASK_ONEDNN_ADDON?.trim();
+  return override ? path.resolve(override) : path.join(projectRoot(), ADDON_RELATIVE);
+}
+
+/** The reason the build script recorded (e.g. "libdnnl-dev is not installed"), if any. */
+export function buildStatusReason(): string | null {
+  try {
+    const s = JSON.parse(fs.readFileSync(path.join(projectRoot(), STATUS_RELATIVE), 'utf8')) as { ok?: boolean; reason?: string };
+    return s.ok ? null : (s.reason ?? null);
+  } catch {
+    return null;
+  }
+}
+
+const loaded = new Map<string, OnednnAddon>();
+
+export function loadAddon(addonPath: string = defaultAddonPath()): OnednnAddon {
+  const cached = loaded.get(addonPath);
+  if (cached) return cached;
+  const mod = { exports: {} as OnednnAddon };
+  process.dlopen(mod, addonPath);
+  loaded.set(addonPath, mod.exports);
+  return mod.exports;
+}

@@ -1,0 +1,487 @@
+// oneDNN kernels for the tfjs training path (MixMask issue 11).
+//
+// Plain C N-API (node_api.h) + the oneDNN C++ API. Every entry point is synchronous and works
+// in place on Float32Arrays (including views into the wasm backend's WebAssembly.Memory):
+// activations are NHWC float32, weights HWIO float32 (tfjs layout); internally the weights are
+// reordered into the layout oneDNN prefers (once per call, buffers cached per shape).
+#include <node_api.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <unordered_map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "oneapi/dnnl/dnnl.hpp"
+
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+
+namespace {
+
+dnnl::engine &eng() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+dnnl::stream &strm() {
+  static dnnl::stream s(eng());
+  return s;
+}
+
+struct JsError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// ---------------------------------------------------------------- N-API helpers
+#define NAPI_OK(call)                                              \
+  do {                                                             \
+    if ((call) != napi_ok) throw JsError("N-API call failed: " #call); \
+  } while (0)
+
+struct F32 {
+  float *data;
+  size_t length;
+};
+
+F32 getF32(napi_env env, napi_value v, const char *what) {
+  bool is_ta = false;
+  NAPI_OK(napi_is_typedarray(env, v, &is_ta));
+  if (!is_ta) throw JsError(std::string(what) + ": expected a Float32Array");
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  napi_value ab;
+  size_t offset;
+  NAPI_OK(napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset));
+  if (type != napi_float32_array) throw JsError(std::string(what) + ": expected a Float32Array");
+  if (data == nullptr && length > 0) throw JsError(std::string(what) + ": detached buffer");
+  return {static_cast<float *>(data), length};
+}
+
+std::vector<int64_t> getInts(napi_env env, napi_value v, size_t expect, const char *what) {
+  bool is_arr = false;
+  NAPI_OK(napi_is_array(env, v, &is_arr));
+  if (!is_arr) throw JsError(std::string(what) + ": expected an array of integers");
+  uint32_t n;
+  NAPI_OK(napi_get_array_length(env, v, &n));
+  if (n != expect) throw JsError(std::string(what) + ": expected " + std::to_string(expect) + " integers");
+  std::vector<int64_t> out(n);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
+    NAPI_OK(napi_get_element(env, v, i, &e));
+    int64_t x;
+    if (napi_get_value_int64(env, e, &x) != napi_ok) throw JsError(std::string(what) + ": expected integers");
+    out[i] = x;
+  }
+  return out;
+}
+
+double getNum(napi_env env, napi_value v, const char *what) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok) throw JsError(std::string(what) + ": expected a number");
+  return d;
+}
+
+bool getBool(napi_env env, napi_value v) {
+  bool b = false;
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t == napi_boolean) napi_get_value_bool(env, v, &b);
+  if (t == napi_number) {
+    double d;
+    napi_get_value_double(env, v, &d);
+    b = d != 0;
+  }
+  return b;
+}
+
+void need(const F32 &a, size_t n, const char *what) {
+  if (a.length < n) throw JsError(std::string(what) + ": array has " + std::to_string(a.length) + " elements, needs " + std::to_string(n));
+}
+
+// ---------------------------------------------------------------- staged arguments
+// One argument of a primitive: the user's memory (NHWC/HWIO at a caller pointer) and, when the
+// primitive wants another layout, a cached staging buffer plus the reorder between them.
+struct Stage {
+  int arg;
+  bool output;
+  memory::desc user;
+  memory::desc prim;
+  bool reorder;
+  memory staging;
+  dnnl::reorder to_prim, to_user;
+  Stage(int a, bool out, const memory::desc &u, const memory::desc &p) : arg(a), output(out), user(u), prim(p) {
+    reorder = !(u == p);
+    if (reorder) {
+      staging = memory(p, eng());
+      if (out) to_user = dnnl::reorder(staging, memory(u, eng(), DNNL_MEMORY_NONE));
+      else to_prim = dnnl::reorder(memory(u, eng(), DNNL_MEMORY_NONE), staging);
+    }
+  }
+};
+
+struct Plan {
+  dnnl::primitive prim;
+  std::vector<Stage> stages;
+  memory scratch;  // e.g. a BN workspace nobody reads
+  int scratch_arg = -1;
+  std::string impl;
+
+  void run(const std::vector<float *> &ptrs) {
+    std::unordered_map<int, memory> args;
+    for (size_t i = 0; i < stages.size(); i++) {
+      Stage &s = stages[i];
+      memory user(s.user, eng(), ptrs[i]);
+      if (!s.reorder) {
+        args[s.arg] = user;
+      } else {
+        if (!s.output) s.to_prim.execute(strm(), user, s.staging);
+        args[s.arg] = s.staging;
+      }
+    }
+    if (scratch_arg >= 0) args[scratch_arg] = scratch;
+    prim.execute(strm(), args);
+    for (size_t i = 0; i < stages.size(); i++) {
+      Stage &s = stages[i];
+      if (s.reorder && s.output) {
+        memory user(s.user, eng(), ptrs[i]);
+        s.to_user.execute(strm(), s.staging, user);
+      }
+    }
+    strm().wait();
+  }
+};
+
+std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans;
+
+// ---------------------------------------------------------------- convolution
+// dims: N H W Ci Co KH KW OH OW sh sw top bottom left right
+enum { CONV_FWD = 1, CONV_BWD_DATA = 2, CONV_BWD_WEIGHTS = 3 };
+struct ConvDims {
+  int64_t N, H, W, Ci, Co, KH, KW, OH, OW, sh, sw, pt, pb, pl, pr;
+};
+
+ConvDims convDims(const std::vector<int64_t> &d) {
+  ConvDims c{d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12], d[13], d[14]};
+  for (int64_t v : d) if (v < 0) throw JsError("conv: negative dimension or padding");
+  if (c.N < 1 || c.H < 1 || c.W < 1 || c.Ci < 1 || c.Co < 1 || c.KH < 1 || c.KW < 1 || c.OH < 1 || c.OW < 1 || c.sh < 1 || c.sw < 1)
+    throw JsError("conv: dimensions must be positive");
+  if ((c.H + c.pt + c.pb - c.KH) / c.sh + 1 != c.OH || (c.W + c.pl + c.pr - c.KW) / c.sw + 1 != c.OW || c.H + c.pt + c.pb < c.KH || c.W + c.pl + c.pr < c.KW)
+    throw JsError("conv: output size does not match input, kernel, strides and pads");
+  return c;
+}
+
+Plan *convPlan(int kind, const ConvDims &c, bool winograd) {
+  std::vector<int64_t> key = {kind, winograd, c.N, c.H, c.W, c.Ci, c.Co, c.KH, c.KW, c.OH, c.OW, c.sh, c.sw, c.pt, c.pb, c.pl, c.pr};
+  auto it = plans.find(key);
+  if (it != plans.end()) return it->second.get();
+
+  memory::dims src_d = {c.N, c.Ci, c.H, c.W}, w_d = {c.Co, c.Ci, c.KH, c.KW}, dst_d = {c.N, c.Co, c.OH, c.OW};
+  memory::dims strides = {c.sh, c.sw}, pad_l = {c.pt, c.pl}, pad_r = {c.pb, c.pr};
+  memory::desc src_u(src_d, dt::f32, tag::nhwc), w_u(w_d, dt::f32, tag::hwio), dst_u(dst_d, dt::f32, tag::nhwc);
+  // Activations stay NHWC for the direct algorithm; Winograd needs its blocked layouts.
+  memory::desc src_a = winograd ? memory::desc(src_d, dt::f32, tag::any) : src_u;
+  memory::desc dst_a = winograd ? memory::desc(dst_d, dt::f32, tag::any) : dst_u;
+  memory::desc w_a(w_d, dt::f32, tag::any);
+  auto algo = winograd ? dnnl::algorithm::convolution_winograd : dnnl::algorithm::convolution_direct;
+
+  dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, algo, src_a, w_a, dst_a, strides, pad_l, pad_r);
+  dnnl::convolution_forward::primitive_desc fpd(fd, eng());
+  auto plan = std::make_unique<Plan>();
+  if (kind == CONV_FWD) {
+    plan->prim = dnnl::convolution_forward(fpd);
+    plan->impl = fpd.impl_info_str();
+    plan->stages.emplace_back(DNNL_ARG_SRC, false, src_u, fpd.src_desc());
+    plan->stages.emplace_back(DNNL_ARG_WEIGHTS, false, w_u, fpd.weights_desc());
+    plan->stages.emplace_back(DNNL_ARG_DST, true, dst_u, fpd.dst_desc());
+  } else if (kind == CONV_BWD_DATA) {
+    dnnl::convolution_backward_data::desc bd(algo, src_a, w_a, dst_a, strides, pad_l, pad_r);
+    dnnl::convolution_backward_data::primitive_desc bpd(bd, eng(), fpd);
+    plan->prim = dnnl::convolution_backward_data(bpd);
+    plan->impl = bpd.impl_info_str();
+    plan->stages.emplace_back(DNNL_ARG_DIFF_DST, false, dst_u, bpd.diff_dst_desc());
+    plan->stages.emplace_back(DNNL_ARG_WEIGHTS, false, w_u, bpd.weights_desc());
+    plan->stages.emplace_back(DNNL_ARG_DIFF_SRC, true, src_u, bpd.diff_src_desc());
+  } else {
+    dnnl::convolution_backward_weights::desc bd(algo, src_a, w_a, dst_a, strides, pad_l, pad_r);
+    dnnl::convolution_backward_weights::primitive_desc bpd(bd, eng(), fpd);
+    plan->prim = dnnl::convolution_backward_weights(bpd);
+    plan->impl = bpd.impl_info_str();
+    plan->stages.emplace_back(DNNL_ARG_SRC, false, src_u, bpd.src_desc());
+    plan->stages.emplace_back(DNNL_ARG_DIFF_DST, false, dst_u, bpd.diff_dst_desc());
+    plan->stages.emplace_back(DNNL_ARG_DIFF_WEIGHTS, true, w_u, bpd.diff_weights_desc());
+  }
+  Plan *p = plan.get();
+  plans[key] = std::move(plan);
+  return p;
+}
+
+// conv(kind, a, b, out, dims[15], winograd) with
+//   kind 1: a = x, b = w (HWIO), out = y
+//   kind 2: a = dy, b = w, out = dx
+//   kind 3: a = x, b = dy, out = dW (HWIO)
+// Returns the oneDNN implementation name.
+napi_value Conv(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 5) throw JsError("conv(kind, a, b, out, dims, winograd?)");
+  int kind = static_cast<int>(getNum(env, argv[0], "kind"));
+  if (kind < 1 || kind > 3) throw JsError("conv: kind must be 1, 2 or 3");
+  ConvDims c = convDims(getInts(env, argv[4], 15, "dims"));
+  bool wino = argc > 5 && getBool(env, argv[5]);
+  F32 a = getF32(env, argv[1], "a"), b = getF32(env, argv[2], "b"), out = getF32(env, argv[3], "out");
+  size_t nx = c.N * c.H * c.W * c.Ci, nw = c.KH * c.KW * c.Ci * c.Co, ny = c.N * c.OH * c.OW * c.Co;
+  if (kind == CONV_FWD) { need(a, nx, "x"); need(b, nw, "w"); need(out, ny, "y"); }
+  if (kind == CONV_BWD_DATA) { need(a, ny, "dy"); need(b, nw, "w"); need(out, nx, "dx"); }
+  if (kind == CONV_BWD_WEIGHTS) { need(a, nx, "x"); need(b, ny, "dy"); need(out, nw, "dW"); }
+  Plan *p = nullptr;
+  if (wino) {
+    try {
+      p = convPlan(kind, c, true);
+    } catch (const dnnl::error &) {
+      p = nullptr;  // no Winograd implementation for this shape: direct
+    }
+  }
+  if (!p) p = convPlan(kind, c, false);
+  p->run({a.data, b.data, out.data});
+  napi_value r;
+  NAPI_OK(napi_create_string_utf8(env, p->impl.c_str(), p->impl.size(), &r));
+  return r;
+}
+
+// ---------------------------------------------------------------- batch normalisation
+// Training-mode BN over [rows, C] (any NHWC tensor), optionally followed by ReLU.
+// `batch` (a divisor of rows) only shapes the problem for oneDNN: [batch, rows/batch] spatial
+// positions run far faster than [rows, 1] (its nspc kernels parallelise over the batch).
+Plan *bnPlan(int kind, int64_t rows, int64_t C, float eps, bool relu, int64_t batch) {
+  uint32_t epsbits;
+  std::memcpy(&epsbits, &eps, 4);
+  if (batch < 1 || rows % batch != 0) batch = rows;
+  std::vector<int64_t> key = {10 + kind, rows, C, epsbits, relu, batch};
+  auto it = plans.find(key);
+  if (it != plans.end()) return it->second.get();
+  memory::desc d({batch, C, rows / batch, 1}, dt::f32, tag::nhwc);
+  memory::desc v({C}, dt::f32, tag::a);
+  auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+  auto fflags = relu ? (flags | dnnl::normalization_flags::fuse_norm_relu) : flags;
+  auto plan = std::make_unique<Plan>();
+  dnnl::batch_normalization_forward::desc fd(dnnl::prop_kind::forward_training, d, eps, fflags);
+  dnnl::batch_normalization_forward::primitive_desc fpd(fd, eng());
+  if (kind == 0) {
+    plan->prim = dnnl::batch_normalization_forward(fpd);
+    plan->impl = fpd.impl_info_str();
+    plan->stages.emplace_back(DNNL_ARG_SRC, false, d, fpd.src_desc());
+    plan->stages.emplace_back(DNNL_ARG_SCALE, false, v, v);
+    plan->stages.emplace_back(DNNL_ARG_SHIFT, false, v, v);
+    plan->stages.emplace_back(DNNL_ARG_DST, true, d, fpd.dst_desc());
+    plan->stages.emplace_back(DNNL_ARG_MEAN, true, v, fpd.mean_desc());
+    plan->stages.emplace_back(DNNL_ARG_VARIANCE, true, v, fpd.variance_desc());
+    if (relu) {
+      plan->scratch = memory(fpd.workspace_desc(), eng());
+      plan->scratch_arg = DNNL_ARG_WORKSPACE;
+    }
+  } else {
+    // The ReLU mask is applied to dy by the caller (from y > 0): no workspace to carry.
+    dnnl::batch_normalization_forward::desc hd(dnnl::prop_kind::forward_training, d, eps, flags);
+    dnnl::batch_normalization_forward::primitive_desc hpd(hd, eng());
+    dnnl::batch_normalization_backward::desc bd(dnnl::prop_kind::backward, d, d, eps, flags);
+    dnnl::batch_normalization_backward::primitive_desc bpd(bd, eng(), hpd);
+    plan->prim = dnnl::batch_normalization_backward(bpd);
+    plan->impl = bpd.impl_info_str();
+    plan->stages.emplace_back(DNNL_ARG_DIFF_DST, false, d, bpd.diff_dst_desc());
+    plan->stages.emplace_back(DNNL_ARG_SRC, false, d, bpd.src_desc());
+    plan->stages.emplace_back(DNNL_ARG_MEAN, false, v, bpd.mean_desc());
+    plan->stages.emplace_back(DNNL_ARG_VARIANCE, false, v, bpd.variance_desc());
+    plan->stages.emplace_back(DNNL_ARG_SCALE, false, v, v);
+    // oneDNN 2.6 also asks for the shift here (it does not read it): a zero vector.
+    plan->stages.emplace_back(DNNL_ARG_SHIFT, false, v, v);
+    plan->stages.emplace_back(DNNL_ARG_DIFF_SRC, true, d, bpd.diff_src_desc());
+    plan->stages.emplace_back(DNNL_ARG_DIFF_SCALE, true, v, v);
+    plan->stages.emplace_back(DNNL_ARG_DIFF_SHIFT, true, v, v);
+  }
+  Plan *p = plan.get();
+  plans[key] = std::move(plan);
+  return p;
+}
+
+// bnForward(x, scale, offset, y, mean, variance, rows, C, eps, relu)
+napi_value BnForward(napi_env env, napi_callback_info info) {
+  size_t argc = 11;
+  napi_value argv[11];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 10) throw JsError("bnForward(x, scale, offset, y, mean, variance, rows, C, eps, relu)");
+  int64_t rows = static_cast<int64_t>(getNum(env, argv[6], "rows")), C = static_cast<int64_t>(getNum(env, argv[7], "C"));
+  if (rows < 1 || C < 1) throw JsError("bnForward: rows and C must be positive");
+  float eps = static_cast<float>(getNum(env, argv[8], "eps"));
+  bool relu = getBool(env, argv[9]);
+  F32 x = getF32(env, argv[0], "x"), s = getF32(env, argv[1], "scale"), o = getF32(env, argv[2], "offset"), y = getF32(env, argv[3], "y"),
+      m = getF32(env, argv[4], "mean"), v = getF32(env, argv[5], "variance");
+  size_t n = rows * C;
+  need(x, n, "x"); need(y, n, "y"); need(s, C, "scale"); need(o, C, "offset"); need(m, C, "mean"); need(v, C, "variance");
+  int64_t batch = argc > 10 ? static_cast<int64_t>(getNum(env, argv[10], "batch")) : rows;
+  Plan *p = bnPlan(0, rows, C, eps, relu, batch);
+  p->run({x.data, s.data, o.data, y.data, m.data, v.data});
+  return nullptr;
+}
+
+std::vector<float> maskBuffer;
+std::vector<float> shiftDummy;
+
+// bnBackward(dy, x, y, mean, variance, scale, dx, dScale, dOffset, rows, C, eps, relu)
+napi_value BnBackward(napi_env env, napi_callback_info info) {
+  size_t argc = 14;
+  napi_value argv[14];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 13) throw JsError("bnBackward(dy, x, y, mean, variance, scale, dx, dScale, dOffset, rows, C, eps, relu)");
+  int64_t rows = static_cast<int64_t>(getNum(env, argv[9], "rows")), C = static_cast<int64_t>(getNum(env, argv[10], "C"));
+  if (rows < 1 || C < 1) throw JsError("bnBackward: rows and C must be positive");
+  float eps = static_cast<float>(getNum(env, argv[11], "eps"));
+  bool relu = getBool(env, argv[12]);
+  F32 dy = getF32(env, argv[0], "dy"), x = getF32(env, argv[1], "x"), m = getF32(env, argv[3], "mean"), v = getF32(env, argv[4], "variance"),
+      s = getF32(env, argv[5], "scale"), dx = getF32(env, argv[6], "dx"), ds = getF32(env, argv[7], "dScale"), doff = getF32(env, argv[8], "dOffset");
+  size_t n = rows * C;
+  need(dy, n, "dy"); need(x, n, "x"); need(dx, n, "dx"); need(m, C, "mean"); need(v, C, "variance"); need(s, C, "scale"); need(ds, C, "dScale"); need(doff, C, "dOffset");
+  const float *g = dy.data;
+  if (relu) {
+    F32 y = getF32(env, argv[2], "y");
+    need(y, n, "y");
+    if (maskBuffer.size() < n) maskBuffer.resize(n);
+    float *mb = maskBuffer.data();
+    const float *yp = y.data, *dp = dy.data;
+    const int64_t total = static_cast<int64_t>(n);
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < total; i++) mb[i] = yp[i] > 0.f ? dp[i] : 0.f;
+    g = mb;
+  }
+  if (shiftDummy.size() < static_cast<size_t>(C)) shiftDummy.assign(C, 0.f);
+  int64_t batch = argc > 13 ? static_cast<int64_t>(getNum(env, argv[13], "batch")) : rows;
+  Plan *p = bnPlan(1, rows, C, eps, false, batch);
+  p->run({const_cast<float *>(g), x.data, m.data, v.data, s.data, shiftDummy.data(), dx.data, ds.data, doff.data});
+  return nullptr;
+}
+
+
+// ---------------------------------------------------------------- matrix multiplication
+// matmul(a, b, out, [B, M, K, N, transposeA, transposeB]): out[b] = op(a[b]) · op(b[b]), all
+// row-major; a transposed is stored [B, K, M], b transposed [B, N, K]. Batch must match.
+napi_value MatMul(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 4) throw JsError("matmul(a, b, out, [B, M, K, N, transposeA, transposeB])");
+  auto d = getInts(env, argv[3], 6, "dims");
+  int64_t B = d[0], M = d[1], K = d[2], N = d[3];
+  bool ta = d[4] != 0, tb = d[5] != 0;
+  if (B < 1 || M < 1 || K < 1 || N < 1) throw JsError("matmul: dimensions must be positive");
+  F32 a = getF32(env, argv[0], "a"), b = getF32(env, argv[1], "b"), out = getF32(env, argv[2], "out");
+  need(a, B * M * K, "a"); need(b, B * K * N, "b"); need(out, B * M * N, "out");
+  std::vector<int64_t> key = {20, B, M, K, N, ta, tb};
+  auto it = plans.find(key);
+  Plan *p;
+  if (it != plans.end()) {
+    p = it->second.get();
+  } else {
+    memory::desc a_md({B, M, K}, dt::f32, ta ? memory::dims{M * K, 1, M} : memory::dims{M * K, K, 1});
+    memory::desc b_md({B, K, N}, dt::f32, tb ? memory::dims{K * N, 1, K} : memory::dims{K * N, N, 1});
+    memory::desc c_md({B, M, N}, dt::f32, tag::abc);
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), eng());
+    auto plan = std::make_unique<Plan>();
+    plan->prim = dnnl::matmul(pd);
+    plan->impl = pd.impl_info_str();
+    plan->stages.emplace_back(DNNL_ARG_SRC, false, a_md, a_md);
+    plan->stages.emplace_back(DNNL_ARG_WEIGHTS, false, b_md, b_md);
+    plan->stages.emplace_back(DNNL_ARG_DST, true, c_md, c_md);
+    p = plan.get();
+    plans[key] = std::move(plan);
+  }
+  p->run({a.data, b.data, out.data});
+  napi_value r;
+  NAPI_OK(napi_create_string_utf8(env, p->impl.c_str(), p->impl.size(), &r));
+  return r;
+}
+
+// ---------------------------------------------------------------- misc
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  int n = argc > 0 ? static_cast<int>(getNum(env, argv[0], "threads")) : 0;
+  if (n < 1) throw JsError("setThreads: expected a positive integer");
+  omp_set_num_threads(n);
+  napi_value r;
+  NAPI_OK(napi_create_int32(env, omp_get_max_threads(), &r));
+  return r;
+}
+
+napi_value Info(napi_env env, napi_callback_info) {
+  const dnnl_version_t *ver = dnnl_version();
+  napi_value obj, s, i;
+  NAPI_OK(napi_create_object(env, &obj));
+  std::string version = std::to_string(ver->major) + "." + std::to_string(ver->minor) + "." + std::to_string(ver->patch);
+  NAPI_OK(napi_create_string_utf8(env, version.c_str(), version.size(), &s));
+  NAPI_OK(napi_set_named_property(env, obj, "version", s));
+  std::string isa;
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::avx512_core: isa = "avx512_core"; break;
+    case dnnl::cpu_isa::avx512_core_vnni: isa = "avx512_core_vnni"; break;
+    case dnnl::cpu_isa::avx512_core_bf16: isa = "avx512_core_bf16"; break;
+    case dnnl::cpu_isa::avx512_core_amx: isa = "avx512_core_amx"; break;
+    case dnnl::cpu_isa::avx2: isa = "avx2"; break;
+    case dnnl::cpu_isa::avx2_vnni: isa = "avx2_vnni"; break;
+    case dnnl::cpu_isa::avx: isa = "avx"; break;
+    case dnnl::cpu_isa::sse41: isa = "sse41"; break;
+    default: isa = "other"; break;
+  }
+  NAPI_OK(napi_create_string_utf8(env, isa.c_str(), isa.size(), &s));
+  NAPI_OK(napi_set_named_property(env, obj, "isa", s));
+  NAPI_OK(napi_create_int32(env, omp_get_max_threads(), &i));
+  NAPI_OK(napi_set_named_property(env, obj, "threads", i));
+  NAPI_OK(napi_create_int32(env, static_cast<int32_t>(plans.size()), &i));
+  NAPI_OK(napi_set_named_property(env, obj, "cachedPrimitives", i));
+  return obj;
+}
+
+napi_value ClearCache(napi_env env, napi_callback_info) {
+  plans.clear();
+  std::vector<float>().swap(maskBuffer);
+  std::vector<float>().swap(shiftDummy);
+  return nullptr;
+}
+
+// Converts C++ exceptions into JS errors.
+template <napi_value (*F)(napi_env, napi_callback_info)>
+napi_value Guard(napi_env env, napi_callback_info info) {
+  try {
+    return F(env, info);
+  } catch (const dnnl::error &e) {
+    napi_throw_error(env, nullptr, (std::string("oneDNN: ") + e.what() + " (status " + std::to_string(static_cast<int>(e.status)) + ")").c_str());
+  } catch (const std::exception &e) {
+    napi_throw_error(env, nullptr, e.what());
+  }
+  return nullptr;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"conv", nullptr, Guard<Conv>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"matmul", nullptr, Guard<MatMul>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"bnForward", nullptr, Guard<BnForward>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"bnBackward", nullptr, Guard<BnBackward>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setThreads", nullptr, Guard<SetThreads>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"info", nullptr, Guard<Info>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"clearCache", nullptr, Guard<ClearCache>, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

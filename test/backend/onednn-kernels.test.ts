@@ -1,0 +1,435 @@
+import { test, before } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { initBackend } from '../../lib/backend';
+import { defaultAddonPath, installOnednnKernels, kernelStats, loadAddon, onednnCandidate, onednnKernelsInstalled, uninstallOnednnKernels } from '../../lib/backend/onednn';
+import { ntXent } from '../../lib/losses';
+import { batchNormTrain, batchNormTrainComposite } from '../../lib/models/batchnorm-op';
+import { MlpHead, ResNet, resnet18, resnet50 } from '../../lib/models';
+import { Rng } from '../../lib/util/rng';
+import { relError } from '../helpers';
+
+/**
+ * The `wasm+onednn` backend (lib/backend/onednn, native/onednn): every oneDNN kernel against the
+ * `cpu` backend, whole training steps against the plain `wasm` backend, leaks over 100 steps,
+ * and the fallback when the addon is missing. Skipped only where the addon is not built and
+ * CI is unset (CI installs libdnnl-dev and builds it, so there a missing addon fails).
+ */
+const built = fs.existsSync(defaultAddonPath());
+const skip = !built && !process.env.CI ? 'native/onednn addon not built (needs libdnnl-dev; node scripts/build-native.mjs)' : false;
+
+type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
+interface ConvCase {
+  name: string;
+  n: number;
+  h: number;
+  w: number;
+  ci: number;
+  co: number;
+  k: number | [number, number];
+  stride: number | [number, number];
+  pad: Pad;
+}
+
+// ResNet-18/50 layer shapes (channels scaled down where the spatial size is large), odd sizes.
+const CASES: ConvCase[] = [
+  { name: 'CIFAR stem 3×3 s1 pad 1, Ci 3', n: 4, h: 32, w: 32, ci: 3, co: 64, k: 3, stride: 1, pad: 1 },
+  { name: 'ImageNet stem 7×7 s2 pad 3, odd 37×35', n: 2, h: 37, w: 35, ci: 3, co: 16, k: 7, stride: 2, pad: 3 },
+  { name: 'basic block 3×3 s1 pad 1, 64→64', n: 3, h: 16, w: 16, ci: 64, co: 64, k: 3, stride: 1, pad: 1 },
+  { name: 'basic block 3×3 s2 pad 1, 64→128, even', n: 3, h: 16, w: 16, ci: 64, co: 128, k: 3, stride: 2, pad: 1 },
+  { name: '3×3 s2 pad 1, odd 9×11', n: 3, h: 9, w: 11, ci: 24, co: 40, k: 3, stride: 2, pad: 1 },
+  { name: '1×1 s2 downsample 64→128', n: 3, h: 16, w: 16, ci: 64, co: 128, k: 1, stride: 2, pad: 0 },
+  { name: '1×1 s2 downsample, odd 7×7', n: 2, h: 7, w: 7, ci: 32, co: 48, k: 1, stride: 2, pad: 0 },
+  { name: 'bottleneck 1×1 s1 256→64', n: 2, h: 8, w: 8, ci: 256, co: 64, k: 1, stride: 1, pad: 0 },
+  { name: 'bottleneck 1×1 s1 64→256', n: 2, h: 8, w: 8, ci: 64, co: 256, k: 1, stride: 1, pad: 'valid' },
+  { name: 'layer4 3×3 s1 pad 1 at 4×4, 256→256', n: 2, h: 4, w: 4, ci: 256, co: 256, k: 3, stride: 1, pad: 1 },
+  { name: "3×3 s2 'same', even (tfjs pads 0/1)", n: 3, h: 10, w: 10, ci: 8, co: 12, k: 3, stride: 2, pad: 'same' },
+  { name: "5×5 s2 'same', odd 11×9", n: 2, h: 11, w: 9, ci: 4, co: 6, k: 5, stride: 2, pad: 'same' },
+  { name: '3×3 s2 valid, odd', n: 2, h: 9, w: 9, ci: 5, co: 7, k: 3, stride: 2, pad: 'valid' },
+  { name: '3×2 non-square, strides [2,1], explicit [[1,2],[0,1]]', n: 2, h: 9, w: 8, ci: 3, co: 5, k: [3, 2], stride: [2, 1], pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
+  { name: '3×3 s1 pad 3 (pad ≥ kernel)', n: 2, h: 5, w: 6, ci: 3, co: 4, k: 3, stride: 1, pad: 3 },
+];
+
+const TEST_OPTS = { minBatchNormSize: 0, winograd: true };
+const rng = new Rng(2024);
+function randn(n: number): Float32Array {
+  return rng.fillNormal(new Float32Array(n), 0, 1);
+}
+
+async function on(backend: 'wasm' | 'cpu', fn: () => tf.Tensor | tf.Tensor[]): Promise<Float32Array[]> {
+  await tf.setBackend(backend);
+  const outs = tf.tidy(fn);
+  const list = Array.isArray(outs) ? outs : [outs];
+  const data = list.map((t) => t.dataSync() as Float32Array);
+  tf.dispose(list);
+  return data;
+}
+
+before(async () => {
+  if (skip) return;
+  const r = await initBackend({ force: 'wasm+onednn', env: {}, candidates: [onednnCandidate()] });
+  assert.equal(r.tfBackend, 'wasm');
+  assert.ok(onednnKernelsInstalled());
+  // Small BatchNorms normally stay in JavaScript (minBatchNormSize); tests take every size.
+  installOnednnKernels(loadAddon(), TEST_OPTS);
+});
+
+for (const c of CASES) {
+  test(`oneDNN conv2d forward, dx and dW match cpu: ${c.name}`, { skip }, async () => {
+    const [kh, kw] = Array.isArray(c.k) ? c.k : [c.k, c.k];
+    const info = tf.backend_util.computeConv2DInfo([c.n, c.h, c.w, c.ci], [kh, kw, c.ci, c.co], c.stride, 1, c.pad as 'same');
+    const xs = randn(c.n * c.h * c.w * c.ci);
+    const ws = randn(kh * kw * c.ci * c.co);
+    const dys = randn(info.outShape.reduce((a, b) => a * b, 1));
+    const run = () => {
+      const x = tf.tensor4d(xs, [c.n, c.h, c.w, c.ci]);
+      const w = tf.tensor4d(ws, [kh, kw, c.ci, c.co]);
+      const dy = tf.tensor4d(dys, info.outShape);
+      const attrs = { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', dimRoundingMode: undefined };
+      const dx = tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: x.shape } as unknown as tf.NamedAttrMap) as tf.Tensor;
+      const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: w.shape } as unknown as tf.NamedAttrMap) as tf.Tensor;
+      return [tf.conv2d(x, w, c.stride, c.pad as 'same'), dx, dw];
+    };
+    const calls = { ...kernelStats.calls };
+    const before = tf.memory().numTensors;
+    const got = await on('wasm', run);
+    const want = await on('cpu', run);
+    await tf.setBackend('wasm');
+    assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+    for (const k of ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter']) {
+      assert.equal(kernelStats.calls[k], (calls[k] ?? 0) + 1, `${k} ran on oneDNN`);
+    }
+    ['forward', 'dx', 'dW'].forEach((name, i) => {
+      const e = relError(got[i], want[i]);
+      assert.ok(e < 1e-5, `${name}: rel err ${e}`);
+    });
+  });
+}
+
+test('direct convolution (MIXMASK_ONEDNN_WINOGRAD=0) on 3×3 stride-1 ResNet-18 shapes matches cpu, and Winograd ran by default', { skip }, async () => {
+  const addon = loadAddon();
+  installOnednnKernels(addon, { ...TEST_OPTS, winograd: false });
+  try {
+    for (const [n, h, ci, co] of [
+      [2, 16, 64, 64],
+      [2, 8, 128, 128],
+      [2, 4, 256, 256],
+      [1, 4, 512, 512],
+      [3, 9, 16, 24],
+    ]) {
+      const xs = randn(n * h * h * ci);
+      const ws = randn(9 * ci * co);
+      const dys = randn(n * h * h * co);
+      const run = () => {
+        const x = tf.tensor4d(xs, [n, h, h, ci]);
+        const w = tf.tensor4d(ws, [3, 3, ci, co]);
+        const dy = tf.tensor4d(dys, [n, h, h, co]);
+        const attrs = { strides: 1, pad: 1, dataFormat: 'NHWC', dimRoundingMode: undefined };
+        const dx = tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: x.shape } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: w.shape } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        return [tf.conv2d(x, w, 1, 1), dx, dw];
+      };
+      const got = await on('wasm', run);
+      const want = await on('cpu', run);
+      await tf.setBackend('wasm');
+      ['forward', 'dx', 'dW'].forEach((name, i) => {
+        const e = relError(got[i], want[i]);
+        assert.ok(e < 1e-5, `[${n},${h},${h},${ci}]→${co} ${name}: rel err ${e}`);
+      });
+    }
+    // The per-case tests before this one ran with the default (Winograd) kernels.
+    assert.ok(kernelStats.impls['Conv2D'].some((s) => /wino/.test(s)), `a Winograd implementation ran: ${kernelStats.impls['Conv2D']}`);
+    assert.ok(kernelStats.impls['Conv2DBackpropFilter'].some((s) => /wino/.test(s)), `Winograd dW ran: ${kernelStats.impls['Conv2DBackpropFilter']}`);
+  } finally {
+    installOnednnKernels(addon, TEST_OPTS);
+  }
+});
+
+test('BatchMatMul on oneDNN matches cpu for every transpose combination, batched and broadcast (delegated)', { skip }, async () => {
+  for (const [B, M, K, N] of [
+    [1, 32, 512, 512],
+    [3, 5, 7, 9],
+  ]) {
+    for (const ta of [false, true]) {
+      for (const tb of [false, true]) {
+        const as = randn(B * M * K);
+        const bs = randn(B * K * N);
+        const run = () => tf.matMul(tf.tensor3d(as, ta ? [B, K, M] : [B, M, K]), tf.tensor3d(bs, tb ? [B, N, K] : [B, K, N]), ta, tb);
+        const calls = kernelStats.calls['BatchMatMul'] ?? 0;
+        const got = await on('wasm', run);
+        const want = await on('cpu', run);
+        await tf.setBackend('wasm');
+        assert.equal(kernelStats.calls['BatchMatMul'], calls + 1);
+        const e = relError(got[0], want[0]);
+        assert.ok(e < 1e-5, `[${B},${M},${K},${N}] ta=${ta} tb=${tb}: rel err ${e}`);
+      }
+    }
+  }
+  // Rank 2 (what tf.matMul hands the kernel for the projection head) runs on oneDNN too.
+  const a2 = randn(32 * 64);
+  const b2 = randn(32 * 48);
+  const run2 = () => tf.matMul(tf.tensor2d(a2, [32, 64]), tf.tensor2d(b2, [32, 48]), true, false);
+  const calls = kernelStats.calls['BatchMatMul'] ?? 0;
+  const got2 = await on('wasm', run2);
+  const want2 = await on('cpu', run2);
+  await tf.setBackend('wasm');
+  assert.equal(kernelStats.calls['BatchMatMul'], calls + 1);
+  assert.ok(relError(got2[0], want2[0]) < 1e-5);
+  // Broadcast batch dimensions are delegated to the stock kernel.
+  const as = randn(2 * 3 * 4);
+  const bs = randn(4 * 5);
+  const run = () => tf.matMul(tf.tensor3d(as, [2, 3, 4]), tf.tensor3d(bs, [1, 4, 5]));
+  const delegated = kernelStats.delegated['BatchMatMul'] ?? 0;
+  const got = await on('wasm', run);
+  const want = await on('cpu', run);
+  await tf.setBackend('wasm');
+  assert.equal(kernelStats.delegated['BatchMatMul'], delegated + 1);
+  assert.ok(relError(got[0], want[0]) < 1e-5);
+});
+
+test('dilated conv2d is delegated to the stock wasm kernel and still matches cpu', { skip }, async () => {
+  const xs = randn(2 * 9 * 9 * 3);
+  const ws = randn(3 * 3 * 3 * 4);
+  const run = () => tf.conv2d(tf.tensor4d(xs, [2, 9, 9, 3]), tf.tensor4d(ws, [3, 3, 3, 4]), 1, 'same', 'NHWC', 2);
+  const delegated = kernelStats.delegated['Conv2D'] ?? 0;
+  const got = await on('wasm', run);
+  const want = await on('cpu', run);
+  await tf.setBackend('wasm');
+  assert.equal(kernelStats.delegated['Conv2D'], delegated + 1);
+  assert.ok(relError(got[0], want[0]) < 1e-5);
+});
+
+test('conv2d gradients through tf.grads match cpu (stride 2, pad 1)', { skip }, async () => {
+  const xs = randn(4 * 10 * 10 * 5);
+  const ws = randn(3 * 3 * 5 * 6);
+  const run = () => {
+    const f = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 1)));
+    return tf.grads(f)([tf.tensor4d(xs, [4, 10, 10, 5]), tf.tensor4d(ws, [3, 3, 5, 6])]);
+  };
+  const got = await on('wasm', run);
+  const want = await on('cpu', run);
+  await tf.setBackend('wasm');
+  assert.ok(relError(got[0], want[0]) < 1e-5, `dx rel err ${relError(got[0], want[0])}`);
+  assert.ok(relError(got[1], want[1]) < 1e-5, `dW rel err ${relError(got[1], want[1])}`);
+});
+
+for (const relu of [false, true]) {
+  for (const shape of [
+    [6, 5, 7, 8],
+    [4, 16, 16, 64],
+    [10, 12],
+  ]) {
+    test(`oneDNN BatchNorm${relu ? '+ReLU' : ''} [${shape}] matches the composite on cpu (forward and gradient)`, { skip }, async () => {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const C = shape[shape.length - 1];
+      const xs = randn(size).map((v) => 3 + 0.5 * v);
+      const ss = randn(C).map((v) => 1 + 0.3 * v);
+      const os = randn(C).map((v) => 0.2 * v);
+      const rs = randn(size);
+      const run = (fused: boolean) => () => {
+        const x = tf.tensor(xs, shape);
+        const scale = tf.tensor1d(ss);
+        const offset = tf.tensor1d(os);
+        const r = tf.tensor(rs, shape);
+        const bn = fused ? batchNormTrain : batchNormTrainComposite;
+        const f = (a: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => tf.sum(tf.mul(bn(a, s as tf.Tensor1D, o as tf.Tensor1D, 1e-5, relu).y, r));
+        const grads = tf.grads(f)([x, scale, offset]);
+        const { y, mean, variance } = bn(x, scale, offset, 1e-5, relu);
+        return [y, mean, variance, ...grads];
+      };
+      const calls = kernelStats.calls['MixMaskFusedBatchNormTrainGrad'] ?? 0;
+      const got = await on('wasm', run(true));
+      const want = await on('cpu', run(false));
+      await tf.setBackend('wasm');
+      assert.equal(kernelStats.calls['MixMaskFusedBatchNormTrainGrad'], calls + 1, 'the gradient ran on oneDNN');
+      ['y', 'mean', 'variance', 'dx', 'dscale', 'doffset'].forEach((name, i) => {
+        const e = relError(got[i], want[i]);
+        assert.ok(e < 1e-5, `${name}: rel err ${e}`);
+      });
+    });
+  }
+}
+
+interface StepResult {
+  loss: number;
+  grads: Map<string, Float32Array>;
+}
+
+async function lossAndGrads(build: () => { backbone: ResNet; head: MlpHead }, x: Float32Array, shape: [number, number, number, number]): Promise<StepResult> {
+  await tf.setBackend('wasm');
+  const { backbone, head } = build();
+  const input = tf.tensor4d(x, shape);
+  const half = shape[0] / 2;
+  const named = [...backbone.namedParameters('backbone.'), ...head.namedParameters('head.')];
+  const { value, grads } = tf.variableGrads(() => {
+    const z = head.apply(backbone.apply(input, true), true);
+    const [a, b] = tf.split(z, [half, half], 0) as [tf.Tensor2D, tf.Tensor2D];
+    return tf.mean(ntXent(a, b, 0.5)) as tf.Scalar;
+  }, named.map(([, v]) => v));
+  const out: StepResult = { loss: value.dataSync()[0], grads: new Map() };
+  for (const [name, v] of named) out.grads.set(name, grads[v.name].dataSync() as Float32Array);
+  value.dispose();
+  tf.dispose(grads);
+  input.dispose();
+  backbone.dispose();
+  head.dispose();
+  return out;
+}
+
+/** The same step with the oneDNN kernels and with the plain wasm kernels they replace. */
+async function bothWays(build: () => { backbone: ResNet; head: MlpHead }, x: Float32Array, shape: [number, number, number, number]): Promise<[StepResult, StepResult]> {
+  const addon = loadAddon();
+  const calls = kernelStats.calls['Conv2DBackpropFilter'] ?? 0;
+  const got = await lossAndGrads(build, x, shape);
+  assert.ok((kernelStats.calls['Conv2DBackpropFilter'] ?? 0) > calls, 'oneDNN kernels ran');
+  uninstallOnednnKernels();
+  try {
+    return [got, await lossAndGrads(build, x, shape)];
+  } finally {
+    installOnednnKernels(addon, TEST_OPTS);
+  }
+}
+
+function compare(got: StepResult, want: StepResult, tol: number): void {
+  const lossErr = Math.abs(got.loss - want.loss) / Math.abs(want.loss);
+  assert.ok(lossErr < tol, `loss ${got.loss} vs ${want.loss} (rel ${lossErr})`);
+  assert.equal(got.grads.size, want.grads.size);
+  let worst = { name: '', err: 0 };
+  for (const [name, g] of want.grads) {
+    const e = relError(got.grads.get(name)!, g);
+    if (e > worst.err) worst = { name, err: e };
+  }
+  assert.ok(worst.err < tol, `gradient of ${worst.name}: rel err ${worst.err}`);
+}
+
+test('ResNet-18 (CIFAR stem, width 16) + head + NT-Xent: one step on wasm+onednn matches wasm', { skip }, async () => {
+  const shape: [number, number, number, number] = [8, 16, 16, 3];
+  const x = new Rng(3).fillNormal(new Float32Array(8 * 16 * 16 * 3), 0, 1);
+  const build = () => {
+    const backbone = resnet18({ width: 16, seed: 5 });
+    return { backbone, head: new MlpHead(backbone.featureDim, [64], 32, { seed: 6 }) };
+  };
+  const [got, want] = await bothWays(build, x, shape);
+  // The same tolerance wasm itself meets against cpu (train-mode BN amplifies rounding).
+  compare(got, want, 1e-4);
+});
+
+test('ResNet-50 (ImageNet stem, width 8) step: every oneDNN kernel call matches the wasm kernel it replaces, on the same inputs', { skip }, async () => {
+  // End-to-end gradients of this small ResNet-50 are too ill-conditioned to compare across
+  // backends: perturbing the input by ±5e-8 (relative) moves plain wasm's own gradients by up to
+  // 1e-1. So each kernel call of a real step is checked against the replaced kernel instead.
+  await tf.setBackend('wasm');
+  const addon = loadAddon();
+  const names = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul', 'MixMaskFusedBatchNormTrain', 'MixMaskFusedBatchNormTrainGrad'];
+  uninstallOnednnKernels();
+  const stock = new Map(names.map((k) => [k, tf.getKernel(k, 'wasm')!]));
+  installOnednnKernels(addon, TEST_OPTS);
+  const mine = new Map(names.map((k) => [k, tf.getKernel(k, 'wasm')!]));
+  const worst = new Map<string, number>();
+  const calls = new Map<string, number>();
+  for (const k of names) {
+    tf.unregisterKernel(k, 'wasm');
+    tf.registerKernel({
+      kernelName: k,
+      backendName: 'wasm',
+      kernelFunc: ((args: { backend: BackendWasm }) => {
+        const a = mine.get(k)!.kernelFunc(args as never) as tf.TensorInfo | tf.TensorInfo[];
+        const b = stock.get(k)!.kernelFunc(args as never) as tf.TensorInfo | tf.TensorInfo[];
+        const as = Array.isArray(a) ? a : [a];
+        const bs = Array.isArray(b) ? b : [b];
+        for (let i = 0; i < as.length; i++) {
+          const e = relError(args.backend.typedArrayFromHeap(as[i]) as Float32Array, args.backend.typedArrayFromHeap(bs[i]) as Float32Array);
+          worst.set(k, Math.max(worst.get(k) ?? 0, e));
+          args.backend.disposeData(bs[i].dataId);
+        }
+        calls.set(k, (calls.get(k) ?? 0) + 1);
+        return a;
+      }) as unknown as tf.KernelFunc,
+    });
+  }
+  try {
+    const x = new Rng(4).fillNormal(new Float32Array(8 * 64 * 64 * 3), 0, 1);
+    const backbone = resnet50({ width: 8, seed: 7 });
+    const head = new MlpHead(backbone.featureDim, [32], 16, { seed: 8 });
+    const build = () => ({ backbone, head });
+    const r = await lossAndGrads(build, x, [8, 64, 64, 3]);
+    assert.ok(Number.isFinite(r.loss));
+  } finally {
+    installOnednnKernels(addon, TEST_OPTS);
+  }
+  // 53 convolutions (+ 1 dilation-free stem) and 53 + 1 BatchNorms, each forward and backward.
+  assert.ok((calls.get('Conv2D') ?? 0) >= 53 && (calls.get('Conv2DBackpropFilter') ?? 0) >= 53, `calls ${[...calls]}`);
+  assert.ok((calls.get('MixMaskFusedBatchNormTrainGrad') ?? 0) >= 53, `calls ${[...calls]}`);
+  for (const [k, e] of worst) assert.ok(e < 1e-5, `${k}: worst rel err ${e} over ${calls.get(k)} calls`);
+});
+
+test('100 SGD steps on wasm+onednn: tensor count and RSS stay flat', { skip }, async () => {
+  await tf.setBackend('wasm');
+  const backbone = resnet18({ width: 8, seed: 1 });
+  const head = new MlpHead(backbone.featureDim, [32], 16, { seed: 2 });
+  const vars = [...backbone.trainableVariables(), ...head.trainableVariables()];
+  const opt = tf.train.momentum(0.05, 0.9);
+  const x = tf.randomNormal([8, 16, 16, 3]) as tf.Tensor4D;
+  const counts: number[] = [];
+  const rss: number[] = [];
+  const losses: number[] = [];
+  for (let i = 0; i < 100; i++) {
+    const cost = opt.minimize(() => {
+      const z = head.apply(backbone.apply(x, true), true);
+      const [a, b] = tf.split(z, [4, 4], 0) as [tf.Tensor2D, tf.Tensor2D];
+      return tf.mean(ntXent(a, b, 0.5)) as tf.Scalar;
+    }, true, vars);
+    losses.push(cost!.dataSync()[0]);
+    cost!.dispose();
+    counts.push(tf.memory().numTensors);
+    rss.push(process.memoryUsage().rss);
+  }
+  assert.deepEqual(new Set(counts.slice(1)).size, 1, `tensor counts ${counts.slice(0, 5)}…${counts.slice(-3)}`);
+  assert.ok(losses.every(Number.isFinite), 'finite losses');
+  // After warm-up (primitive cache, heap growth) RSS must not keep growing: steps 20→100 may
+  // add at most 32 MiB (a leak of one activation per step would add far more).
+  const growth = (rss[99] - rss[19]) / 2 ** 20;
+  assert.ok(growth < 32, `RSS grew ${growth.toFixed(1)} MiB over steps 20–100`);
+  opt.dispose();
+  x.dispose();
+  backbone.dispose();
+  head.dispose();
+});
+
+test('by default, BatchNorms below minBatchNormSize stay on the JavaScript kernel', { skip }, async () => {
+  await tf.setBackend('wasm');
+  const addon = loadAddon();
+  installOnednnKernels(addon);
+  try {
+    const before = { ...kernelStats.delegated };
+    tf.tidy(() => batchNormTrain(tf.ones([4, 3, 3, 8]), tf.ones([8]) as tf.Tensor1D, tf.zeros([8]) as tf.Tensor1D, 1e-5, true).y.dataSync());
+    assert.equal(kernelStats.delegated['MixMaskFusedBatchNormTrain'], (before['MixMaskFusedBatchNormTrain'] ?? 0) + 1);
+  } finally {
+    installOnednnKernels(addon, TEST_OPTS);
+  }
+});
+
+test('a missing addon is a reported skip, and the chain falls through to the next backend', async () => {
+  const missing = path.join(__dirname, 'no-such-dir', 'mixmask_onednn.node');
+  const candidate = onednnCandidate({ addonPath: missing });
+  const check = await candidate.check();
+  assert.equal(check.ok, false);
+  assert.match(check.reason, /native addon not built/);
+  const fallback = { name: 'cpu', check: async () => ({ ok: true, reason: '' }), activate: async () => ({ detail: 'stand-in', threads: 1 }) };
+  const r = await initBackend({ env: {}, candidates: [candidate, fallback] });
+  assert.equal(r.name, 'cpu');
+  assert.equal(r.attempts[0].status, 'skipped');
+  assert.match(r.attempts[0].reason, /native addon not built/);
+  await assert.rejects(initBackend({ force: 'wasm+onednn', env: {}, candidates: [candidate] }), /native addon not built/);
+});
+
+test('an addon file that is not a loadable binary is a reported skip, not a crash', async () => {
+  const bad = path.join(fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'onednn-')), 'mixmask_onednn.node');
+  fs.writeFileSync(bad, 'not an ELF file');
+  const check = await onednnCandidate({ addonPath: bad }).check();
+  assert.equal(check.ok, false);
+  assert.match(check.reason, /failed to load/);
+});
