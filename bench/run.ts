@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json] [--quick] [--only <substring>]`: measures this machine on the
+ * `npm run bench [-- --json] [--quick] [--only <name>[,<name>…]]`: measures this machine on the
  * selected backend (MIXMASK_BACKEND to force one) and prints one line, or one JSON object with
  * --json, per measurement.
  */
@@ -15,7 +15,7 @@ async function main(): Promise<void> {
   const onlyIndex = args.indexOf('--only');
   const only = onlyIndex >= 0 ? args[onlyIndex + 1] : undefined;
   const unknown = args.filter((a, i) => !['--json', '--quick', '--only'].includes(a) && !(onlyIndex >= 0 && i === onlyIndex + 1));
-  if (unknown.length > 0) throw new Error(`bench: unknown argument(s) ${unknown.join(' ')}; expected --json, --quick, --only <name>`);
+  if (unknown.length > 0) throw new Error(`bench: unknown argument(s) ${unknown.join(' ')}; expected --json, --quick, --only <name>[,<name>…]`);
 
   const report = await initBackend();
   if (!json) console.log(formatBackendReport(report) + '\n');
@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   const dir = path.join(__dirname, 'sections');
   const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.js')).sort() : [];
   for (const file of files) {
-    if (only && !file.includes(only)) continue;
+    if (only && !only.split(',').some((o) => file.includes(o))) continue;
     const mod = (await import(path.join(dir, file))) as { run?: BenchSection };
     if (typeof mod.run !== 'function') throw new Error(`bench: ${file} does not export run(ctx)`);
     await mod.run(ctx);
