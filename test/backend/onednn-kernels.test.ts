@@ -11,6 +11,7 @@ import { batchNormTrain, batchNormTrainComposite } from '../../lib/models/batchn
 import { MlpHead, ResNet, resnet18, resnet50 } from '../../lib/models';
 import { Rng } from '../../lib/util/rng';
 import { relError } from '../helpers';
+import { compareSteps, lossAndGrads, StepResult } from './train-step';
 
 /**
  * The `wasm+onednn` backend (lib/backend/onednn, native/onednn): every oneDNN kernel against the
@@ -253,56 +254,18 @@ for (const relu of [false, true]) {
   }
 }
 
-interface StepResult {
-  loss: number;
-  grads: Map<string, Float32Array>;
-}
-
-async function lossAndGrads(build: () => { backbone: ResNet; head: MlpHead }, x: Float32Array, shape: [number, number, number, number]): Promise<StepResult> {
-  await tf.setBackend('wasm');
-  const { backbone, head } = build();
-  const input = tf.tensor4d(x, shape);
-  const half = shape[0] / 2;
-  const named = [...backbone.namedParameters('backbone.'), ...head.namedParameters('head.')];
-  const { value, grads } = tf.variableGrads(() => {
-    const z = head.apply(backbone.apply(input, true), true);
-    const [a, b] = tf.split(z, [half, half], 0) as [tf.Tensor2D, tf.Tensor2D];
-    return tf.mean(ntXent(a, b, 0.5)) as tf.Scalar;
-  }, named.map(([, v]) => v));
-  const out: StepResult = { loss: value.dataSync()[0], grads: new Map() };
-  for (const [name, v] of named) out.grads.set(name, grads[v.name].dataSync() as Float32Array);
-  value.dispose();
-  tf.dispose(grads);
-  input.dispose();
-  backbone.dispose();
-  head.dispose();
-  return out;
-}
-
 /** The same step with the oneDNN kernels and with the plain wasm kernels they replace. */
 async function bothWays(build: () => { backbone: ResNet; head: MlpHead }, x: Float32Array, shape: [number, number, number, number]): Promise<[StepResult, StepResult]> {
   const addon = loadAddon();
   const calls = kernelStats.calls['Conv2DBackpropFilter'] ?? 0;
-  const got = await lossAndGrads(build, x, shape);
+  const got = await lossAndGrads('wasm', build, x, shape);
   assert.ok((kernelStats.calls['Conv2DBackpropFilter'] ?? 0) > calls, 'oneDNN kernels ran');
   uninstallOnednnKernels();
   try {
-    return [got, await lossAndGrads(build, x, shape)];
+    return [got, await lossAndGrads('wasm', build, x, shape)];
   } finally {
     installOnednnKernels(addon, TEST_OPTS);
   }
-}
-
-function compare(got: StepResult, want: StepResult, tol: number): void {
-  const lossErr = Math.abs(got.loss - want.loss) / Math.abs(want.loss);
-  assert.ok(lossErr < tol, `loss ${got.loss} vs ${want.loss} (rel ${lossErr})`);
-  assert.equal(got.grads.size, want.grads.size);
-  let worst = { name: '', err: 0 };
-  for (const [name, g] of want.grads) {
-    const e = relError(got.grads.get(name)!, g);
-    if (e > worst.err) worst = { name, err: e };
-  }
-  assert.ok(worst.err < tol, `gradient of ${worst.name}: rel err ${worst.err}`);
 }
 
 test('ResNet-18 (CIFAR stem, width 16) + head + NT-Xent: one step on wasm+onednn matches wasm', { skip }, async () => {
@@ -314,7 +277,7 @@ test('ResNet-18 (CIFAR stem, width 16) + head + NT-Xent: one step on wasm+onednn
   };
   const [got, want] = await bothWays(build, x, shape);
   // The same tolerance wasm itself meets against cpu (train-mode BN amplifies rounding).
-  compare(got, want, 1e-4);
+  compareSteps(got, want, 1e-4);
 });
 
 test('ResNet-50 (ImageNet stem, width 8) step: every oneDNN kernel call matches the wasm kernel it replaces, on the same inputs', { skip }, async () => {
@@ -355,7 +318,7 @@ test('ResNet-50 (ImageNet stem, width 8) step: every oneDNN kernel call matches 
     const backbone = resnet50({ width: 8, seed: 7 });
     const head = new MlpHead(backbone.featureDim, [32], 16, { seed: 8 });
     const build = () => ({ backbone, head });
-    const r = await lossAndGrads(build, x, [8, 64, 64, 3]);
+    const r = await lossAndGrads('wasm', build, x, [8, 64, 64, 3]);
     assert.ok(Number.isFinite(r.loss));
   } finally {
     installOnednnKernels(addon, TEST_OPTS);

@@ -3,9 +3,10 @@ import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
 import { ntXent } from '../../lib/losses';
-import { MlpHead, ResNet, resnet18, resnet50 } from '../../lib/models';
+import { MlpHead, resnet18, resnet50 } from '../../lib/models';
 import { Rng } from '../../lib/util/rng';
-import { relError, tensorCounts, useBackend } from '../helpers';
+import { tensorCounts, useBackend } from '../helpers';
+import { compareSteps, lossAndGrads } from './train-step';
 
 /**
  * Whole training steps on the wasm backend (threaded binary, own gradient kernels, fused
@@ -17,45 +18,6 @@ before(async () => {
   await useBackend('wasm');
 });
 
-interface StepResult {
-  loss: number;
-  grads: Map<string, Float32Array>;
-}
-
-/** Loss and every parameter gradient of one step, on `backend`; nothing is left allocated. */
-async function lossAndGrads(backend: 'wasm' | 'cpu', build: () => { backbone: ResNet; head: MlpHead }, x: Float32Array, shape: [number, number, number, number]): Promise<StepResult> {
-  await tf.setBackend(backend);
-  const { backbone, head } = build();
-  const input = tf.tensor4d(x, shape);
-  const half = shape[0] / 2;
-  const named = [...backbone.namedParameters('backbone.'), ...head.namedParameters('head.')];
-  const { value, grads } = tf.variableGrads(() => {
-    const z = head.apply(backbone.apply(input, true), true);
-    const [a, b] = tf.split(z, [half, half], 0) as [tf.Tensor2D, tf.Tensor2D];
-    return tf.mean(ntXent(a, b, 0.5)) as tf.Scalar;
-  }, named.map(([, v]) => v));
-  const out: StepResult = { loss: value.dataSync()[0], grads: new Map() };
-  for (const [name, v] of named) out.grads.set(name, grads[v.name].dataSync() as Float32Array);
-  value.dispose();
-  tf.dispose(grads);
-  input.dispose();
-  backbone.dispose();
-  head.dispose();
-  return out;
-}
-
-function compare(got: StepResult, want: StepResult, tol: number): void {
-  const lossErr = Math.abs(got.loss - want.loss) / Math.abs(want.loss);
-  assert.ok(lossErr < tol, `loss ${got.loss} vs ${want.loss} (rel ${lossErr})`);
-  assert.equal(got.grads.size, want.grads.size);
-  let worst = { name: '', err: 0 };
-  for (const [name, g] of want.grads) {
-    const e = relError(got.grads.get(name)!, g);
-    if (e > worst.err) worst = { name, err: e };
-  }
-  assert.ok(worst.err < tol, `gradient of ${worst.name}: rel err ${worst.err}`);
-}
-
 test('ResNet-18 (CIFAR stem, width 16) + projection head + NT-Xent: one step on wasm matches cpu', async () => {
   const shape: [number, number, number, number] = [8, 16, 16, 3];
   const x = new Rng(3).fillNormal(new Float32Array(8 * 16 * 16 * 3), 0, 1);
@@ -66,7 +28,7 @@ test('ResNet-18 (CIFAR stem, width 16) + projection head + NT-Xent: one step on 
   const got = await lossAndGrads('wasm', build, x, shape);
   const want = await lossAndGrads('cpu', build, x, shape);
   await tf.setBackend('wasm');
-  compare(got, want, 1e-4);
+  compareSteps(got, want, 1e-4);
 });
 
 test('ResNet-50 (ImageNet stem: 7×7/2 conv, 3×3/2 max-pool; width 8) one step on wasm matches cpu', async () => {
@@ -83,7 +45,7 @@ test('ResNet-50 (ImageNet stem: 7×7/2 conv, 3×3/2 max-pool; width 8) one step 
   const want = await lossAndGrads('cpu', build, x, shape);
   await tf.setBackend('wasm');
   // 53 train-mode BatchNorms in a row: measured worst 2e-4 (the forward alone, eval mode: 2e-6).
-  compare(got, want, 1e-3);
+  compareSteps(got, want, 1e-3);
 });
 
 test('SGD-momentum training steps on wasm keep tf.memory().numTensors flat', async () => {
