@@ -1,5 +1,5 @@
 export { Module } from './module';
-export { Conv2d, BatchNorm, Linear } from './layers';
+export { Conv2d, BatchNorm, Linear, convBn } from './layers';
 export type { BatchNormOptions } from './layers';
 export { ResNet, resnet18, resnet50 } from './resnet';
 export type { ResNetConfig, ResNetDepth, ResNetStem } from './resnet';

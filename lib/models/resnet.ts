@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../util/rng';
 import { Module } from './module';
-import { BatchNorm, Conv2d } from './layers';
+import { BatchNorm, Conv2d, convBn } from './layers';
 
 /**
  * ResNet backbones as in torchvision (v1.5: stride on the 3×3 conv of the bottleneck), with
@@ -45,7 +45,7 @@ class Downsample extends Module {
   }
 
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    return this.bn.apply(this.conv.apply(x), training);
+    return convBn(this.conv, this.bn, x, training);
   }
 }
 
@@ -68,8 +68,8 @@ class BasicBlock extends Module implements Block {
   }
 
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    const h = this.bn1.apply(this.conv1.apply(x), training, true);
-    const out = this.bn2.apply(this.conv2.apply(h), training);
+    const h = convBn(this.conv1, this.bn1, x, training, true);
+    const out = convBn(this.conv2, this.bn2, h, training);
     const identity = this.downsample ? this.downsample.apply(x, training) : x;
     return tf.relu(tf.add(out, identity)) as tf.Tensor4D;
   }
@@ -99,9 +99,9 @@ class Bottleneck extends Module implements Block {
   }
 
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    const h1 = this.bn1.apply(this.conv1.apply(x), training, true);
-    const h2 = this.bn2.apply(this.conv2.apply(h1), training, true);
-    const out = this.bn3.apply(this.conv3.apply(h2), training);
+    const h1 = convBn(this.conv1, this.bn1, x, training, true);
+    const h2 = convBn(this.conv2, this.bn2, h1, training, true);
+    const out = convBn(this.conv3, this.bn3, h2, training);
     const identity = this.downsample ? this.downsample.apply(x, training) : x;
     return tf.relu(tf.add(out, identity)) as tf.Tensor4D;
   }
@@ -166,7 +166,7 @@ export class ResNet extends Module {
     if (x.rank !== 4 || x.shape[3] !== 3) {
       throw new Error(`ResNet: expected input [N, H, W, 3], got [${x.shape}]`);
     }
-    let h = this.bn1.apply(this.conv1.apply(x), training, true);
+    let h = convBn(this.conv1, this.bn1, x, training, true);
     if (this.config.stem === 'imagenet') h = tf.maxPool(h, 3, 2, 1);
     for (const stage of this.stages) h = stage.apply(h, training);
     return tf.mean(h, [1, 2]) as tf.Tensor2D;

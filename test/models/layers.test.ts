@@ -1,7 +1,7 @@
 import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { BatchNorm, Conv2d } from '../../lib/models';
+import { BatchNorm, Conv2d, convBn } from '../../lib/models';
 import { Rng } from '../../lib/util/rng';
 import { relError, useBackend } from '../helpers';
 
@@ -49,4 +49,33 @@ test('BatchNorm trains on batch statistics and updates running statistics as PyT
   assert.ok(relError(yEval.dataSync() as Float32Array, expectedEval) < 1e-5);
   [x, y, yEval].forEach((t) => t.dispose());
   bn.dispose();
+});
+
+test('convBn in evaluation folds BatchNorm into the convolution and computes conv → BN (→ ReLU) exactly', () => {
+  const rng = new Rng(3);
+  for (const [k, stride, pad, inC, outC, affine] of [[3, 1, 1, 3, 5, true], [3, 2, 1, 4, 6, true], [1, 2, 0, 5, 3, false], [7, 2, 3, 3, 4, true]] as const) {
+    const conv = new Conv2d(inC, outC, k, stride, pad, rng);
+    const bn = new BatchNorm(outC, { affine });
+    // Non-trivial running statistics and affine parameters, so that every folded term matters.
+    bn.runningMean.assign(tf.tensor1d(rng.fillNormal(new Float32Array(outC), 0, 1)));
+    bn.runningVar.assign(tf.tensor1d(rng.fillUniform(new Float32Array(outC), 0.2, 3)));
+    bn.weight?.assign(tf.tensor1d(rng.fillNormal(new Float32Array(outC), 1, 0.5)));
+    bn.bias?.assign(tf.tensor1d(rng.fillNormal(new Float32Array(outC), 0, 0.5)));
+    const x = tf.tensor4d(rng.fillNormal(new Float32Array(2 * 9 * 11 * inC), 0, 1), [2, 9, 11, inC]);
+    for (const relu of [false, true]) {
+      const folded = tf.tidy(() => convBn(conv, bn, x, false, relu));
+      const reference = tf.tidy(() => bn.apply(conv.apply(x), false, relu));
+      assert.deepEqual(folded.shape, reference.shape);
+      assert.ok(relError(folded.dataSync() as Float32Array, reference.dataSync() as Float32Array) < 1e-5, `k=${k} stride=${stride} relu=${relu}`);
+      folded.dispose();
+      reference.dispose();
+    }
+    // In training it is the two layers as they are (batch statistics, running statistics updated).
+    const before = bn.numBatchesTracked.dataSync()[0];
+    tf.tidy(() => convBn(conv, bn, x, true, true));
+    assert.equal(bn.numBatchesTracked.dataSync()[0], before + 1);
+    [x].forEach((t) => t.dispose());
+    conv.dispose();
+    bn.dispose();
+  }
 });
