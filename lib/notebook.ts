@@ -17,7 +17,8 @@ import type { ProgressSink } from './train/progress';
  * - the **dataset**: CIFAR-100 when it has been prepared (`npm run data -- cifar100`), otherwise
  *   Fashion-MNIST (offline, Debian), or `MIXMASK_DATASET` to force one;
  * - where **runs** live: earlier runs are looked up under `MIXMASK_RUNS_ROOT` (default `runs/`,
- *   where `npm run train` writes) and then under `MIXMASK_NOTEBOOK_RUNS` (default
+ *   where `npm run train` writes), then in `reports/` (the committed logs of `npm run
+ *   reproduce`, e.g. reports/fashion-mnist-cpu/), then under `MIXMASK_NOTEBOOK_RUNS` (default
  *   `reports/runs/`, git-ignored), where notebooks write the runs they train themselves.
  */
 export const PROFILE_ENV = 'MIXMASK_PROFILE';
@@ -71,7 +72,7 @@ export function notebookDataset(env: NodeJS.ProcessEnv = process.env): DatasetCh
 
 /** Where earlier runs are looked up, in order. */
 export function runRoots(env: NodeJS.ProcessEnv = process.env): string[] {
-  return [env.MIXMASK_RUNS_ROOT ?? path.join(repoRoot(), 'runs'), notebookRunsRoot(env)];
+  return [env.MIXMASK_RUNS_ROOT ?? path.join(repoRoot(), 'runs'), path.join(repoRoot(), 'reports'), notebookRunsRoot(env)];
 }
 
 /** Where notebooks write the runs they train (git-ignored). */

@@ -87,3 +87,21 @@ export function runCli(command: string, module: NodeModule, main: () => Promise<
     },
   );
 }
+
+/**
+ * An AbortSignal raised by the first Ctrl-C (SIGINT) or SIGTERM — a job scheduler's stop, or
+ * `kill` of a background run, whose SIGINT the shell ignores — so that long work stops after
+ * the current step with a checkpoint; a second signal exits at once.
+ */
+export function stopSignal(message: string): AbortSignal {
+  const abort = new AbortController();
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      if (abort.signal.aborted) process.exit(sig === 'SIGINT' ? 130 : 143);
+      console.error(`\n${sig === 'SIGINT' ? 'interrupt' : 'terminate'}: ${message} (signal again to exit at once)`);
+      abort.abort();
+      process.once(sig, () => process.exit(sig === 'SIGINT' ? 130 : 143));
+    });
+  }
+  return abort.signal;
+}

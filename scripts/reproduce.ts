@@ -6,7 +6,8 @@
  * kNN difference is under one point is run again with the next seed. Writes into `--out`
  * (default reports/fashion-mnist-<profile>): results.json (after every run, atomically, so an
  * interrupted reproduction resumes where it stopped), results.md, figure1.html/png and each
- * run's config.json + log.jsonl. Checkpoints stay in runs/ (not committed).
+ * run's config.json + log.jsonl in <out>/<run name>/ — the layout `defaultRunDir` gives under
+ * reports/, so the notebooks find these runs (lib/notebook runRoots). Checkpoints stay in runs/.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -14,7 +15,8 @@ import * as tf from '@tensorflow/tfjs';
 import { formatBackendReport, initBackend } from '../lib/backend';
 import { loadSplits } from '../lib/data';
 import { makeRecipe } from '../lib/data/recipes';
-import { extractFeatures, knnClassify, trainLinearOnFeatures } from '../lib/eval';
+import { type Dataset, SubsetDataset } from '../lib/data';
+import { extractFeatures, knnClassify, randomIndices, trainLinearOnFeatures } from '../lib/eval';
 import type { FrameworkName } from '../lib/frameworks';
 import { writeFileAtomic, writeJsonAtomic } from '../lib/io/atomic';
 import type { ViewMethod } from '../lib/masks/views';
@@ -22,7 +24,7 @@ import { findChromium, readRunLog, screenshot, trainingCurvesFigure, writeFigure
 import { PROFILES, type Profile, type RunConfig, pretrainConfig } from '../lib/presets';
 import { loadBackbone } from '../lib/train/checkpoint';
 import { defaultRunDir, startRun } from '../lib/train/run';
-import { Args, runCli } from './cli';
+import { Args, runCli, stopSignal } from './cli';
 
 export const REPRO_FRAMEWORKS: readonly FrameworkName[] = ['moco-v2', 'simclr', 'byol', 'simsiam'];
 const GROUP_NAMES: Record<string, string> = { 'moco-v2': 'MoCo v2', simclr: 'SimCLR', byol: 'BYOL', simsiam: 'SimSiam' };
@@ -46,7 +48,7 @@ export interface RunResult {
   knnTop5: number;
   linearTop1: number;
   linearTop5: number;
-  /** Seconds of pretraining (all calls, from the trainer) and of this evaluation. */
+  /** Seconds of pretraining (summed over interrupted and resumed calls) and of the evaluation. */
   trainSeconds: number;
   evalSeconds: number;
   /** Standard deviation of the normalised embedding at the last step (collapse shows as → 0). */
@@ -63,6 +65,9 @@ export interface Results {
   backend: string;
   backendReport: string;
   rawPixelKnn: number;
+  /** Final evaluation on random subsets of this many train / test images (null: the whole splits). */
+  evalSubset: number | null;
+  linearEpochs: number;
   startedAt: string;
   updatedAt: string;
   runs: RunResult[];
@@ -113,7 +118,9 @@ export function resultsMarkdown(r: Results): string {
     c0
       ? `Budget per run: ResNet-${c0.backbone.depth} (CIFAR stem) at width ${c0.backbone.width}, ${c0.trainSubset ?? 'all'} training images, ${c0.epochs} epochs at batch ${c0.batchSize}, ${c0.imageSize}×${c0.imageSize} px; kNN monitor every ${c0.knn.every} epoch(s) on ${c0.knn.bankSubset ?? 'all'} bank / ${c0.knn.querySubset ?? 'all'} query images. MixMask: ${c0.view.maskType ?? 'block'} mask, grid ${c0.view.gridSize}, ratio ${c0.view.ratio}.`
       : '',
-    `Final evaluation: kNN (cosine, k = 200, T = 0.1) with all 60,000 training images as bank on all 10,000 test images; linear probe (SGD lr 30, 100 epochs, frozen features). Raw-pixel kNN at the same setting: ${RAW_PIXEL_KNN}%.`,
+    r.evalSubset
+      ? `Final evaluation on random subsets of ${r.evalSubset} train and test images (a quick check, not comparable with the raw-pixel reference ${RAW_PIXEL_KNN}%).`
+      : `Final evaluation: kNN (cosine, k = 200, T = 0.1) with all 60,000 training images as bank on all 10,000 test images; linear probe (SGD lr 30, momentum 0.9, ${r.linearEpochs} epochs on frozen features, lr × 0.1 at 60 % and 80 % of them). Raw-pixel kNN at the same setting: ${RAW_PIXEL_KNN}%.`,
     `Backend: ${r.backend}. All of it: \`npm run reproduce -- --profile ${r.profile}\`.`,
     '',
     '| framework | method | seed | kNN top-1 | linear top-1 | beats raw pixels | last monitor kNN | embedding std | train time | eval time | command |',
@@ -154,6 +161,8 @@ export interface ReproduceArgs {
   frameworks: FrameworkName[];
   maxSeeds: number;
   linearEpochs: number;
+  /** Evaluate on a seeded random subset of this many train and test images (null: all; quick checks). */
+  evalSubset: number | null;
   figure: boolean;
 }
 
@@ -164,10 +173,11 @@ export const USAGE = `usage: npm run reproduce -- [--profile cpu|smoke] [options
   --frameworks <a,b>      subset of ${REPRO_FRAMEWORKS.join(',')} (default all)
   --max-seeds <n>         seeds per framework at most, when pairs differ by < ${RESEED_BELOW} kNN point (default 2)
   --linear-epochs <n>     linear-probe epochs (default 100)
+  --eval-subset <n>       final evaluation on n random train and n random test images (default: all)
   --no-figure             skip figure1.html/png`;
 
 export function parseReproduceArgs(argv: readonly string[]): ReproduceArgs | 'help' {
-  const a = new Args(argv, { options: ['--profile', '--out', '--runs-root', '--frameworks', '--max-seeds', '--linear-epochs'], flags: ['--no-figure'] });
+  const a = new Args(argv, { options: ['--profile', '--out', '--runs-root', '--frameworks', '--max-seeds', '--linear-epochs', '--eval-subset'], flags: ['--no-figure'] });
   if (a.help) return 'help';
   const profile = a.oneOf('--profile', PROFILES) ?? 'cpu';
   const fws = a.string('--frameworks');
@@ -182,6 +192,7 @@ export function parseReproduceArgs(argv: readonly string[]): ReproduceArgs | 'he
     frameworks: frameworks as FrameworkName[],
     maxSeeds: a.int('--max-seeds', 1) ?? 2,
     linearEpochs: a.int('--linear-epochs', 1) ?? 100,
+    evalSubset: a.int('--eval-subset', 1) ?? null,
     figure: !a.flag('--no-figure'),
   };
 }
@@ -190,9 +201,19 @@ function runName(c: RunConfig): string {
   return path.basename(defaultRunDir(c));
 }
 
+/** Pretraining seconds of earlier, interrupted calls of a run, kept beside its checkpoint. */
+const SECONDS_FILE = 'reproduce-seconds.json';
+function earlierSeconds(runDir: string): number {
+  const f = path.join(runDir, SECONDS_FILE);
+  return fs.existsSync(f) ? (JSON.parse(fs.readFileSync(f, 'utf8')) as { seconds: number }).seconds : 0;
+}
+
 /** Full kNN and linear probe of a finished run's backbone, on features extracted once. */
-async function evaluateRun(checkpoint: string, c: RunConfig, linearEpochs: number): Promise<{ knn: { top1: number; top5: number }; linear: { top1: number; top5: number } }> {
-  const { train, test } = await loadSplits(c.dataset);
+async function evaluateRun(checkpoint: string, c: RunConfig, linearEpochs: number, subset: number | null): Promise<{ knn: { top1: number; top5: number }; linear: { top1: number; top5: number } }> {
+  const splits = await loadSplits(c.dataset);
+  const pick = (ds: Dataset, seed: number) => (subset && subset < ds.size ? new SubsetDataset(ds, randomIndices(ds.size, subset, seed)) : ds);
+  const train = pick(splits.train, 21);
+  const test = pick(splits.test, 22);
   const normalize = makeRecipe(c.recipe, { size: c.imageSize }).normalize;
   const net = loadBackbone(checkpoint);
   try {
@@ -217,12 +238,12 @@ export async function reproduce(o: ReproduceArgs, signal?: AbortSignal): Promise
   console.error(backendReport);
   const resultsFile = path.join(o.out, 'results.json');
   const previous: Results | null = fs.existsSync(resultsFile) ? (JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as Results) : null;
-  if (previous && (previous.format !== RESULTS_FORMAT || previous.profile !== o.profile)) {
-    throw new Error(`${resultsFile} holds ${previous.format} results of profile ${previous.profile}; choose another --out or remove it`);
+  if (previous && (previous.format !== RESULTS_FORMAT || previous.profile !== o.profile || previous.evalSubset !== o.evalSubset || previous.linearEpochs !== o.linearEpochs)) {
+    throw new Error(`${resultsFile} holds ${previous.format} results of profile ${previous.profile} (eval subset ${previous.evalSubset}, ${previous.linearEpochs} linear epochs); choose another --out or remove it`);
   }
   const now = () => new Date().toISOString();
   const results: Results = {
-    format: RESULTS_FORMAT, dataset: DATASET, profile: o.profile, backend: report.name, backendReport, rawPixelKnn: RAW_PIXEL_KNN,
+    format: RESULTS_FORMAT, dataset: DATASET, profile: o.profile, backend: report.name, backendReport, rawPixelKnn: RAW_PIXEL_KNN, evalSubset: o.evalSubset, linearEpochs: o.linearEpochs,
     startedAt: previous?.startedAt ?? now(), updatedAt: now(), runs: previous?.runs ?? [],
   };
   const save = () => {
@@ -241,21 +262,23 @@ export async function reproduce(o: ReproduceArgs, signal?: AbortSignal): Promise
     const resume = fs.existsSync(path.join(runDir, 'checkpoint.safetensors'));
     console.error(`\n== ${fw} + ${method}, seed ${seed} → ${runDir}${resume ? ' (resuming)' : ''}`);
     const summary = await startRun({ config, runDir, resume, signal });
+    const trainSeconds = earlierSeconds(runDir) + summary.seconds;
+    writeJsonAtomic(path.join(runDir, SECONDS_FILE), { seconds: trainSeconds });
     if (summary.status !== 'completed') return false;
     const log = readRunLog(runDir);
     const t0 = Date.now();
-    const ev = await evaluateRun(summary.checkpoint, config, o.linearEpochs);
+    const ev = await evaluateRun(summary.checkpoint, config, o.linearEpochs, o.evalSubset);
     const evalSeconds = (Date.now() - t0) / 1000;
     const last = log.steps[log.steps.length - 1];
     const monitor = log.epochs.filter((e) => typeof e.knnTop1 === 'number');
-    const runOut = path.join(o.out, 'runs', runName(config));
+    const runOut = path.join(o.out, runName(config));
     fs.mkdirSync(runOut, { recursive: true });
     for (const f of ['config.json', 'log.jsonl']) fs.copyFileSync(path.join(runDir, f), path.join(runOut, f));
     results.runs.push({
       framework: fw, method, seed, runDir: path.relative(o.out, runOut),
       monitorKnnTop1: monitor.length ? monitor[monitor.length - 1].knnTop1! : null,
       knnTop1: ev.knn.top1, knnTop5: ev.knn.top5, linearTop1: ev.linear.top1, linearTop5: ev.linear.top5,
-      trainSeconds: summary.seconds, evalSeconds, finalEmbeddingStd: last?.embeddingStd ?? null,
+      trainSeconds, evalSeconds, finalEmbeddingStd: last?.embeddingStd ?? null,
       backend: report.name, command: trainCommand(config), config,
     });
     save();
@@ -307,15 +330,10 @@ async function main(): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const abort = new AbortController();
-  process.once('SIGINT', () => {
-    console.error('\ninterrupt: stopping after this step with a checkpoint; run the same command again to resume');
-    abort.abort();
-    process.once('SIGINT', () => process.exit(130));
-  });
+  const signal = stopSignal('stopping after this step with a checkpoint; run the same command again to resume');
   const t0 = Date.now();
-  const r = await reproduce(args, abort.signal);
-  if (args.figure && !abort.signal.aborted) await writeFigure(r, args.out);
+  const r = await reproduce(args, signal);
+  if (args.figure && !signal.aborted) await writeFigure(r, args.out);
   console.log(resultsMarkdown(r));
   console.error(`wall time of this call: ${minutes((Date.now() - t0) / 1000)}`);
   return 0;

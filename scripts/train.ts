@@ -12,7 +12,7 @@ import { FRAMEWORKS } from '../lib/frameworks';
 import type { ViewMethod } from '../lib/masks/views';
 import { DATASET_NAMES, PROFILES, PresetOverrides, RunConfig, pretrainConfig } from '../lib/presets';
 import { defaultRunDir, startRun } from '../lib/train/run';
-import { Args, runCli } from './cli';
+import { Args, runCli, stopSignal } from './cli';
 
 const METHODS: readonly ViewMethod[] = ['none', 'mixmask', 'unmix', 'both', 'erase'];
 
@@ -92,13 +92,8 @@ async function main(): Promise<number> {
   console.error(formatBackendReport(report));
   const c = args.config;
   console.error(`${c.framework} + ${c.view.method} on ${c.dataset} (${c.profile}): ${c.epochs} epochs, batch ${c.batchSize}, width ${c.backbone.width} → ${args.runDir}`);
-  const abort = new AbortController();
-  process.once('SIGINT', () => {
-    console.error('\ninterrupt: stopping after this step and saving a checkpoint (Ctrl-C again to kill)');
-    abort.abort();
-    process.once('SIGINT', () => process.exit(130));
-  });
-  const summary = await startRun({ config: c, runDir: args.runDir, resume: args.resume, signal: abort.signal, maxSteps: args.maxSteps });
+  const signal = stopSignal('stopping after this step and saving a checkpoint');
+  const summary = await startRun({ config: c, runDir: args.runDir, resume: args.resume, signal, maxSteps: args.maxSteps });
   console.log(JSON.stringify({ ...summary, runDir: args.runDir, backend: report.name }));
   return 0;
 }
