@@ -6,6 +6,23 @@ export async function useBackend(name: 'wasm' | 'cpu'): Promise<void> {
   await initBackend({ force: name, env: {} });
 }
 
+/**
+ * Forces the webgpu backend for a test file (a software adapter will do). Resolves to null when
+ * it runs, else to the reason for t.skip. Under CI=true it fails instead: CI installs what
+ * webgpu needs (scripts/apt-packages.txt), so a webgpu that cannot start there is a bug.
+ */
+export async function useWebgpu(): Promise<string | null> {
+  // cpu first: its activation silences tfjs's "use the node backend" banner; tests compare with it.
+  await initBackend({ force: 'cpu', env: {} });
+  try {
+    await initBackend({ force: 'webgpu', env: {} });
+    return null;
+  } catch (e) {
+    if (process.env.CI === 'true') throw e;
+    return `webgpu cannot start here: ${(e as Error).message}`;
+  }
+}
+
 /** Max relative error: max|a − b| / max(max|b|, tiny). */
 export function relError(a: Float32Array | number[], b: Float32Array | number[]): number {
   if (a.length !== b.length) throw new Error(`relError: lengths differ (${a.length} vs ${b.length})`);

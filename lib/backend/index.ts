@@ -3,20 +3,25 @@ import * as tf from '@tensorflow/tfjs';
 import { probeNativeModule } from './native-probe';
 import { onednnCandidate, uninstallOnednnKernels } from './onednn';
 import { activateWasm } from './wasm';
+import { webgpuCandidate } from './webgpu';
 
 /**
  * Chooses the best tfjs backend this machine can run, in order:
- *   tfjs-node-gpu (loads and sees a GPU) → tfjs-node → wasm+onednn → wasm → cpu
+ *   tfjs-node-gpu (loads and sees a GPU) → webgpu (Dawn finds a hardware adapter) → tfjs-node
+ *   → wasm+onednn → wasm → cpu
  * and reports why each better one was skipped. Force one with the `force` option or the
  * MIXMASK_BACKEND environment variable; a forced backend that cannot run is an error.
  * Call it once at start-up, before any tensor is created.
  */
-export type BackendName = 'tfjs-node-gpu' | 'tfjs-node' | 'wasm+onednn' | 'wasm' | 'cpu';
+export type BackendName = 'tfjs-node-gpu' | 'webgpu' | 'tfjs-node' | 'wasm+onednn' | 'wasm' | 'cpu';
 
 export interface BackendCandidate {
   name: string;
-  /** Whether this backend can run here; never throws, never crashes the process. */
-  check(): Promise<{ ok: boolean; reason: string }>;
+  /**
+   * Whether this backend can run here; never throws, never crashes the process. `forced` says
+   * the user asked for exactly this one (a candidate may then accept what it would skip).
+   */
+  check(ctx?: { forced: boolean }): Promise<{ ok: boolean; reason: string }>;
   /** Loads and activates it in this process; returns a one-line description and its thread count. */
   activate(opts: { threads: number }): Promise<{ detail: string; threads: number }>;
 }
@@ -79,6 +84,7 @@ export function nativeModuleCandidate(name: string, moduleId: string, opts: { re
 export function defaultCandidates(): BackendCandidate[] {
   return [
     nativeModuleCandidate('tfjs-node-gpu', '@tensorflow/tfjs-node-gpu', { requireGpu: true }),
+    webgpuCandidate(),
     nativeModuleCandidate('tfjs-node', '@tensorflow/tfjs-node', { requireGpu: false }),
     onednnCandidate(),
     {
@@ -143,7 +149,7 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
       attempts.push({ name: candidate.name, status: 'not tried', reason: '' });
       continue;
     }
-    const check = await safeCheck(candidate);
+    const check = await safeCheck(candidate, force === candidate.name);
     if (!check.ok) {
       attempts.push({ name: candidate.name, status: 'skipped', reason: check.reason });
       continue;
@@ -174,9 +180,9 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
   return current;
 }
 
-async function safeCheck(c: BackendCandidate): Promise<{ ok: boolean; reason: string }> {
+async function safeCheck(c: BackendCandidate, forced: boolean): Promise<{ ok: boolean; reason: string }> {
   try {
-    return await c.check();
+    return await c.check({ forced });
   } catch (e) {
     return { ok: false, reason: `check failed: ${(e as Error).message}` };
   }

@@ -102,7 +102,7 @@ test('MIXMASK_BACKEND forces a backend, and the force option overrides it', asyn
 });
 
 test('forcing an unknown or unavailable backend is a clear error', async () => {
-  await assert.rejects(initBackend({ env: { MIXMASK_BACKEND: 'cuda' } }), /MIXMASK_BACKEND is 'cuda', expected one of: tfjs-node-gpu, tfjs-node, wasm\+onednn, wasm, cpu/);
+  await assert.rejects(initBackend({ env: { MIXMASK_BACKEND: 'cuda' } }), /MIXMASK_BACKEND is 'cuda', expected one of: tfjs-node-gpu, webgpu, tfjs-node, wasm\+onednn, wasm, cpu/);
   await assert.rejects(
     initBackend({ force: 'gpu-ish', env: {}, candidates: [fake('gpu-ish', 'unavailable'), cpu()] }),
     /backend 'gpu-ish' was forced but cannot run: gpu-ish: no such hardware/,
@@ -112,7 +112,7 @@ test('forcing an unknown or unavailable backend is a clear error', async () => {
 
 test('the default chain is tried in the documented order and picks the best available backend', async () => {
   const report = await initBackend({ env: {} });
-  assert.deepEqual(report.attempts.map((a) => a.name), ['tfjs-node-gpu', 'tfjs-node', 'wasm+onednn', 'wasm', 'cpu']);
+  assert.deepEqual(report.attempts.map((a) => a.name), ['tfjs-node-gpu', 'webgpu', 'tfjs-node', 'wasm+onednn', 'wasm', 'cpu']);
   const chosenIndex = report.attempts.findIndex((a) => a.status === 'chosen');
   assert.ok(chosenIndex >= 0);
   // Everything before the chosen one says why it was passed over.

@@ -14,7 +14,7 @@ export type Shape4 = [number, number, number, number];
 export type BuildStep = () => { backbone: ResNet; head: MlpHead };
 
 /** Loss and every parameter gradient of one step, on `backend`; nothing is left allocated. */
-export async function lossAndGrads(backend: 'wasm' | 'cpu', build: BuildStep, x: Float32Array, shape: Shape4): Promise<StepResult> {
+export async function lossAndGrads(backend: string, build: BuildStep, x: Float32Array, shape: Shape4): Promise<StepResult> {
   await tf.setBackend(backend);
   const { backbone, head } = build();
   const input = tf.tensor4d(x, shape);
@@ -25,8 +25,9 @@ export async function lossAndGrads(backend: 'wasm' | 'cpu', build: BuildStep, x:
     const [a, b] = tf.split(z, [half, half], 0) as [tf.Tensor2D, tf.Tensor2D];
     return tf.mean(ntXent(a, b, 0.5)) as tf.Scalar;
   }, named.map(([, v]) => v));
-  const out: StepResult = { loss: value.dataSync()[0], grads: new Map() };
-  for (const [name, v] of named) out.grads.set(name, grads[v.name].dataSync() as Float32Array);
+  // Asynchronous reads: webgpu under Node has no synchronous ones.
+  const out: StepResult = { loss: (await value.data())[0], grads: new Map() };
+  for (const [name, v] of named) out.grads.set(name, (await grads[v.name].data()) as Float32Array);
   value.dispose();
   tf.dispose(grads);
   input.dispose();
