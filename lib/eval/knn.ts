@@ -97,6 +97,48 @@ function l2rows(x: tf.Tensor2D): tf.Tensor2D {
  * leaves XNNPACK altogether (~2 GFLOP/s).
  */
 export function knnNeighbours(bank: FeatureInput, query: FeatureInput, opts: NeighbourOptions = {}): Neighbours {
+  const search = neighbourSearch(bank, query, opts);
+  let step = search.next();
+  while (!step.done) {
+    const top = step.value;
+    let read: TopRead;
+    try {
+      read = [top.values.dataSync() as Float32Array, top.indices.dataSync() as Int32Array];
+    } catch (e) {
+      step = search.throw(e);
+      continue;
+    }
+    step = search.next(read);
+  }
+  return step.value;
+}
+
+/** knnNeighbours reading each block with `await data()`: the form for backends without synchronous reads (webgpu). */
+export async function knnNeighboursAsync(bank: FeatureInput, query: FeatureInput, opts: NeighbourOptions = {}): Promise<Neighbours> {
+  const search = neighbourSearch(bank, query, opts);
+  let step = search.next();
+  while (!step.done) {
+    const top = step.value;
+    let read: TopRead;
+    try {
+      read = [(await top.values.data()) as Float32Array, (await top.indices.data()) as Int32Array];
+    } catch (e) {
+      step = search.throw(e);
+      continue;
+    }
+    step = search.next(read);
+  }
+  return step.value;
+}
+
+type TopRead = [Float32Array, Int32Array];
+
+/**
+ * The search as a generator that yields each block's top-k tensors and is resumed with their
+ * values, so that one body serves the synchronous and the asynchronous reader. The generator
+ * disposes what it yields.
+ */
+function* neighbourSearch(bank: FeatureInput, query: FeatureInput, opts: NeighbourOptions): Generator<{ values: tf.Tensor; indices: tf.Tensor }, Neighbours, TopRead> {
   const b = shapeOf(bank, 'bankFeatures');
   const q = shapeOf(query, 'queryFeatures');
   if (b.dim !== q.dim) throw new Error(`knn: bank features have dim ${b.dim}, query features ${q.dim}`);
@@ -131,8 +173,7 @@ export function knnNeighbours(bank: FeatureInput, query: FeatureInput, opts: Nei
           let v: Float32Array;
           let ix: Int32Array;
           try {
-            v = top.values.dataSync() as Float32Array;
-            ix = top.indices.dataSync() as Int32Array;
+            [v, ix] = yield top;
           } finally {
             top.values.dispose();
             top.indices.dispose();
@@ -243,12 +284,29 @@ export function knnClassify(
   queryLabels: ArrayLike<number>,
   opts: KnnOptions = {},
 ): KnnResult {
+  checkLabelCounts(bankFeatures, bankLabels, queryFeatures, queryLabels);
+  const nb = knnNeighbours(bankFeatures, queryFeatures, opts);
+  return knnVote(nb, bankLabels, queryLabels, opts);
+}
+
+/** knnClassify with asynchronous reads (works on every backend, webgpu included). */
+export async function knnClassifyAsync(
+  bankFeatures: FeatureInput,
+  bankLabels: ArrayLike<number>,
+  queryFeatures: FeatureInput,
+  queryLabels: ArrayLike<number>,
+  opts: KnnOptions = {},
+): Promise<KnnResult> {
+  checkLabelCounts(bankFeatures, bankLabels, queryFeatures, queryLabels);
+  const nb = await knnNeighboursAsync(bankFeatures, queryFeatures, opts);
+  return knnVote(nb, bankLabels, queryLabels, opts);
+}
+
+function checkLabelCounts(bankFeatures: FeatureInput, bankLabels: ArrayLike<number>, queryFeatures: FeatureInput, queryLabels: ArrayLike<number>): void {
   const bn = shapeOf(bankFeatures, 'bankFeatures').n;
   if (bankLabels.length !== bn) throw new Error(`knnClassify: ${bankLabels.length} bank labels for ${bn} bank rows`);
   const qn = shapeOf(queryFeatures, 'queryFeatures').n;
   if (queryLabels.length !== qn) throw new Error(`knnClassify: ${queryLabels.length} query labels for ${qn} query rows`);
-  const nb = knnNeighbours(bankFeatures, queryFeatures, opts);
-  return knnVote(nb, bankLabels, queryLabels, opts);
 }
 
 export interface KnnMonitorOptions extends KnnOptions {
@@ -288,6 +346,6 @@ export async function knnMonitor(backbone: ResNet | FeatureFn, opts: KnnMonitorO
   const bank = await extractFeatures(backbone, opts.bank, { batchSize: opts.batchSize, transform, indices: opts.bankIndices, onProgress: opts.onProgress, phase: 'bank features' });
   const query = await extractFeatures(backbone, opts.query, { batchSize: opts.batchSize, transform, indices: opts.queryIndices, onProgress: opts.onProgress, phase: 'query features' });
   const t1 = Date.now();
-  const res = knnClassify(bank, bank.labels, query, query.labels, { ...opts, numClasses: opts.numClasses ?? opts.bank.numClasses });
+  const res = await knnClassifyAsync(bank, bank.labels, query, query.labels, { ...opts, numClasses: opts.numClasses ?? opts.bank.numClasses });
   return { ...res, featureSeconds: (t1 - t0) / 1000, searchSeconds: (Date.now() - t1) / 1000 };
 }

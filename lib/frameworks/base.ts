@@ -81,6 +81,8 @@ export abstract class Framework<Targets extends tf.Tensor[] = tf.Tensor[]> exten
   /**
    * One forward/backward pass: returns the loss value, its terms, the gradients (by tfjs
    * variable name; the caller applies and disposes them) and the targets for afterStep.
+   * Reads the loss synchronously: on backends that cannot (webgpu under Node) use
+   * computeGradientsAsync, which is the same on every backend.
    */
   computeGradients(
     x1: tf.Tensor4D,
@@ -88,6 +90,52 @@ export abstract class Framework<Targets extends tf.Tensor[] = tf.Tensor[]> exten
     views: readonly View[],
     rng: Rng,
   ): { result: StepResult; grads: tf.NamedTensorMap; targets: Targets } {
+    const { scalars, grads, targets } = this.gradientTensors(x1, x2, views, rng);
+    let values: number[];
+    try {
+      values = scalars.map(([, t]) => t.dataSync()[0]);
+    } catch (e) {
+      tf.dispose([...Object.values(grads), ...targets]);
+      throw e;
+    } finally {
+      tf.dispose(scalars.map(([, t]) => t));
+    }
+    return { result: stepResult(scalars.map(([k]) => k), values), grads, targets };
+  }
+
+  /** computeGradients, reading the loss and its terms with `await data()` (one wait for all). */
+  async computeGradientsAsync(
+    x1: tf.Tensor4D,
+    x2: tf.Tensor4D,
+    views: readonly View[],
+    rng: Rng,
+  ): Promise<{ result: StepResult; grads: tf.NamedTensorMap; targets: Targets }> {
+    const { scalars, grads, targets } = this.gradientTensors(x1, x2, views, rng);
+    let values: number[];
+    try {
+      // One tensor to read: on a GPU each read is a round trip.
+      const all = tf.tidy(() => tf.stack(scalars.map(([, t]) => t)));
+      try {
+        values = Array.from(await all.data());
+      } finally {
+        all.dispose();
+      }
+    } catch (e) {
+      tf.dispose([...Object.values(grads), ...targets]);
+      throw e;
+    } finally {
+      tf.dispose(scalars.map(([, t]) => t));
+    }
+    return { result: stepResult(scalars.map(([k]) => k), values), grads, targets };
+  }
+
+  /** The pass itself: named scalars ('loss', 'embeddingStd', the terms; the caller disposes them), gradients, targets. */
+  private gradientTensors(
+    x1: tf.Tensor4D,
+    x2: tf.Tensor4D,
+    views: readonly View[],
+    rng: Rng,
+  ): { scalars: Array<[string, tf.Scalar]>; grads: tf.NamedTensorMap; targets: Targets } {
     const targets = tf.tidy(() => this.computeTargets(x1, x2, rng));
     targets.forEach((t) => tf.keep(t));
     const kept: Record<string, tf.Scalar> = {};
@@ -115,15 +163,16 @@ export abstract class Framework<Targets extends tf.Tensor[] = tf.Tensor[]> exten
       });
       return total;
     }, vars);
-    const terms: Record<string, number> = {};
-    let embeddingStd = NaN;
-    for (const [k, t] of Object.entries(kept)) {
-      if (k === 'embeddingStd') embeddingStd = t.dataSync()[0];
-      else terms[k] = t.dataSync()[0];
-      t.dispose();
-    }
-    const loss = value.dataSync()[0];
-    value.dispose();
-    return { result: { loss, terms, embeddingStd }, grads, targets };
+    return { scalars: [['loss', value], ...Object.entries(kept)], grads, targets };
   }
+}
+
+function stepResult(names: string[], values: number[]): StepResult {
+  const out: StepResult = { loss: NaN, terms: {}, embeddingStd: NaN };
+  names.forEach((k, i) => {
+    if (k === 'loss') out.loss = values[i];
+    else if (k === 'embeddingStd') out.embeddingStd = values[i];
+    else out.terms[k] = values[i];
+  });
+  return out;
 }
