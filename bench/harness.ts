@@ -20,6 +20,8 @@ export interface Measurement {
   ratio: number | null;
   /** Anything else worth printing (threads, peak memory, share of a step, …). */
   extra?: Record<string, number | string>;
+  /** The GPU adapter, when the backend runs on one (webgpu), e.g. "NVIDIA H100 80GB HBM3 — vendor nvidia, hopper, hardware". */
+  device?: string;
 }
 
 export interface BenchContext {

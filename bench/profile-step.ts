@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   if (!json) console.log(formatBackendReport(report) + '\n');
 
   const bench = makeTrainBench(batch);
-  bench.step(); // warm-up: operator creation, heap growth
+  await bench.step(); // warm-up: operator creation, heap growth
   const byKernel = new Map<string, Row>();
   const byShape = new Map<string, Row>();
   let wall = 0;

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { formatBackendReport, initBackend } from '../lib/backend';
+import { describeAdapter, webgpuAdapter } from '../lib/backend/webgpu';
 import type { BenchContext, BenchSection, Measurement } from './harness';
 
 async function main(): Promise<void> {
@@ -19,6 +20,9 @@ async function main(): Promise<void> {
 
   const report = await initBackend();
   if (!json) console.log(formatBackendReport(report) + '\n');
+  // On webgpu every measurement names the adapter (the text header above already does).
+  const adapter = webgpuAdapter();
+  const device = adapter ? describeAdapter(adapter) : undefined;
 
   const results: Measurement[] = [];
   const ctx: BenchContext = {
@@ -26,7 +30,8 @@ async function main(): Promise<void> {
     threads: report.threads,
     quick,
     results,
-    report(m) {
+    report(measured) {
+      const m = device !== undefined ? { ...measured, device } : measured;
       results.push(m);
       console.log(json ? JSON.stringify(m) : formatMeasurement(m));
     },

@@ -25,10 +25,10 @@ export interface TrainBench {
   backbone: ResNet;
   head: MlpHead;
   x: tf.Tensor4D;
-  /** One SGD step (forward, NT-Xent, backward, update); returns nothing, leaks nothing. */
-  step(): void;
+  /** One SGD step (forward, NT-Xent, backward, update); resolves once done, leaks nothing. */
+  step(): Promise<void>;
   /** Evaluation-mode forward of backbone + head, values read back. */
-  forward(): void;
+  forward(): Promise<void>;
   dispose(): void;
 }
 
@@ -53,14 +53,16 @@ export function makeTrainBench(batch: number, opts: { width?: number; size?: num
     backbone,
     head,
     x,
-    step() {
+    async step() {
       const cost = optimizer.minimize(loss, true, vars);
-      // Reading the loss waits for every kernel (synchronous on wasm/cpu anyway).
-      cost?.dataSync();
+      // Reading the loss waits for every kernel; asynchronously, as webgpu needs (wasm/cpu have finished anyway).
+      await cost?.data();
       cost?.dispose();
     },
-    forward() {
-      tf.tidy(() => head.apply(backbone.apply(x, false), false).dataSync());
+    async forward() {
+      const y = tf.tidy(() => head.apply(backbone.apply(x, false), false));
+      await y.data();
+      y.dispose();
     },
     dispose() {
       optimizer.dispose();
