@@ -135,7 +135,7 @@ export class Trainer {
         const tStep = Date.now();
         const rng = new Rng(streamSeed(c.seed, this.epoch, this.stepInEpoch, 2));
         const lr = learningRate(c.optimizer.lr, c.schedule, this.epoch + this.stepInEpoch / this.stepsPerEpoch, c.epochs);
-        const { result, lambda } = this.step(raw, rng, lr, totalSteps);
+        const { result, lambda } = await this.step(raw, rng, lr, totalSteps);
         lastLoss = result.loss;
         this.stepInEpoch++;
         this.globalStep++;
@@ -151,7 +151,7 @@ export class Trainer {
           etaSeconds: (elapsed / stepsThisCall) * (totalSteps - this.globalStep),
         });
         if (this.opts.signal?.aborted || (this.opts.maxSteps !== undefined && stepsThisCall >= this.opts.maxSteps)) {
-          this.save();
+          await this.save();
           progress.done(`stopped at epoch ${this.epoch + 1}, step ${this.stepInEpoch}; resume with the same run directory`);
           return { status: 'stopped', epochsDone: this.epoch, step: this.globalStep, lastLoss, seconds: elapsed, checkpoint: this.checkpointPath };
         }
@@ -167,14 +167,14 @@ export class Trainer {
         if (knn.top5 !== undefined) epochRecord.knnTop5 = knn.top5;
       }
       this.log.append(epochRecord as Parameters<JsonlLog['append']>[0]);
-      this.save();
+      await this.save();
     }
     const seconds = (Date.now() - t0) / 1000;
     progress.done(`${title}: ${c.epochs} epochs done in ${seconds.toFixed(0)} s, last loss ${lastLoss.toFixed(4)}`);
     return { status: 'completed', epochsDone: this.epoch, step: this.globalStep, lastLoss, seconds, checkpoint: this.checkpointPath };
   }
 
-  private step(raw: Awaited<ReturnType<Dataset['read']>>, rng: Rng, lr: number, totalSteps: number) {
+  private async step(raw: Awaited<ReturnType<Dataset['read']>>, rng: Rng, lr: number, totalSteps: number) {
     const batch = rawToBatch(raw);
     batch.labels.dispose();
     const { view1, view2 } = (() => {
@@ -186,7 +186,8 @@ export class Trainer {
     })();
     const views = makeViews(view1, this.config.view, rng);
     try {
-      const { result, grads, targets } = this.framework.computeGradients(view1, view2, views, rng);
+      // Asynchronous reads: the webgpu backend cannot read synchronously under Node.
+      const { result, grads, targets } = await this.framework.computeGradientsAsync(view1, view2, views, rng);
       try {
         this.opts.beforeUpdate?.(this.globalStep, result);
         if (!Number.isFinite(result.loss)) {
@@ -212,11 +213,13 @@ export class Trainer {
   }
 
   /** Writes the checkpoint (atomically) at the current position. */
-  save(): void {
+  async save(): Promise<void> {
     const state: Array<[string, tf.Tensor]> = [
       ...this.framework.namedState(),
       ...this.optimizer.namedState().map(([n, t]) => [`optim.${n}`, t] as [string, tf.Tensor]),
     ];
+    // saveCheckpoint reads synchronously; on webgpu that works only for values already read.
+    await Promise.all(state.map(([, t]) => t.data()));
     saveCheckpoint(this.checkpointPath, state, {
       backbone: this.config.backbone,
       epoch: this.epoch,

@@ -1,5 +1,8 @@
 import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
 import { loadAll, makeRecipe, syntheticDataset, twoViews } from '../../lib/data';
@@ -8,7 +11,10 @@ import { FRAMEWORKS, makeFramework } from '../../lib/frameworks';
 import { disposeViews, makeViews } from '../../lib/masks';
 import { MlpHead, resnet18 } from '../../lib/models';
 import { pretrainConfig } from '../../lib/presets';
+import { JsonlLog } from '../../lib/train/log';
 import { makeOptimizer } from '../../lib/train/optim';
+import { silentProgress } from '../../lib/train/progress';
+import { CHECKPOINT_FILE, Trainer } from '../../lib/train/trainer';
 import { Rng } from '../../lib/util/rng';
 import { relError, tensorCounts, useWebgpu } from '../helpers';
 import { compareSteps, lossAndGrads } from './train-step';
@@ -173,6 +179,37 @@ test('the kNN monitor on webgpu gives the cpu result', async (t) => {
   assert.deepEqual(Array.from(got.predictions), Array.from(want.predictions));
   assert.equal(got.top1, want.top1);
   assert.equal(got.top5, want.top5);
+});
+
+test('the Trainer runs on webgpu: steps with MixMask, the kNN monitor each epoch, a checkpoint, and a resume', async (t) => {
+  if (skip) return t.skip(skip);
+  await tf.setBackend('webgpu');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mixmask-webgpu-run-'));
+  const train = syntheticDataset({ size: 16, numClasses: 4, seed: 1 });
+  const config = pretrainConfig('byol', 'synthetic', 'smoke', { method: 'mixmask', gridSize: 4, epochs: 2, batchSize: 8 });
+  const monitor = async (backbone: Parameters<typeof knnMonitor>[0]) => knnMonitor(backbone, { bank: train, query: train, k: 5, batchSize: 8 });
+  const run = async (resume: boolean, maxSteps?: number) => {
+    const trainer = new Trainer({ config, runDir: dir, train, progress: silentProgress, monitor, resume, maxSteps });
+    try {
+      return await trainer.run();
+    } finally {
+      trainer.dispose();
+    }
+  };
+  const before = tf.memory().numTensors;
+  assert.equal((await run(false, 3)).status, 'stopped');
+  assert.ok(fs.existsSync(path.join(dir, CHECKPOINT_FILE)));
+  const done = await run(true);
+  assert.equal(done.status, 'completed');
+  assert.equal(tf.memory().numTensors, before, 'tensors left after two runs');
+  const records = JsonlLog.read(path.join(dir, 'log.jsonl'));
+  const steps = records.filter((r) => r.type === 'step');
+  assert.equal(steps.length, 4);
+  assert.ok(steps.every((r) => Number.isFinite(r.loss as number)), 'finite losses');
+  const epochs = records.filter((r) => r.type === 'epoch');
+  assert.equal(epochs.length, 2);
+  assert.ok(epochs.every((r) => typeof r.knnTop1 === 'number'), 'the kNN monitor ran every epoch');
+  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test('a synchronous read of GPU data on webgpu is a clear error, and an asynchronous one works', async (t) => {
