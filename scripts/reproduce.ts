@@ -121,7 +121,7 @@ export function resultsMarkdown(r: Results): string {
     r.evalSubset
       ? `Final evaluation on random subsets of ${r.evalSubset} train and test images (a quick check, not comparable with the raw-pixel reference ${RAW_PIXEL_KNN}%).`
       : `Final evaluation: kNN (cosine, k = 200, T = 0.1) with all 60,000 training images as bank on all 10,000 test images; linear probe (SGD lr 30, momentum 0.9, ${r.linearEpochs} epochs on frozen features, lr × 0.1 at 60 % and 80 % of them). Raw-pixel kNN at the same setting: ${RAW_PIXEL_KNN}%.`,
-    `Backend: ${r.backend}. All of it: \`npm run reproduce -- --profile ${r.profile}\`.`,
+    `Backend: ${[...new Set(r.runs.map((x) => x.backend))].join('; ') || r.backend}. All of it: \`npm run reproduce -- --profile ${r.profile}\`.`,
     '',
     '| framework | method | seed | kNN top-1 | linear top-1 | beats raw pixels | last monitor kNN | embedding std | train time | eval time | command |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
@@ -235,6 +235,7 @@ function trainCommand(c: RunConfig): string {
 export async function reproduce(o: ReproduceArgs, signal?: AbortSignal): Promise<Results> {
   const report = await initBackend();
   const backendReport = formatBackendReport(report);
+  const backend = `${report.name}, ${report.threads} thread${report.threads === 1 ? '' : 's'}`;
   console.error(backendReport);
   const resultsFile = path.join(o.out, 'results.json');
   const previous: Results | null = fs.existsSync(resultsFile) ? (JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as Results) : null;
@@ -243,7 +244,7 @@ export async function reproduce(o: ReproduceArgs, signal?: AbortSignal): Promise
   }
   const now = () => new Date().toISOString();
   const results: Results = {
-    format: RESULTS_FORMAT, dataset: DATASET, profile: o.profile, backend: report.name, backendReport, rawPixelKnn: RAW_PIXEL_KNN, evalSubset: o.evalSubset, linearEpochs: o.linearEpochs,
+    format: RESULTS_FORMAT, dataset: DATASET, profile: o.profile, backend, backendReport, rawPixelKnn: RAW_PIXEL_KNN, evalSubset: o.evalSubset, linearEpochs: o.linearEpochs,
     startedAt: previous?.startedAt ?? now(), updatedAt: now(), runs: previous?.runs ?? [],
   };
   const save = () => {
@@ -279,7 +280,7 @@ export async function reproduce(o: ReproduceArgs, signal?: AbortSignal): Promise
       monitorKnnTop1: monitor.length ? monitor[monitor.length - 1].knnTop1! : null,
       knnTop1: ev.knn.top1, knnTop5: ev.knn.top5, linearTop1: ev.linear.top1, linearTop5: ev.linear.top5,
       trainSeconds, evalSeconds, finalEmbeddingStd: last?.embeddingStd ?? null,
-      backend: report.name, command: trainCommand(config), config,
+      backend, command: trainCommand(config), config,
     });
     save();
     console.error(`   kNN ${ev.knn.top1.toFixed(2)} %, linear ${ev.linear.top1.toFixed(2)} % (train ${minutes(summary.seconds)}, eval ${minutes(evalSeconds)}); tensors ${tf.memory().numTensors}`);
