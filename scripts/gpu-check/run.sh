@@ -9,7 +9,7 @@
 # Results in $OUT (else build/gpu-check/out): summary.json, report.txt, report.json, tests.txt,
 # bench.txt, bench.jsonl. Environment: GPU_CHECK_WORK (unpack folder, default /tmp),
 # GPU_CHECK_BENCH (bench arguments, default "--only 10,20,30,40,50"), GPU_CHECK_TEST_TIMEOUT and
-# GPU_CHECK_BENCH_TIMEOUT (seconds, default 240 and 300), MIXMASK_DAWN_FLAGS (e.g.
+# GPU_CHECK_BENCH_TIMEOUT (seconds, default 270 and 240: together under the device tool's 600), MIXMASK_DAWN_FLAGS (e.g.
 # backend=opengles to try Dawn's OpenGL ES path instead of Vulkan), GPU_CHECK_PACKED_LOADERS=1
 # (use the packed loaders even where the system has its own).
 set -uo pipefail
@@ -74,7 +74,7 @@ status_report=${PIPESTATUS[0]}
 t1=$(date +%s)
 
 # ---- 3b. kernel agreement and training-step tests (CI=true: a webgpu that cannot start fails)
-CI=true timeout "${GPU_CHECK_TEST_TIMEOUT:-240}" "$node" --test --test-reporter=spec \
+CI=true timeout "${GPU_CHECK_TEST_TIMEOUT:-270}" "$node" --test --test-reporter=spec \
   dist/test/backend/webgpu-kernels.test.js dist/test/backend/webgpu-train.test.js >"$out/tests.txt" 2>&1
 status_tests=$?
 tail -n 12 "$out/tests.txt" >&2
@@ -82,7 +82,7 @@ t2=$(date +%s)
 
 # ---- 3c. the bench on webgpu
 read -r -a bench_args <<<"${GPU_CHECK_BENCH:---only 10,20,30,40,50}"
-MIXMASK_BACKEND=webgpu timeout "${GPU_CHECK_BENCH_TIMEOUT:-300}" "$node" dist/bench/run.js --json "${bench_args[@]}" >"$out/bench.jsonl" 2>"$out/bench.txt"
+MIXMASK_BACKEND=webgpu timeout "${GPU_CHECK_BENCH_TIMEOUT:-240}" "$node" dist/bench/run.js --json "${bench_args[@]}" >"$out/bench.jsonl" 2>"$out/bench.txt"
 status_bench=$?
 "$node" -e '
   const fs = require("node:fs");
