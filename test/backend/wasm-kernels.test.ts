@@ -1,7 +1,7 @@
 import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { setConvFilterChunk } from '../../lib/backend/wasm/conv-grad';
+import { setConvFilterAlgorithm, setConvFilterChunk } from '../../lib/backend/wasm/conv-grad';
 import { batchNormTrain, batchNormTrainComposite, hasFusedBatchNorm } from '../../lib/models/batchnorm-op';
 import { Rng } from '../../lib/util/rng';
 import { relError, useBackend } from '../helpers';
@@ -44,7 +44,44 @@ const CASES: ConvCase[] = [
   { name: '4×4 s3 pad 1 (stride 3)', n: 2, h: 10, w: 11, ci: 3, co: 4, kh: 4, kw: 4, stride: 3, pad: 1 },
   { name: '3×3 s2 explicit [[1,2],[0,1]]', n: 2, h: 9, w: 8, ci: 3, co: 5, kh: 3, kw: 3, stride: 2, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
   { name: '3×3 s1 pad 1, batch 13 (not a multiple of the dW chunk)', n: 13, h: 6, w: 6, ci: 4, co: 5, kh: 3, kw: 3, stride: 1, pad: 1 },
+  // Large enough for 'auto' to pick the per-tap GEMM with its own chunking (5 + 2 images).
+  { name: '3×3 s1 pad 1, 20×20, batch 7 (GEMM in several chunks)', n: 7, h: 20, w: 20, ci: 5, co: 6, kh: 3, kw: 3, stride: 1, pad: 1 },
+  { name: '3×3 s2 pad 1, 21×19 (odd, GEMM phases of unequal size)', n: 3, h: 21, w: 19, ci: 4, co: 5, kh: 3, kw: 3, stride: 2, pad: 1 },
+  { name: '1×1 s1 pad 1 (padding reaches the output)', n: 3, h: 5, w: 6, ci: 4, co: 3, kh: 1, kw: 1, stride: 1, pad: 1 },
+  { name: '1×1 s2 valid, odd 9×7, Ci > Co', n: 5, h: 9, w: 7, ci: 9, co: 4, kh: 1, kw: 1, stride: 2, pad: 'valid' },
+  { name: '3×5 non-square, strides [1,2], same', n: 3, h: 9, w: 12, ci: 3, co: 4, kh: 3, kw: 5, stride: [1, 2], pad: 'same' },
 ];
+
+/**
+ * dW is computed by every algorithm and chunking (conv-grad.ts picks one per shape): the
+ * dilated forward convolution in chunks of 4 and 64 images, the per-tap GEMM in chunks of 2 and
+ * 3 images (batches here are mostly not multiples), with its own chunk, with output channels
+ * split in blocks of 3, and the per-shape choice.
+ */
+const DW_VARIANTS: Array<[string, () => void]> = [
+  [
+    'conv, chunk 4',
+    () => {
+      setConvFilterAlgorithm('conv');
+      setConvFilterChunk(4);
+    },
+  ],
+  [
+    'conv, chunk 64',
+    () => {
+      setConvFilterAlgorithm('conv');
+      setConvFilterChunk(64);
+    },
+  ],
+  ['gemm, chunk 2', () => setConvFilterAlgorithm('gemm', { gemmChunk: 2 })],
+  ['gemm, chunk 3, Co blocks of 3', () => setConvFilterAlgorithm('gemm', { gemmChunk: 3, gemmCoBlock: 3 })],
+  ['gemm, own chunk', () => setConvFilterAlgorithm('gemm')],
+  ['auto', () => setConvFilterAlgorithm('auto')],
+];
+function resetDw(): void {
+  setConvFilterAlgorithm('auto');
+  setConvFilterChunk(64);
+}
 
 const rng = new Rng(12345);
 function randn(n: number): Float32Array {
@@ -88,17 +125,27 @@ for (const c of CASES) {
       return [dx, dw, y];
     };
     const before = tf.memory().numTensors;
-    setConvFilterChunk(4);
-    const got = await on('wasm', run);
-    setConvFilterChunk(64);
-    const got64 = await on('wasm', run);
+    const idsBefore = tf.engine().findBackend('wasm')!.numDataIds();
+    const got: Array<[string, Float32Array[]]> = [];
+    try {
+      for (const [name, set] of DW_VARIANTS) {
+        set();
+        got.push([name, await on('wasm', run)]);
+      }
+    } finally {
+      resetDw();
+    }
     const want = await on('cpu', run);
     await tf.setBackend('wasm');
     assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+    // Views and intermediates inside the kernels are backend data, not engine tensors.
+    assert.equal(tf.engine().findBackend('wasm')!.numDataIds(), idsBefore, 'wasm backend data leaked');
     const names = ['dx', 'dW', 'forward'];
-    for (let i = 0; i < 3; i++) {
-      assert.ok(relError(got[i], want[i]) < 1e-5, `${names[i]} (dW chunk 4): rel err ${relError(got[i], want[i])}`);
-      assert.ok(relError(got64[i], want[i]) < 1e-5, `${names[i]} (dW chunk 64): rel err ${relError(got64[i], want[i])}`);
+    for (const [variant, outs] of got) {
+      for (let i = 0; i < 3; i++) {
+        const e = relError(outs[i], want[i]);
+        assert.ok(e < 1e-5, `${names[i]} (dW ${variant}): rel err ${e}`);
+      }
     }
   });
 }

@@ -1,10 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { FilterGemmOptions, filterGradGemm, planFilterGemm } from './conv-filter-gemm';
 import { alloc, conv2d, f32, heapF32, Info, offsetF32, release, releaseView, slice, transpose, view } from './wasm-ops';
 
 /**
- * Convolution gradients for the wasm backend, expressed as forward convolutions so that they
- * run on XNNPACK (multi-threaded, SIMD) instead of the stock single-threaded loops.
+ * Convolution gradients for the wasm backend, expressed as forward convolutions (dx, and dW
+ * where that is faster) or as XNNPACK GEMMs (dW, conv-filter-gemm.ts) so that they run on
+ * XNNPACK (multi-threaded, SIMD) instead of the stock single-threaded loops.
  *
  * Notation: x [N,H,W,Ci], filter [KH,KW,Ci,Co] (HWIO), dy [N,OH,OW,Co]; forward
  *   y[n,o,p,co] = Σ x[n, o·sh + kh − top, p·sw + kw − left, ci] · w[kh,kw,ci,co]
@@ -13,7 +15,7 @@ import { alloc, conv2d, f32, heapF32, Info, offsetF32, release, releaseView, sli
  * itself rejects dilation > 1 in the conv2d gradient).
  */
 
-interface Geometry {
+export interface Geometry {
   N: number;
   H: number;
   W: number;
@@ -29,7 +31,7 @@ interface Geometry {
   left: number;
 }
 
-function geometry(
+export function geometry(
   xShape: [number, number, number, number],
   filterShape: [number, number, number, number],
   attrs: { strides: number | [number, number]; pad: unknown; dataFormat?: string; dimRoundingMode?: unknown },
@@ -69,16 +71,61 @@ export function setConvFilterChunk(n: number): void {
 }
 
 /**
- * dW[kh,kw,ci,co] = Σ_{n,o,p} x[n, o·sh+kh−top, p·sw+kw−left, ci] · dy[n,o,p,co]
- * is ONE forward convolution: input x transposed to [Ci,H,W,N] (Ci plays the batch, N the
- * channels), filter dy transposed to [OH,OW,N,Co], dilation = stride, output [Ci,KH,KW,Co].
- * Batch chunks are summed.
+ * Which dW algorithm runs: 'auto' picks per shape (`chooseFilterAlgorithm`); 'conv' and 'gemm'
+ * force one (tests, bench/conv-grad.ts). `gemmChunk` and `gemmCoBlock` override the GEMM's images
+ * per chunk and output channels per GEMM call.
+ */
+export type FilterAlgorithm = 'auto' | 'conv' | 'gemm';
+let filterAlgorithm: FilterAlgorithm = 'auto';
+let gemmChunk: number | null = null;
+let gemmCoBlock: number | null = null;
+export function setConvFilterAlgorithm(algo: FilterAlgorithm, opts: { gemmChunk?: number; gemmCoBlock?: number } = {}): void {
+  filterAlgorithm = algo;
+  gemmChunk = opts.gemmChunk !== undefined ? Math.max(1, Math.floor(opts.gemmChunk)) : null;
+  gemmCoBlock = opts.gemmCoBlock !== undefined ? Math.max(1, Math.floor(opts.gemmCoBlock)) : null;
+}
+
+/**
+ * Per-shape choice between dW as one dilated forward convolution and as per-tap GEMMs
+ * (conv-filter-gemm.ts), from bench/conv-grad.ts on the ResNet-18/CIFAR layers at batch 32,
+ * 1 thread, CPU time:
+ *  - 1×1 filters: GEMM, 2.5–3× faster (the convolution has one N-channel indirection pointer
+ *    per output pixel and nothing to amortise it);
+ *  - k×k filters on grids with little padding (P·Q ≤ 1.2·OH·OW: 32² and 16² outputs): GEMM,
+ *    about 1.2–1.35× faster;
+ *  - small outputs (8², 4²): the padding cells of the GEMM's grid (27 %, 56 %) cost more than
+ *    it saves: convolution.
+ * Chunks of about 2048 grid cells per channel keep the packed right operand (K × Co floats) in
+ * L2; larger K measured slower (XNNPACK's GEMM does not block the reduction).
+ */
+export function chooseFilterAlgorithm(g: Geometry): { algo: 'conv' } | { algo: 'gemm'; opts: FilterGemmOptions } {
+  const plan = planFilterGemm(g);
+  const gemm = filterAlgorithm === 'gemm' || (filterAlgorithm === 'auto' && (g.KH * g.KW === 1 || plan.waste <= 1.2));
+  if (!gemm) return { algo: 'conv' };
+  const chunk = gemmChunk ?? Math.max(1, Math.min(g.N, Math.round(2048 / plan.PQ)));
+  // Splitting Co measured no faster on these layers: one block unless a test asks for more.
+  return { algo: 'gemm', opts: { chunk, coBlock: gemmCoBlock ?? g.Co } };
+}
+
+/**
+ * Conv2DBackpropFilter: dW [KH,KW,Ci,Co] of a forward conv x [N,H,W,Ci] → dy [N,OH,OW,Co].
  */
 export function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: tf.NamedAttrMap }): Info {
   const backend = args.backend as BackendWasm;
   const { x, dy } = args.inputs as { x: Info; dy: Info };
   const attrs = args.attrs as unknown as { strides: [number, number]; pad: unknown; dataFormat: string; dimRoundingMode: unknown; filterShape: [number, number, number, number] };
   const g = geometry(x.shape as [number, number, number, number], attrs.filterShape, attrs);
+  const choice = chooseFilterAlgorithm(g);
+  return choice.algo === 'gemm' ? filterGradGemm(backend, x, dy, g, choice.opts) : convFilterViaConv(backend, x, dy, g);
+}
+
+/**
+ * dW[kh,kw,ci,co] = Σ_{n,o,p} x[n, o·sh+kh−top, p·sw+kw−left, ci] · dy[n,o,p,co]
+ * is ONE forward convolution: input x transposed to [Ci,H,W,N] (Ci plays the batch, N the
+ * channels), filter dy transposed to [OH,OW,N,Co], dilation = stride, output [Ci,KH,KW,Co].
+ * Batch chunks are summed.
+ */
+export function convFilterViaConv(backend: BackendWasm, x: Info, dy: Info, g: Geometry): Info {
   const { N, H, W, Ci, OH, OW, Co, KH, KW, sh, sw, top, left } = g;
 
   // The window of the dilated conv spans (O−1)·s+1 input rows; pad the far side so that it
