@@ -50,13 +50,16 @@ const CASES: ConvCase[] = [
   { name: '1×1 s1 pad 1 (padding reaches the output)', n: 3, h: 5, w: 6, ci: 4, co: 3, kh: 1, kw: 1, stride: 1, pad: 1 },
   { name: '1×1 s2 valid, odd 9×7, Ci > Co', n: 5, h: 9, w: 7, ci: 9, co: 4, kh: 1, kw: 1, stride: 2, pad: 'valid' },
   { name: '3×5 non-square, strides [1,2], same', n: 3, h: 9, w: 12, ci: 3, co: 4, kh: 3, kw: 5, stride: [1, 2], pad: 'same' },
+  // Small output, Co ≥ 128: 'auto' picks the im2col GEMM.
+  { name: '3×3 s2 pad 1, 7×7 → 4×4, Co 128 (im2col)', n: 5, h: 7, w: 7, ci: 6, co: 128, kh: 3, kw: 3, stride: 2, pad: 1 },
 ];
 
 /**
  * dW is computed by every algorithm and chunking (conv-grad.ts picks one per shape): the
- * dilated forward convolution in chunks of 4 and 64 images, the per-tap GEMM in chunks of 2 and
- * 3 images (batches here are mostly not multiples), with its own chunk, with output channels
- * split in blocks of 3, and the per-shape choice.
+ * dilated forward convolution in chunks of 4 and 64 images, the per-tap grid GEMM in chunks of
+ * 2 and 3 images (batches here are mostly not multiples), with its own chunk, with output
+ * channels split in blocks of 3, the im2col GEMM in chunks of 2 and its own, and the per-shape
+ * choice.
  */
 const DW_VARIANTS: Array<[string, () => void]> = [
   [
@@ -76,6 +79,8 @@ const DW_VARIANTS: Array<[string, () => void]> = [
   ['gemm, chunk 2', () => setConvFilterAlgorithm('gemm', { gemmChunk: 2 })],
   ['gemm, chunk 3, Co blocks of 3', () => setConvFilterAlgorithm('gemm', { gemmChunk: 3, gemmCoBlock: 3 })],
   ['gemm, own chunk', () => setConvFilterAlgorithm('gemm')],
+  ['im2col, chunk 2', () => setConvFilterAlgorithm('im2col', { gemmChunk: 2 })],
+  ['im2col, own chunk', () => setConvFilterAlgorithm('im2col')],
   ['auto', () => setConvFilterAlgorithm('auto')],
 ];
 function resetDw(): void {

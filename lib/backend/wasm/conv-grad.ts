@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { FilterGemmOptions, filterGradGemm, planFilterGemm } from './conv-filter-gemm';
+import { FilterGemmOptions, filterGradGemm, filterGradIm2col, planFilterGemm } from './conv-filter-gemm';
 import { alloc, conv2d, f32, heapF32, Info, offsetF32, release, releaseView, slice, transpose, view } from './wasm-ops';
 
 /**
@@ -71,11 +71,12 @@ export function setConvFilterChunk(n: number): void {
 }
 
 /**
- * Which dW algorithm runs: 'auto' picks per shape (`chooseFilterAlgorithm`); 'conv' and 'gemm'
- * force one (tests, bench/conv-grad.ts). `gemmChunk` and `gemmCoBlock` override the GEMM's images
- * per chunk and output channels per GEMM call.
+ * Which dW algorithm runs: 'auto' picks per shape (`chooseFilterAlgorithm`); 'conv', 'gemm'
+ * and 'im2col' force one (tests, bench/conv-grad.ts). `gemmChunk` and `gemmCoBlock` override
+ * the GEMMs' images per chunk and (grid GEMM only) output channels per GEMM call.
  */
-export type FilterAlgorithm = 'auto' | 'conv' | 'gemm';
+export type FilterAlgorithm = 'auto' | 'conv' | 'gemm' | 'im2col';
+export type FilterChoice = { algo: 'conv' } | { algo: 'gemm'; opts: FilterGemmOptions } | { algo: 'im2col'; chunk: number };
 let filterAlgorithm: FilterAlgorithm = 'auto';
 let gemmChunk: number | null = null;
 let gemmCoBlock: number | null = null;
@@ -86,25 +87,33 @@ export function setConvFilterAlgorithm(algo: FilterAlgorithm, opts: { gemmChunk?
 }
 
 /**
- * Per-shape choice between dW as one dilated forward convolution and as per-tap GEMMs
- * (conv-filter-gemm.ts), from bench/conv-grad.ts on the ResNet-18/CIFAR layers at batch 32,
- * 1 thread, CPU time:
- *  - 1×1 filters: GEMM, 2.5–3× faster (the convolution has one N-channel indirection pointer
- *    per output pixel and nothing to amortise it);
- *  - k×k filters on grids with little padding (P·Q ≤ 1.2·OH·OW: 32² and 16² outputs): GEMM,
- *    about 1.2–1.35× faster;
- *  - small outputs (8², 4²): the padding cells of the GEMM's grid (27 %, 56 %) cost more than
- *    it saves: convolution.
- * Chunks of about 2048 grid cells per channel keep the packed right operand (K × Co floats) in
- * L2; larger K measured slower (XNNPACK's GEMM does not block the reduction).
+ * Per-shape choice of the dW algorithm, from bench/conv-grad.ts on the ResNet-18/CIFAR layers
+ * at batch 32, 1 thread, CPU time (GFLOP/s, dilated convolution → chosen):
+ *  - 1×1 filters: grid GEMM (conv-filter-gemm.ts), 2.5–3× faster (4 → 10, 6 → 17): the
+ *    convolution has one N-channel indirection pointer per output pixel, nothing to amortise it;
+ *  - k×k filters on grids with little padding (P·Q ≤ 1.2·OH·OW: 32² and 16² outputs): grid
+ *    GEMM, 1.1–1.35× faster (l1 32²: 17.6 → 22);
+ *  - smaller outputs (8², 4²) with Co ≥ 128: the grid's padding cells (27 %, 56 %) cost more
+ *    than it saves; im2col GEMMs, whose KH·KW copies of x cost 1/(2·Co) of the FLOPs, run
+ *    1.1–1.4× faster than the convolution (4² 512: 21 → 26, s2 to 4²: 17 → 23);
+ *  - anything else (small Co on small grids, untested): the convolution.
+ * Chunks keep the GEMMs' reduction K at about 2048 so that the packed right operand (K × Co
+ * floats) stays near L2 (XNNPACK's GEMM does not block the reduction; longer K measured
+ * slower), and the im2col buffer under 16 MB.
  */
-export function chooseFilterAlgorithm(g: Geometry): { algo: 'conv' } | { algo: 'gemm'; opts: FilterGemmOptions } {
+export function chooseFilterAlgorithm(g: Geometry): FilterChoice {
   const plan = planFilterGemm(g);
-  const gemm = filterAlgorithm === 'gemm' || (filterAlgorithm === 'auto' && (g.KH * g.KW === 1 || plan.waste <= 1.2));
-  if (!gemm) return { algo: 'conv' };
-  const chunk = gemmChunk ?? Math.max(1, Math.min(g.N, Math.round(2048 / plan.PQ)));
+  const cells = g.OH * g.OW;
+  const im2colChunk = Math.max(1, Math.min(g.N, Math.floor(2048 / cells), Math.floor(2 ** 22 / (g.KH * g.KW * g.Ci * cells))));
+  const gridChunk = Math.max(1, Math.min(g.N, Math.round(2048 / plan.PQ)));
+  let algo: 'conv' | 'gemm' | 'im2col';
+  if (filterAlgorithm !== 'auto') algo = filterAlgorithm;
+  else if (g.KH * g.KW === 1 || plan.waste <= 1.2) algo = 'gemm';
+  else algo = g.Co >= 128 ? 'im2col' : 'conv';
+  if (algo === 'conv') return { algo };
+  if (algo === 'im2col') return { algo, chunk: gemmChunk ?? im2colChunk };
   // Splitting Co measured no faster on these layers: one block unless a test asks for more.
-  return { algo: 'gemm', opts: { chunk, coBlock: gemmCoBlock ?? g.Co } };
+  return { algo, opts: { chunk: gemmChunk ?? gridChunk, coBlock: gemmCoBlock ?? g.Co } };
 }
 
 /**
@@ -116,7 +125,9 @@ export function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; back
   const attrs = args.attrs as unknown as { strides: [number, number]; pad: unknown; dataFormat: string; dimRoundingMode: unknown; filterShape: [number, number, number, number] };
   const g = geometry(x.shape as [number, number, number, number], attrs.filterShape, attrs);
   const choice = chooseFilterAlgorithm(g);
-  return choice.algo === 'gemm' ? filterGradGemm(backend, x, dy, g, choice.opts) : convFilterViaConv(backend, x, dy, g);
+  if (choice.algo === 'gemm') return filterGradGemm(backend, x, dy, g, choice.opts);
+  if (choice.algo === 'im2col') return filterGradIm2col(backend, x, dy, g, choice.chunk);
+  return convFilterViaConv(backend, x, dy, g);
 }
 
 /**
