@@ -1,7 +1,12 @@
 import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { setConvFilterAlgorithm, setConvFilterChunk } from '../../lib/backend/wasm/conv-grad';
+import { initBackend } from '../../lib/backend';
+import { FilterAlgorithm, setConvFilterAlgorithm, setConvFilterChunk } from '../../lib/backend/wasm/conv-grad';
 import { batchNormTrain, batchNormTrainComposite, hasFusedBatchNorm } from '../../lib/models/batchnorm-op';
 import { Rng } from '../../lib/util/rng';
 import { relError, useBackend } from '../helpers';
@@ -9,8 +14,12 @@ import { relError, useBackend } from '../helpers';
 /**
  * The wasm kernels of lib/backend/wasm against the `cpu` backend on random inputs: convolution
  * gradients over strides, paddings ('same', 'valid', numbers, explicit), filter shapes and odd
- * sizes, and the fused BatchNorm against the composite reference.
+ * sizes, and the fused BatchNorm against the composite reference. The XNNPACK thread count is
+ * fixed per process, so the 1-vs-2-thread check of the dW algorithms runs this file as a child
+ * process (MIXMASK_WASM_DW_CHILD=<threads>:<output file>), in which the other tests are skipped.
  */
+const DW_CHILD = 'MIXMASK_WASM_DW_CHILD';
+const maybeTest = process.env[DW_CHILD] ? test.skip : test;
 
 type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 interface ConvCase {
@@ -109,11 +118,11 @@ function convShapes(c: ConvCase): { outShape: [number, number, number, number] }
 }
 
 before(async () => {
-  await useBackend('wasm');
+  if (!process.env[DW_CHILD]) await useBackend('wasm');
 });
 
 for (const c of CASES) {
-  test(`conv2d dx and dW match cpu: ${c.name}`, async () => {
+  maybeTest(`conv2d dx and dW match cpu: ${c.name}`, async () => {
     const { outShape } = convShapes(c);
     const xs = randn(c.n * c.h * c.w * c.ci);
     const ws = randn(c.kh * c.kw * c.ci * c.co);
@@ -155,7 +164,7 @@ for (const c of CASES) {
   });
 }
 
-test('conv2d gradients through tf.grads (the path autodiff takes) match cpu', async () => {
+maybeTest('conv2d gradients through tf.grads (the path autodiff takes) match cpu', async () => {
   const xs = randn(4 * 10 * 10 * 5);
   const ws = randn(3 * 3 * 5 * 6);
   const run = () => {
@@ -171,7 +180,7 @@ test('conv2d gradients through tf.grads (the path autodiff takes) match cpu', as
   assert.ok(relError(got[1], want[1]) < 1e-5, `dW rel err ${relError(got[1], want[1])}`);
 });
 
-test('maxPool 3×3 s2 pad 1 forward and gradient match cpu (ImageNet stem)', async () => {
+maybeTest('maxPool 3×3 s2 pad 1 forward and gradient match cpu (ImageNet stem)', async () => {
   const xs = randn(2 * 9 * 10 * 4);
   const run = () => {
     const x = tf.tensor4d(xs, [2, 9, 10, 4]);
@@ -190,7 +199,7 @@ for (const relu of [false, true]) {
     [6, 5, 7, 8],
     [10, 12],
   ]) {
-    test(`fused BatchNorm${relu ? '+ReLU' : ''} [${shape}] on wasm matches the composite on cpu (forward and gradient)`, async () => {
+    maybeTest(`fused BatchNorm${relu ? '+ReLU' : ''} [${shape}] on wasm matches the composite on cpu (forward and gradient)`, async () => {
       const size = shape.reduce((a, b) => a * b, 1);
       const C = shape[shape.length - 1];
       // A large mean relative to the spread checks the numerics of the statistics.
@@ -224,7 +233,7 @@ for (const relu of [false, true]) {
   }
 }
 
-test('fused BatchNorm leaks no tensors across training-style calls', async () => {
+maybeTest('fused BatchNorm leaks no tensors across training-style calls', async () => {
   await tf.setBackend('wasm');
   const x = tf.randomNormal([4, 3, 3, 5]);
   const scale = tf.variable(tf.ones([5]) as tf.Tensor1D);
@@ -239,3 +248,57 @@ test('fused BatchNorm leaks no tensors across training-style calls', async () =>
   assert.deepEqual(counts, [counts[0], counts[0], counts[0]]);
   tf.dispose([x, scale, offset]);
 });
+
+/** dW of every algorithm on a few shapes (one of each path), at the thread count of this child. */
+async function dwChild(spec: string): Promise<void> {
+  const [threads, file] = [Number(spec.split(':')[0]), spec.slice(spec.indexOf(':') + 1)];
+  const report = await initBackend({ force: 'wasm', env: {}, threads });
+  const r = new Rng(7);
+  const out: Record<string, number[]> = {};
+  const shapes: ConvCase[] = [
+    { name: '3×3 s1 16²', n: 5, h: 16, w: 16, ci: 12, co: 16, kh: 3, kw: 3, stride: 1, pad: 1 },
+    { name: '3×3 s2 7² → 4², Co 128', n: 5, h: 7, w: 7, ci: 6, co: 128, kh: 3, kw: 3, stride: 2, pad: 1 },
+    { name: '1×1 s2', n: 6, h: 9, w: 8, ci: 10, co: 12, kh: 1, kw: 1, stride: 2, pad: 0 },
+  ];
+  for (const c of shapes) {
+    const { outShape } = convShapes(c);
+    const x = tf.tensor4d(r.fillNormal(new Float32Array(c.n * c.h * c.w * c.ci), 0, 1), [c.n, c.h, c.w, c.ci]);
+    const dy = tf.tensor4d(r.fillNormal(new Float32Array(outShape.reduce((a, b) => a * b, 1)), 0, 1), outShape);
+    for (const algo of ['conv', 'gemm', 'im2col', 'auto'] as FilterAlgorithm[]) {
+      setConvFilterAlgorithm(algo, algo === 'auto' ? {} : { gemmChunk: 2 });
+      const attrs = { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', dimRoundingMode: undefined, filterShape: [c.kh, c.kw, c.ci, c.co] };
+      const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+      out[`${c.name} ${algo}`] = Array.from(dw.dataSync());
+      dw.dispose();
+    }
+    tf.dispose([x, dy]);
+  }
+  fs.writeFileSync(file, JSON.stringify({ threads: report.threads, detail: report.detail, out }));
+}
+
+if (process.env[DW_CHILD]) {
+  dwChild(process.env[DW_CHILD]!).catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+} else {
+  test('every dW algorithm computes the same with 1 and 2 XNNPACK threads', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasm-dw-'));
+    try {
+      const results = [1, 2].map((threads) => {
+        const file = path.join(dir, `${threads}.json`);
+        const r = spawnSync(process.execPath, [__filename], { env: { ...process.env, [DW_CHILD]: `${threads}:${file}` }, encoding: 'utf8', timeout: 120_000 });
+        assert.equal(r.status, 0, `child with ${threads} thread(s) failed: ${r.stderr}`);
+        return JSON.parse(fs.readFileSync(file, 'utf8')) as { threads: number; detail: string; out: Record<string, number[]> };
+      });
+      assert.equal(results[0].threads, 1, results[0].detail);
+      assert.equal(results[1].threads, 2, results[1].detail);
+      for (const key of Object.keys(results[0].out)) {
+        const e = relError(results[1].out[key], results[0].out[key]);
+        assert.ok(e < 1e-6, `${key}: 1 vs 2 threads differ by ${e}`);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
