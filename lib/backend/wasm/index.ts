@@ -11,8 +11,10 @@ import { registerThreadedWasm, threadedPoolSize } from './threaded';
  * thread count, extra kernels) lives in this folder; the rest of lib/ only sees tfjs ops.
  *
  * - the threaded-SIMD binary with one XNNPACK thread per requested core (threaded.ts);
- * - Conv2DBackpropFilter (missing in tfjs-backend-wasm 4.22) and a fast Conv2DBackpropInput,
- *   both as XNNPACK forward convolutions (conv-grad.ts);
+ * - Conv2DBackpropFilter (missing in tfjs-backend-wasm 4.22) as per-tap XNNPACK GEMMs on a
+ *   padded grid or im2col, else one dilated forward convolution, chosen per shape
+ *   (conv-grad.ts, conv-filter-gemm.ts), and a fast Conv2DBackpropInput as XNNPACK forward
+ *   convolutions;
  * - a fused training BatchNorm(+ReLU) with its gradient (batchnorm.ts);
  * - a MaxPoolGrad that replaces the stock one, which loses entries (maxpool-grad.ts).
  */
