@@ -116,7 +116,7 @@ export function resultsMarkdown(r: Results): string {
     `# Figure 1 reproduction on Fashion-MNIST (${r.profile} profile)`,
     '',
     c0
-      ? `Budget per run: ResNet-${c0.backbone.depth} (CIFAR stem) at width ${c0.backbone.width}, ${c0.trainSubset ?? 'all'} training images, ${c0.epochs} epochs at batch ${c0.batchSize}, ${c0.imageSize}×${c0.imageSize} px; kNN monitor every ${c0.knn.every} epoch(s) on ${c0.knn.bankSubset ?? 'all'} bank / ${c0.knn.querySubset ?? 'all'} query images. MixMask: ${c0.view.maskType ?? 'block'} mask, grid ${c0.view.gridSize}, ratio ${c0.view.ratio}.`
+      ? `Budget per run: ResNet-${c0.backbone.depth} (CIFAR stem) at width ${c0.backbone.width}, ${c0.trainSubset?.toLocaleString('en-US') ?? 'all'} training images, ${c0.epochs} epochs at batch ${c0.batchSize}, ${c0.imageSize}×${c0.imageSize} px; kNN monitor every ${c0.knn.every === 1 ? 'epoch' : `${c0.knn.every} epochs`} on ${c0.knn.bankSubset?.toLocaleString('en-US') ?? 'all'} bank / ${c0.knn.querySubset?.toLocaleString('en-US') ?? 'all'} query images. MixMask: ${c0.view.maskType ?? 'block'} mask, grid ${c0.view.gridSize}, ratio ${c0.view.ratio}.`
       : '',
     r.evalSubset
       ? `Final evaluation on random subsets of ${r.evalSubset} train and test images (a quick check, not comparable with the raw-pixel reference ${RAW_PIXEL_KNN}%).`
