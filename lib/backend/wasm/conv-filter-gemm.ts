@@ -1,4 +1,5 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import type { Geometry } from './conv-grad';
 import { alloc, call, f32, heapF32, Info, offsetF32, release, releaseView, transpose, view } from './wasm-ops';
 
 /**
@@ -26,21 +27,8 @@ import { alloc, call, f32, heapF32, Info, offsetF32, release, releaseView, trans
  * columns at the start of the next one), which keeps P·Q at about (OH+1)·(OW+1).
  */
 
-export interface FilterGradShape {
-  N: number;
-  H: number;
-  W: number;
-  Ci: number;
-  OH: number;
-  OW: number;
-  Co: number;
-  KH: number;
-  KW: number;
-  sh: number;
-  sw: number;
-  top: number;
-  left: number;
-}
+/** The convolution's geometry, as conv-grad.ts computes it for every gradient kernel. */
+export type FilterGradShape = Geometry;
 
 /** One spatial axis: which phase and which shift each tap reads, and the padded length. */
 interface AxisPlan {
