@@ -20,16 +20,9 @@ export interface StepRecord {
   embeddingStd?: number;
 }
 
-export interface EpochRecord {
+/** The epoch line: the epoch's mean step metrics, plus the kNN monitor when it ran. */
+export interface EpochRecord extends Omit<StepRecord, 'type'> {
   type: 'epoch';
-  epoch: number;
-  step: number;
-  loss: number;
-  terms?: Record<string, number>;
-  lambda?: number | null;
-  lr?: number;
-  imgPerSec?: number;
-  embeddingStd?: number;
   knnTop1?: number;
   knnTop5?: number;
 }
