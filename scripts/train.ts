@@ -21,6 +21,7 @@ export const USAGE = `usage: npm run train -- --framework <${FRAMEWORKS.join('|'
   --resume               continue the run in --run-dir from its checkpoint (its config.json is reused)
   --mask <block|discrete> --grid <g> --ratio <r>   MixMask grid (default block, 8, 0.5)
   --epochs <n> --batch-size <n> --width <n> --train-subset <n|all> --seed <n> --knn-every <n>
+  --min-crop-scale <s>   raise every view's crop-scale lower bound to s (e.g. 0.5 for small centred objects)
   --max-steps <n>        stop (with a checkpoint) after n steps of this call
   --help`;
 
@@ -33,7 +34,7 @@ export interface TrainArgs {
 
 export function parseTrainArgs(argv: readonly string[]): TrainArgs | 'help' {
   const args = new Args(argv, {
-    options: ['--framework', '--method', '--dataset', '--profile', '--run-dir', '--mask', '--grid', '--ratio', '--epochs', '--batch-size', '--width', '--train-subset', '--seed', '--knn-every', '--max-steps'],
+    options: ['--framework', '--method', '--dataset', '--profile', '--run-dir', '--mask', '--grid', '--ratio', '--epochs', '--batch-size', '--width', '--train-subset', '--seed', '--knn-every', '--min-crop-scale', '--max-steps'],
     flags: ['--resume'],
   });
   if (args.help) return 'help';
@@ -62,6 +63,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs | 'help' {
     trainSubset: subset === 'all' ? null : args.int('--train-subset', 1),
     seed: args.int('--seed', 0),
     knnEvery: args.int('--knn-every', 0),
+    minCropScale: args.number('--min-crop-scale', { min: 0, max: 1 }),
   };
   const required = <T>(name: string, v: T | undefined, options: readonly string[]): T => {
     if (v === undefined) throw new Error(`${name} is required (one of ${options.join(', ')})`);

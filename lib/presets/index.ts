@@ -29,6 +29,8 @@ export interface RunConfig {
   /** Side of the training views in pixels. */
   imageSize: number;
   recipe: RecipeName;
+  /** Lower bound of the crop scale when the dataset needs a milder one than the recipe (absent: the recipe's). */
+  minCropScale?: number;
   epochs: number;
   batchSize: number;
   /** Train on the first N images of a seeded permutation of the train split (null: all). */
@@ -54,6 +56,7 @@ export interface PresetOverrides {
   trainSubset?: number | null;
   seed?: number;
   knnEvery?: number;
+  minCropScale?: number;
 }
 
 const SIZE: Record<DatasetName, number> = { cifar100: 32, cifar10: 32, 'tiny-imagenet': 64, 'fashion-mnist': 32, synthetic: 32 };
@@ -121,6 +124,7 @@ export function pretrainConfig(framework: FrameworkName, dataset: DatasetName, p
     backbone: { depth: 18, stem: 'cifar', width: o.width ?? budget?.width ?? 64, seed: o.seed ?? 0 },
     imageSize: SIZE[dataset],
     recipe,
+    ...(o.minCropScale !== undefined ? { minCropScale: o.minCropScale } : {}),
     epochs,
     batchSize,
     trainSubset: o.trainSubset !== undefined ? o.trainSubset : budget?.trainSubset ?? null,

@@ -87,7 +87,7 @@ export class Trainer {
   constructor(private readonly opts: TrainerOptions) {
     this.config = opts.config;
     const c = this.config;
-    this.recipe = makeRecipe(c.recipe, { size: c.imageSize });
+    this.recipe = makeRecipe(c.recipe, { size: c.imageSize, minCropScale: c.minCropScale });
     const n = c.trainSubset === null ? opts.train.size : Math.min(c.trainSubset, opts.train.size);
     const indices = new Rng(streamSeed(c.seed, -1, -1, 0)).permutation(opts.train.size).slice(0, n);
     this.trainSet = n === opts.train.size ? opts.train : new SubsetDataset(opts.train, indices, `${opts.train.name}[${n}]`);

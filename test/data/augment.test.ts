@@ -308,6 +308,10 @@ test('recipes: the documented scaling (blur off at 32 px, BYOL asymmetry, crop s
   assert.deepEqual(makeRecipe('simclr', { size: 32 }).views[0].crop?.scale, [0.08, 1]);
   assert.equal(makeRecipe('mocov1', { size: 32 }).views[0].grayscaleBeforeJitter, true);
   assert.throws(() => makeRecipe('nope' as RecipeName, { size: 32 }), /unknown recipe "nope"/);
+  // minCropScale raises the lower bound of every view's crop, and never lowers it.
+  for (const v of makeRecipe('byol', { size: 32, minCropScale: 0.5 }).views) assert.deepEqual(v.crop?.scale, [0.5, 1]);
+  assert.deepEqual(makeRecipe('mocov2', { size: 32, minCropScale: 0.1 }).views[0].crop?.scale, [0.2, 1]);
+  assert.throws(() => makeRecipe('mocov2', { size: 32, minCropScale: 1.5 }), /minCropScale must be in \[0, 1\], got 1.5/);
 
   // BYOL view 2 solarizes ~20 % of images: with all-bright inputs and no jitter or gray, view 2
   // has pixels < 0.5 only where solarized.
