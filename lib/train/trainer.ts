@@ -132,6 +132,9 @@ export class Trainer {
       let b = 0;
       for await (const raw of loader.rawEpoch()) {
         if (b++ < this.stepInEpoch) continue; // resuming mid-epoch: the order is the same, skip what was done
+        // Let timers and signal handlers run: on CPU backends the step's awaits resolve as
+        // microtasks, so without this a Ctrl-C or SIGTERM would wait for the epoch's end.
+        await new Promise((resolve) => setImmediate(resolve));
         const tStep = Date.now();
         const rng = new Rng(streamSeed(c.seed, this.epoch, this.stepInEpoch, 2));
         const lr = learningRate(c.optimizer.lr, c.schedule, this.epoch + this.stepInEpoch / this.stepsPerEpoch, c.epochs);

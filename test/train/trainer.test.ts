@@ -57,6 +57,19 @@ test('logs every step and epoch with loss terms, λ, lr, throughput and the coll
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).framework, 'moco-v2');
 });
 
+test('an abort raised by a timer or signal handler (a macrotask) stops the run after the current step, not at the epoch end', async () => {
+  const dir = tmp();
+  const abort = new AbortController();
+  const summary = await runFresh(dir, config({ epochs: 1 }), {
+    signal: abort.signal,
+    beforeUpdate: (step) => {
+      if (step === 0) setImmediate(() => abort.abort()); // how a SIGTERM handler arrives
+    },
+  });
+  assert.equal(summary.status, 'stopped');
+  assert.ok(summary.step <= 2, `stopped at step ${summary.step} of 4`);
+});
+
 test('a run stopped mid-epoch and resumed continues exactly like an uninterrupted run', async () => {
   const cfg = config({ epochs: 2 });
   const whole = tmp();
