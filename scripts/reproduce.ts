@@ -9,8 +9,11 @@
  * run's config.json + log.jsonl in <out>/<run name>/ — the layout `defaultRunDir` gives under
  * reports/, so the notebooks find these runs (lib/notebook runRoots). Checkpoints stay in runs/.
  */
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import * as readline from 'node:readline';
 import * as tf from '@tensorflow/tfjs';
 import { formatBackendReport, initBackend } from '../lib/backend';
 import { loadSplits } from '../lib/data';
@@ -24,6 +27,7 @@ import { findChromium, readRunLog, screenshot, trainingCurvesFigure, writeFigure
 import { PROFILES, type Profile, type RunConfig, pretrainConfig } from '../lib/presets';
 import { loadBackbone } from '../lib/train/checkpoint';
 import { defaultRunDir, startRun } from '../lib/train/run';
+import type { TrainSummary } from '../lib/train/trainer';
 import { Args, runCli, stopSignal } from './cli';
 
 export const REPRO_FRAMEWORKS: readonly FrameworkName[] = ['moco-v2', 'simclr', 'byol', 'simsiam'];
@@ -164,6 +168,8 @@ export interface ReproduceArgs {
   /** Evaluate on a seeded random subset of this many train and test images (null: all; quick checks). */
   evalSubset: number | null;
   figure: boolean;
+  /** Runs pretrained side by side, each in its own process on cores/lanes threads. */
+  lanes: number;
 }
 
 export const USAGE = `usage: npm run reproduce -- [--profile cpu|smoke] [options]
@@ -174,10 +180,11 @@ export const USAGE = `usage: npm run reproduce -- [--profile cpu|smoke] [options
   --max-seeds <n>         seeds per framework at most, when pairs differ by < ${RESEED_BELOW} kNN point (default 2)
   --linear-epochs <n>     linear-probe epochs (default 100)
   --eval-subset <n>       final evaluation on n random train and n random test images (default: all)
+  --lanes <n>             runs trained side by side, each on cores/n threads (default ${defaultLanes()} here)
   --no-figure             skip figure1.html/png`;
 
 export function parseReproduceArgs(argv: readonly string[]): ReproduceArgs | 'help' {
-  const a = new Args(argv, { options: ['--profile', '--out', '--runs-root', '--frameworks', '--max-seeds', '--linear-epochs', '--eval-subset'], flags: ['--no-figure'] });
+  const a = new Args(argv, { options: ['--profile', '--out', '--runs-root', '--frameworks', '--max-seeds', '--linear-epochs', '--eval-subset', '--lanes'], flags: ['--no-figure'] });
   if (a.help) return 'help';
   const profile = a.oneOf('--profile', PROFILES) ?? 'cpu';
   const fws = a.string('--frameworks');
@@ -194,7 +201,73 @@ export function parseReproduceArgs(argv: readonly string[]): ReproduceArgs | 'he
     linearEpochs: a.int('--linear-epochs', 1) ?? 100,
     evalSubset: a.int('--eval-subset', 1) ?? null,
     figure: !a.flag('--no-figure'),
+    lanes: a.int('--lanes', 1) ?? defaultLanes(),
   };
+}
+
+/**
+ * Two lanes wherever there are two cores: at the cpu profile's small width a run is bound by
+ * per-op overhead, not arithmetic, so two runs on one thread each train ~2× the images per
+ * second of one run on two threads (measured: see the README).
+ */
+function defaultLanes(): number {
+  return Math.min(2, os.availableParallelism());
+}
+
+/** Threads per lane: MIXMASK_THREADS if set, else the cores shared out between the lanes. */
+function laneThreads(lanes: number): number {
+  const env = Number(process.env.MIXMASK_THREADS);
+  return Number.isInteger(env) && env > 0 ? env : Math.max(1, Math.floor(os.availableParallelism() / lanes));
+}
+
+const PRETRAIN_ONE = '--pretrain-one';
+
+/**
+ * Pretrains one run in a child process (`reproduce.js --pretrain-one <runDir> <config json>`)
+ * on `threads` threads, resuming from its checkpoint if there is one. The child's progress lines
+ * are forwarded with the run's name in front. The child has its own process group, so a Ctrl-C
+ * reaches only this process, which passes it on once as SIGTERM: the child then stops after
+ * its current step with a checkpoint.
+ */
+function pretrainInChild(config: RunConfig, runDir: string, threads: number, signal: AbortSignal | undefined): Promise<TrainSummary> {
+  const name = path.basename(runDir);
+  const child = spawn(process.execPath, [__filename, PRETRAIN_ONE, runDir, JSON.stringify(config)], {
+    env: { ...process.env, MIXMASK_THREADS: String(threads) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const stop = () => child.kill('SIGTERM');
+  signal?.addEventListener('abort', stop, { once: true });
+  const errLines: string[] = [];
+  readline.createInterface({ input: child.stderr }).on('line', (line) => {
+    if (!line.trim()) return;
+    errLines.push(line);
+    if (errLines.length > 20) errLines.shift();
+    process.stderr.write(`[${name}] ${line}\n`);
+  });
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      signal?.removeEventListener('abort', stop);
+      const last = stdout.trim().split('\n').pop() ?? '';
+      if (code === 0 && last.startsWith('{')) resolve(JSON.parse(last) as TrainSummary);
+      else reject(new Error(`pretraining ${name} failed (exit code ${code}):\n${errLines.join('\n')}`));
+    });
+  });
+}
+
+/** The child side of pretrainInChild. */
+async function pretrainOne(argv: readonly string[]): Promise<number> {
+  const [runDir, json] = argv;
+  if (!runDir || !json) throw new Error(`${PRETRAIN_ONE} needs a run directory and a config (JSON)`);
+  await initBackend();
+  const signal = stopSignal('stopping after this step with a checkpoint');
+  const resume = fs.existsSync(path.join(runDir, 'checkpoint.safetensors'));
+  const summary = await startRun({ config: JSON.parse(json) as RunConfig, runDir, resume, signal });
+  process.stdout.write(JSON.stringify(summary) + '\n');
+  return 0;
 }
 
 function runName(c: RunConfig): string {
@@ -233,9 +306,11 @@ function trainCommand(c: RunConfig): string {
 }
 
 export async function reproduce(o: ReproduceArgs, signal?: AbortSignal): Promise<Results> {
-  const report = await initBackend();
+  const threads = laneThreads(o.lanes);
+  // The evaluations run here, beside the other lane's pretraining: the same thread count.
+  const report = await initBackend({ threads });
   const backendReport = formatBackendReport(report);
-  const backend = `${report.name}, ${report.threads} thread${report.threads === 1 ? '' : 's'}`;
+  const backend = `${report.name}, ${report.threads} thread${report.threads === 1 ? '' : 's'}${o.lanes > 1 ? ` per run, ${o.lanes} runs side by side` : ''}`;
   console.error(backendReport);
   const resultsFile = path.join(o.out, 'results.json');
   const previous: Results | null = fs.existsSync(resultsFile) ? (JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as Results) : null;
@@ -249,27 +324,34 @@ export async function reproduce(o: ReproduceArgs, signal?: AbortSignal): Promise
   };
   const save = () => {
     results.updatedAt = now();
+    results.runs.sort(runOrder);
     fs.mkdirSync(o.out, { recursive: true });
     writeJsonAtomic(resultsFile, results);
     writeFileAtomic(path.join(o.out, 'results.md'), resultsMarkdown(results));
   };
 
+  let evaluations: Promise<unknown> = Promise.resolve();
   const runOne = async (fw: FrameworkName, method: ViewMethod, seed: number): Promise<boolean> => {
     const config = pretrainConfig(fw, DATASET, o.profile, { method, seed });
     const known = results.runs.find((r) => r.framework === fw && r.method === method && r.seed === seed);
     if (known && JSON.stringify(known.config) === JSON.stringify(config)) return true;
     if (known) throw new Error(`${resultsFile}: ${fw}/${method}/seed ${seed} was run with another configuration than the ${o.profile} preset now gives; use another --out`);
+    if (signal?.aborted) return false;
     const runDir = defaultRunDir(config, o.runsRoot);
     const resume = fs.existsSync(path.join(runDir, 'checkpoint.safetensors'));
     console.error(`\n== ${fw} + ${method}, seed ${seed} → ${runDir}${resume ? ' (resuming)' : ''}`);
-    const summary = await startRun({ config, runDir, resume, signal });
+    const summary = await pretrainInChild(config, runDir, threads, signal);
     const trainSeconds = earlierSeconds(runDir) + summary.seconds;
     writeJsonAtomic(path.join(runDir, SECONDS_FILE), { seconds: trainSeconds });
     if (summary.status !== 'completed') return false;
     const log = readRunLog(runDir);
-    const t0 = Date.now();
-    const ev = await evaluateRun(summary.checkpoint, config, o.linearEpochs, o.evalSubset);
-    const evalSeconds = (Date.now() - t0) / 1000;
+    // One evaluation at a time: they share this process (and its threads).
+    const evaluated = evaluations.then(async () => {
+      const t0 = Date.now();
+      return { ev: await evaluateRun(summary.checkpoint, config, o.linearEpochs, o.evalSubset), evalSeconds: (Date.now() - t0) / 1000 };
+    });
+    evaluations = evaluated.catch(() => undefined);
+    const { ev, evalSeconds } = await evaluated;
     const last = log.steps[log.steps.length - 1];
     const monitor = log.epochs.filter((e) => typeof e.knnTop1 === 'number');
     const runOut = path.join(o.out, runName(config));
@@ -287,19 +369,36 @@ export async function reproduce(o: ReproduceArgs, signal?: AbortSignal): Promise
     return true;
   };
 
+  // Each seed's runs go through `lanes` workers; the next seed is decided once all are in.
   for (let seed = 0; seed < o.maxSeeds; seed++) {
     const todo = seed === 0 ? o.frameworks : needsAnotherSeed(results.runs, o.frameworks, seed + 1);
-    for (const fw of todo) {
-      for (const method of METHODS) {
-        if (!(await runOne(fw, method, seed))) {
-          save();
-          return results;
+    const queue = todo.flatMap((fw) => METHODS.map((method) => ({ fw, method })));
+    let stopped = false;
+    const worker = async () => {
+      for (let job = queue.shift(); job && !stopped; job = queue.shift()) {
+        try {
+          if (!(await runOne(job.fw, job.method, seed))) stopped = true;
+        } catch (e) {
+          stopped = true; // the other lanes finish their current run, then stop
+          throw e;
         }
       }
+    };
+    const workers = await Promise.allSettled(Array.from({ length: Math.max(1, o.lanes) }, worker));
+    const failed = workers.find((w): w is PromiseRejectedResult => w.status === 'rejected');
+    if (failed) {
+      save();
+      throw failed.reason;
     }
+    if (stopped) break;
   }
   save();
   return results;
+}
+
+/** Framework, then seed, then baseline before MixMask: the table's order whatever finished first. */
+function runOrder(a: RunResult, b: RunResult): number {
+  return REPRO_FRAMEWORKS.indexOf(a.framework) - REPRO_FRAMEWORKS.indexOf(b.framework) || a.seed - b.seed || METHODS.indexOf(a.method) - METHODS.indexOf(b.method);
 }
 
 /** figure1.html (Figure 1: loss and kNN monitor per framework, baseline blue, MixMask red) and its PNG. */
@@ -320,6 +419,7 @@ export async function writeFigure(r: Results, out: string): Promise<void> {
 }
 
 async function main(): Promise<number> {
+  if (process.argv[2] === PRETRAIN_ONE) return pretrainOne(process.argv.slice(3));
   let args: ReproduceArgs | 'help';
   try {
     args = parseReproduceArgs(process.argv.slice(2));

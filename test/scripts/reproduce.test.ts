@@ -26,6 +26,10 @@ test('reproduce arguments: defaults, subsets of frameworks, clear errors', () =>
   assert.throws(() => parseReproduceArgs(['--frameworks', 'moco-v2,swav']), /--frameworks: 'swav' is not one of moco-v2, simclr, byol, simsiam/);
   assert.throws(() => parseReproduceArgs(['--profile', 'huge']), /--profile must be one of/);
   assert.throws(() => parseReproduceArgs(['--max-seeds', '0']), /--max-seeds must be an integer ≥ 1/);
+  assert.equal(a.lanes, Math.min(2, os.availableParallelism()));
+  const c = parseReproduceArgs(['--lanes', '1']);
+  assert.ok(c !== 'help' && c.lanes === 1);
+  assert.throws(() => parseReproduceArgs(['--lanes', '0']), /--lanes must be an integer ≥ 1, got '0'/);
 });
 
 test('pairs and the second-seed rule: only pairs closer than one kNN point get another seed, up to max-seeds', () => {
