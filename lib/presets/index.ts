@@ -94,8 +94,10 @@ export function pretrainConfig(framework: FrameworkName, dataset: DatasetName, p
     t.optimizer === 'SGD'
       ? { kind: 'sgd', lr, momentum: t.momentum!, weightDecay: t.weightDecay }
       : { kind: 'adam', lr, weightDecay: t.adamL2! };
-  // SimSiam's 10 warm-up epochs of 1,000 become the same share of a shorter run.
-  const warmupEpochs = t.warmupEpochs ? (t.warmupEpochs * epochs) / t.epochs : 0;
+  // SimSiam's 10 warm-up epochs, but never more than a quarter of a shorter run. Scaling them
+  // by the run's length instead (0.08 epochs, 6 steps of an 8-epoch run) let SimSiam wreck the
+  // network in its first epoch: kNN 64.7 % after 8 epochs on Fashion-MNIST, 71.6 % with 2.
+  const warmupEpochs = t.warmupEpochs ? Math.min(t.warmupEpochs, epochs / 4) : 0;
   const small = profile === 'smoke';
   const heads: HeadConfig = {
     dim: small ? 16 : pick(t.embedDim),

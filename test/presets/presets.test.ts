@@ -50,7 +50,8 @@ test('cpu and smoke profiles shrink the budget and scale what depends on it', ()
   // SGD learning rate follows the linear scaling rule: 0.06 at 512 → 0.015 at 128.
   assert.ok(Math.abs(cpu.optimizer.lr - (0.06 * cpu.batchSize) / 512) < 1e-12);
   const ss = pretrainConfig('simsiam', 'fashion-mnist', 'cpu');
-  assert.deepEqual(ss.schedule, { kind: 'cosine', warmupEpochs: (10 * ss.epochs) / 1000 });
+  assert.deepEqual(ss.schedule, { kind: 'cosine', warmupEpochs: ss.epochs / 4 });
+  assert.deepEqual(pretrainConfig('simsiam', 'cifar100', 'paper', { epochs: 100 }).schedule, { kind: 'cosine', warmupEpochs: 10 });
   assert.equal(pretrainConfig('byol', 'fashion-mnist', 'cpu', { method: 'none', epochs: 3, width: 8 }).view.method, 'none');
 });
 
