@@ -18,6 +18,7 @@ import { formatBackendReport, initBackend } from '../lib/backend';
 import { chooseFilterAlgorithm, conv2DBackpropFilter, convFilterViaConv, geometry, setConvFilterAlgorithm } from '../lib/backend/wasm/conv-grad';
 import { FilterGemmOptions, filterGradGemm, filterGradIm2col } from '../lib/backend/wasm/conv-filter-gemm';
 import type { Info } from '../lib/backend/wasm/wasm-ops';
+import { relError } from '../lib/util/numeric';
 
 interface Shape {
   name: string;
@@ -52,16 +53,6 @@ function arg(args: string[], name: string): string | undefined {
 function median(v: number[]): number {
   const s = [...v].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
-}
-
-function maxRel(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / Math.max(den, 1e-30);
 }
 
 async function main(): Promise<void> {
@@ -123,7 +114,7 @@ async function main(): Promise<void> {
           times[i].push(ms);
           cpu[i].push((c.user + c.system) / 1e3);
         } else {
-          errs[i] = maxRel(backend.typedArrayFromHeap(out) as Float32Array, refData);
+          errs[i] = relError(backend.typedArrayFromHeap(out) as Float32Array, refData);
         }
         backend.disposeData(out.dataId);
       });

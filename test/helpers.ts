@@ -23,17 +23,7 @@ export async function useWebgpu(): Promise<string | null> {
   }
 }
 
-/** Max relative error: max|a − b| / max(max|b|, tiny). */
-export function relError(a: Float32Array | number[], b: Float32Array | number[]): number {
-  if (a.length !== b.length) throw new Error(`relError: lengths differ (${a.length} vs ${b.length})`);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / Math.max(den, 1e-30);
-}
+export { relError } from '../lib/util/numeric';
 
 /** Runs fn `steps` times and returns tf.memory().numTensors after each step. */
 export async function tensorCounts(steps: number, fn: (step: number) => void | Promise<void>): Promise<number[]> {
