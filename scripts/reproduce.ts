@@ -15,7 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import * as tf from '@tensorflow/tfjs';
-import { formatBackendReport, initBackend } from '../lib/backend';
+import { formatBackendReport, initBackend, parseThreads } from '../lib/backend';
 import { loadSplits } from '../lib/data';
 import { makeRecipe } from '../lib/data/recipes';
 import { type Dataset, SubsetDataset } from '../lib/data';
@@ -216,8 +216,8 @@ function defaultLanes(): number {
 
 /** Threads per lane: MIXMASK_THREADS if set, else the cores shared out between the lanes. */
 function laneThreads(lanes: number): number {
-  const env = Number(process.env.MIXMASK_THREADS);
-  return Number.isInteger(env) && env > 0 ? env : Math.max(1, Math.floor(os.availableParallelism() / lanes));
+  const env = process.env.MIXMASK_THREADS;
+  return env?.trim() ? parseThreads(env) : Math.max(1, Math.floor(os.availableParallelism() / lanes));
 }
 
 const PRETRAIN_ONE = '--pretrain-one';

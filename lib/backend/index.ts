@@ -188,7 +188,8 @@ async function safeCheck(c: BackendCandidate, forced: boolean): Promise<{ ok: bo
   }
 }
 
-function parseThreads(value: string | undefined): number {
+/** MIXMASK_THREADS as a thread count (unset or empty: every core); anything else is an error. */
+export function parseThreads(value: string | undefined): number {
   const cores = os.availableParallelism?.() ?? os.cpus().length;
   if (value === undefined || value.trim() === '') return cores;
   const n = Number(value);
