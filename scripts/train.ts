@@ -21,7 +21,7 @@ export const USAGE = `usage: npm run train -- --framework <${FRAMEWORKS.join('|'
   --resume               continue the run in --run-dir from its checkpoint (its config.json is reused)
   --mask <block|discrete> --grid <g> --ratio <r>   MixMask grid (default block, 8, 0.5)
   --epochs <n> --batch-size <n> --width <n> --train-subset <n|all> --seed <n> --knn-every <n>
-  --min-crop-scale <s>   raise every view's crop-scale lower bound to s (e.g. 0.5 for small centred objects)
+  --min-crop-scale <s>   raise every view's crop-scale lower bound to s (default: 0.5 on fashion-mnist, else the recipe's own)
   --max-steps <n>        stop (with a checkpoint) after n steps of this call
   --help`;
 

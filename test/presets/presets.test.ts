@@ -55,6 +55,13 @@ test('cpu and smoke profiles shrink the budget and scale what depends on it', ()
   assert.equal(pretrainConfig('byol', 'fashion-mnist', 'cpu', { method: 'none', epochs: 3, width: 8 }).view.method, 'none');
 });
 
+test('Fashion-MNIST crops at least half the image unless told otherwise; other datasets keep the recipe\'s crops', () => {
+  assert.equal(pretrainConfig('moco-v2', 'fashion-mnist', 'cpu').minCropScale, 0.5);
+  assert.equal(pretrainConfig('moco-v2', 'fashion-mnist', 'cpu', { minCropScale: 0.2 }).minCropScale, 0.2);
+  assert.equal(pretrainConfig('moco-v2', 'cifar100', 'cpu').minCropScale, undefined);
+  assert.equal('minCropScale' in pretrainConfig('byol', 'cifar100', 'paper'), false);
+});
+
 test('bad preset arguments are named', () => {
   assert.throws(() => pretrainConfig('moco-v2', 'cifar100', 'laptop' as 'cpu'), /profile must be one of paper, cpu, smoke, got "laptop"/);
   assert.throws(() => pretrainConfig('moco-v2', 'mnist' as 'cifar100', 'cpu'), /dataset must be one of .* got "mnist"/);
