@@ -50,6 +50,9 @@ test('cpu and smoke profiles shrink the budget and scale what depends on it', ()
   // SGD learning rate follows the linear scaling rule: 0.06 at 512 → 0.015 at 128.
   assert.ok(Math.abs(cpu.optimizer.lr - (0.06 * cpu.batchSize) / 512) < 1e-12);
   const ss = pretrainConfig('simsiam', 'fashion-mnist', 'cpu');
+  // SimSiam's Table 1 rate is for 1,000 epochs: the short profiles raise it (×16), the paper profile does not.
+  assert.ok(Math.abs(ss.optimizer.lr - (16 * 0.03 * ss.batchSize) / 512) < 1e-12);
+  assert.equal(pretrainConfig('simsiam', 'cifar100', 'paper').optimizer.lr, 0.03);
   assert.deepEqual(ss.schedule, { kind: 'cosine', warmupEpochs: ss.epochs / 4 });
   assert.deepEqual(pretrainConfig('simsiam', 'cifar100', 'paper', { epochs: 100 }).schedule, { kind: 'cosine', warmupEpochs: 10 });
   assert.equal(pretrainConfig('byol', 'fashion-mnist', 'cpu', { method: 'none', epochs: 3, width: 8 }).view.method, 'none');
