@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { findRun } from '../../lib/notebook';
 import { pretrainConfig } from '../../lib/presets';
 import { PROJECT_ROOT } from '../../scripts/jupyter';
-import { needsAnotherSeed, pairs, parseReproduceArgs, type Results, type RunResult } from '../../scripts/reproduce';
+import { jobOrder, needsAnotherSeed, pairs, parseReproduceArgs, type Results, type RunResult } from '../../scripts/reproduce';
 
 function run(framework: RunResult['framework'], method: RunResult['method'], seed: number, knnTop1: number, linearTop1 = knnTop1): RunResult {
   return {
@@ -30,6 +30,13 @@ test('reproduce arguments: defaults, subsets of frameworks, clear errors', () =>
   const c = parseReproduceArgs(['--lanes', '1']);
   assert.ok(c !== 'help' && c.lanes === 1);
   assert.throws(() => parseReproduceArgs(['--lanes', '0']), /--lanes must be an integer ≥ 1, got '0'/);
+});
+
+test('the lanes get the longer MixMask runs first, then the baselines', () => {
+  assert.deepEqual(jobOrder(['moco-v2', 'byol']), [
+    { fw: 'moco-v2', method: 'mixmask' }, { fw: 'byol', method: 'mixmask' },
+    { fw: 'moco-v2', method: 'none' }, { fw: 'byol', method: 'none' },
+  ]);
 });
 
 test('pairs and the second-seed rule: only pairs closer than one kNN point get another seed, up to max-seeds', () => {
