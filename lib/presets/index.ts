@@ -63,11 +63,12 @@ const SIZE: Record<DatasetName, number> = { cifar100: 32, cifar10: 32, 'tiny-ima
 
 /**
  * The profiles' budgets. `cpu`: ResNet-18 at width 16 (0.7 M parameters) on 10,000 images for
- * 16 epochs at batch 128, kNN monitor every epoch on 5,000 / 1,000 images — the smallest budget
- * measured at which the encoders beat raw-pixel kNN on Fashion-MNIST (width 8 and 8 epochs stop
- * 1–3 points short, and no single one of width, epochs or crop scale is enough), and at which the
- * eight runs of `npm run reproduce` take about 90 minutes on 2 cores (see
- * reports/fashion-mnist-cpu/results.md for the measured times);
+ * 16 epochs at batch 128, kNN monitor every epoch on 5,000 / 1,000 images. On Fashion-MNIST it
+ * lifts MoCo v2, SimCLR and BYOL past raw-pixel kNN (width 8 and 8 epochs left them 2–3 points
+ * short, and no single one of width, epochs or crop scale was enough; SimSiam's baseline is still
+ * 0.55 short). The eight runs of `npm run reproduce` take 182 minutes of pretraining: 108 of
+ * wall time measured with two lanes on 2 cores, 22 of them one lane alone, so ~91 when the lanes
+ * stay balanced (reports/fashion-mnist-cpu/results.md);
  * `smoke`: width 4, 64 images, 2 epochs — seconds, for CI and for checking that a notebook runs.
  */
 const BUDGET: Record<Exclude<Profile, 'paper'>, { width: number; epochs: number; batchSize: number; trainSubset: number; knnEvery: number; bank: number; query: number; queue: number }> = {
