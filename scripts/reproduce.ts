@@ -100,7 +100,6 @@ export function pairs(runs: readonly RunResult[]): PairSummary[] {
   return out;
 }
 
-/** Frameworks whose every finished pair so far differs by less than RESEED_BELOW kNN points and that have fewer than `maxSeeds` seeds. */
 /**
  * The order runs are handed to the lanes: every MixMask run (about 1.4× its baseline's time)
  * before the baselines, so that the lanes finish together instead of one lane running the last
@@ -110,6 +109,7 @@ export function jobOrder(frameworks: readonly FrameworkName[]): { fw: FrameworkN
   return [...METHODS].reverse().flatMap((method) => frameworks.map((fw) => ({ fw, method })));
 }
 
+/** Frameworks whose every finished pair so far differs by less than RESEED_BELOW kNN points and that have fewer than `maxSeeds` seeds. */
 export function needsAnotherSeed(runs: readonly RunResult[], frameworks: readonly FrameworkName[], maxSeeds: number): FrameworkName[] {
   return frameworks.filter((fw) => {
     const ps = pairs(runs).filter((p) => p.framework === fw);
