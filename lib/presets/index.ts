@@ -152,7 +152,9 @@ export function pretrainConfig(framework: FrameworkName, dataset: DatasetName, p
     batchSize,
     trainSubset: o.trainSubset !== undefined ? o.trainSubset : budget?.trainSubset ?? null,
     optimizer,
-    schedule: { kind: 'cosine', warmupEpochs },
+    // Not in Table 1: SimSiam's predictor keeps its base rate (its authors' --fix-pred-lr). At the
+    // cpu budget it lifted the Fashion-MNIST baseline from 78.30 % to 79.76 % kNN (seed 0).
+    schedule: { kind: 'cosine', warmupEpochs, ...(framework === 'simsiam' ? { fixedLrModules: ['predictor'] } : {}) },
     heads,
     view,
     knn: { every: o.knnEvery ?? budget?.knnEvery ?? 1, k: 200, t: 0.1, bankSubset: budget?.bank ?? null, querySubset: budget?.query ?? null },

@@ -7,9 +7,12 @@ import * as tf from '@tensorflow/tfjs';
  */
 export type NamedVariables = Array<[string, tf.Variable]>;
 
+/** One learning rate for every parameter, or one per parameter state name (see `fixedRateParams`). */
+export type LearningRates = number | ((param: string) => number);
+
 export interface Optimizer {
   /** Applies one update with learning rate `lr`; `grads` maps tfjs variable names to gradients. */
-  step(grads: tf.NamedTensorMap, lr: number): void;
+  step(grads: tf.NamedTensorMap, lr: LearningRates): void;
   /** Slot tensors with stable names (for checkpoints). */
   namedState(): Array<[string, tf.Tensor]>;
   /** The scalar state (e.g. Adam's step count). */
@@ -34,8 +37,9 @@ export class Sgd implements Optimizer {
     for (const [name, v] of vars) this.velocity.set(name, zeroSlot(v));
   }
 
-  step(grads: tf.NamedTensorMap, lr: number): void {
+  step(grads: tf.NamedTensorMap, lr: LearningRates): void {
     const { momentum, weightDecay, nesterov } = this.opts;
+    const lrOf = rateOf(lr);
     tf.tidy(() => {
       for (const [name, w] of this.vars) {
         const g0 = grads[w.name];
@@ -45,7 +49,7 @@ export class Sgd implements Optimizer {
         const v = tf.add(tf.mul(vel, momentum), g);
         vel.assign(v);
         const update = nesterov ? tf.add(g, tf.mul(v, momentum)) : v;
-        w.assign(tf.sub(w, tf.mul(update, lr)));
+        w.assign(tf.sub(w, tf.mul(update, lrOf(name))));
       }
     });
   }
@@ -87,7 +91,8 @@ export class Adam implements Optimizer {
     }
   }
 
-  step(grads: tf.NamedTensorMap, lr: number): void {
+  step(grads: tf.NamedTensorMap, lr: LearningRates): void {
+    const lrOf = rateOf(lr);
     const b1 = this.opts.beta1 ?? 0.9;
     const b2 = this.opts.beta2 ?? 0.999;
     const eps = this.opts.eps ?? 1e-8;
@@ -104,7 +109,7 @@ export class Adam implements Optimizer {
         m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)));
         v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2)));
         const denom = tf.add(tf.sqrt(tf.div(v, c2)), eps);
-        w.assign(tf.sub(w, tf.mul(tf.div(m, denom), lr / c1)));
+        w.assign(tf.sub(w, tf.mul(tf.div(m, denom), lrOf(name) / c1)));
       }
     });
   }
@@ -138,12 +143,37 @@ export function makeOptimizer(cfg: OptimizerConfig, vars: NamedVariables): Optim
 }
 
 /** Learning-rate schedules as pure functions of progress. */
-export type ScheduleConfig =
+export type ScheduleConfig = (
   | { kind: 'constant' }
   /** Cosine decay to 0 over the run, after `warmupEpochs` of linear warm-up. */
   | { kind: 'cosine'; warmupEpochs?: number }
   /** Multiply by `gamma` (0.1) at each milestone epoch, as torch's MultiStepLR. */
-  | { kind: 'step'; milestones: number[]; gamma?: number; warmupEpochs?: number };
+  | { kind: 'step'; milestones: number[]; gamma?: number; warmupEpochs?: number }
+) & {
+  /**
+   * Modules (top-level names such as 'predictor') that keep the base rate for the whole run: no
+   * warm-up, no decay. SimSiam's predictor, as its authors train it (`--fix-pred-lr`).
+   */
+  fixedLrModules?: string[];
+};
+
+/**
+ * The parameters (state names, 'module.…') that `schedule.fixedLrModules` exempts from the
+ * schedule; a module that owns none of `params` is an error naming it and the modules there are.
+ */
+export function fixedRateParams(schedule: ScheduleConfig, params: readonly string[]): Set<string> {
+  const modules = schedule.fixedLrModules ?? [];
+  const owners = [...new Set(params.map((p) => p.split('.')[0]))];
+  for (const m of modules) {
+    if (!owners.includes(m)) throw new Error(`schedule.fixedLrModules: '${m}' is not a trainable module here; expected one of ${owners.join(', ')}`);
+  }
+  return new Set(params.filter((p) => modules.includes(p.split('.')[0])));
+}
+
+/** Per-parameter rates: `scheduled` for most, `base` for the parameters in `fixed`. */
+export function learningRates(scheduled: number, base: number, fixed: ReadonlySet<string>): LearningRates {
+  return fixed.size === 0 ? scheduled : (param) => (fixed.has(param) ? base : scheduled);
+}
 
 /** Learning rate at `epoch` (fractional: epoch + step/stepsPerEpoch) of `epochs`. */
 export function learningRate(base: number, schedule: ScheduleConfig, epoch: number, epochs: number): number {
@@ -178,6 +208,10 @@ export function emaUpdate(target: NamedVariables, online: NamedVariables, m: num
 /** BYOL's target decay, increased from base to 1 with a cosine over training. */
 export function byolMomentum(base: number, step: number, totalSteps: number): number {
   return 1 - (1 - base) * (Math.cos((Math.PI * step) / Math.max(1, totalSteps)) + 1) / 2;
+}
+
+function rateOf(lr: LearningRates): (param: string) => number {
+  return typeof lr === 'number' ? () => lr : lr;
 }
 
 /** A zero-initialised optimiser slot (the tidy frees the temporary zeros; variables survive it). */

@@ -12,7 +12,7 @@ import type { RunConfig } from '../presets';
 import { Rng } from '../util/rng';
 import { assignFromCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { JsonlLog } from './log';
-import { Optimizer, learningRate, makeOptimizer } from './optim';
+import { Optimizer, fixedRateParams, learningRate, learningRates, makeOptimizer } from './optim';
 import { ProgressSink, defaultProgress } from './progress';
 
 /**
@@ -81,6 +81,8 @@ export class Trainer {
   private stepInEpoch = 0;
   private globalStep = 0;
   private readonly stepsPerEpoch: number;
+  /** Parameters that keep the base learning rate (schedule.fixedLrModules). */
+  private readonly fixedRate: Set<string>;
   /** Running sums of this epoch's step metrics (rebuilt from the log on resume). */
   private epochSums = newSums();
 
@@ -94,7 +96,9 @@ export class Trainer {
     this.stepsPerEpoch = Math.floor(n / c.batchSize);
     if (this.stepsPerEpoch < 1) throw new Error(`trainer: ${n} training images are fewer than one batch of ${c.batchSize}`);
     this.framework = makeFramework(c.framework, c.backbone, c.heads, c.seed);
-    this.optimizer = makeOptimizer(c.optimizer, this.framework.namedTrainable());
+    const trainable = this.framework.namedTrainable();
+    this.fixedRate = fixedRateParams(c.schedule, trainable.map(([name]) => name));
+    this.optimizer = makeOptimizer(c.optimizer, trainable);
     this.log = new JsonlLog(path.join(opts.runDir, 'log.jsonl'));
   }
 
@@ -200,7 +204,7 @@ export class Trainer {
               `(terms ${JSON.stringify(result.terms)}, lr ${lr}); lower the learning rate or check the data${last}`,
           );
         }
-        this.optimizer.step(grads, lr);
+        this.optimizer.step(grads, learningRates(lr, this.config.optimizer.lr, this.fixedRate));
         this.framework.afterStep(targets, this.globalStep, totalSteps);
       } finally {
         tf.dispose(Object.values(grads));

@@ -36,7 +36,7 @@ test('the paper profile runs Table 1 value for value', () => {
   assert.equal(byolTiny.heads.dim, 128);
   assert.equal(byolTiny.imageSize, 64);
   assert.equal(pretrainConfig('simclr', 'cifar100', 'paper').heads.dim, 64);
-  assert.deepEqual(pretrainConfig('simsiam', 'cifar100', 'paper').schedule, { kind: 'cosine', warmupEpochs: 10 });
+  assert.deepEqual(pretrainConfig('simsiam', 'cifar100', 'paper').schedule, { kind: 'cosine', warmupEpochs: 10, fixedLrModules: ['predictor'] });
 });
 
 test('cpu and smoke profiles shrink the budget and scale what depends on it', () => {
@@ -45,6 +45,8 @@ test('cpu and smoke profiles shrink the budget and scale what depends on it', ()
     const smoke = pretrainConfig(fw, 'synthetic', 'smoke');
     assert.ok(cpu.backbone.width < 64 && cpu.epochs < 1000 && cpu.trainSubset !== null);
     assert.ok(smoke.epochs <= cpu.epochs && smoke.trainSubset! < cpu.trainSubset!);
+    // Only SimSiam's predictor keeps a fixed rate.
+    assert.deepEqual(cpu.schedule.fixedLrModules, fw === 'simsiam' ? ['predictor'] : undefined);
   }
   const cpu = pretrainConfig('moco-v2', 'fashion-mnist', 'cpu');
   // SGD learning rate follows the linear scaling rule: 0.06 at 512 → 0.015 at 128.
@@ -53,8 +55,8 @@ test('cpu and smoke profiles shrink the budget and scale what depends on it', ()
   // SimSiam's Table 1 rate is for 1,000 epochs: the short profiles raise it (×16), the paper profile does not.
   assert.ok(Math.abs(ss.optimizer.lr - (16 * 0.03 * ss.batchSize) / 512) < 1e-12);
   assert.equal(pretrainConfig('simsiam', 'cifar100', 'paper').optimizer.lr, 0.03);
-  assert.deepEqual(ss.schedule, { kind: 'cosine', warmupEpochs: ss.epochs / 4 });
-  assert.deepEqual(pretrainConfig('simsiam', 'cifar100', 'paper', { epochs: 100 }).schedule, { kind: 'cosine', warmupEpochs: 10 });
+  assert.deepEqual(ss.schedule, { kind: 'cosine', warmupEpochs: ss.epochs / 4, fixedLrModules: ['predictor'] });
+  assert.deepEqual(pretrainConfig('simsiam', 'cifar100', 'paper', { epochs: 100 }).schedule, { kind: 'cosine', warmupEpochs: 10, fixedLrModules: ['predictor'] });
   assert.equal(pretrainConfig('byol', 'fashion-mnist', 'cpu', { method: 'none', epochs: 3, width: 8 }).view.method, 'none');
 });
 

@@ -1,7 +1,7 @@
 import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { Adam, Sgd, byolMomentum, emaUpdate, learningRate } from '../../lib/train/optim';
+import { Adam, Sgd, byolMomentum, emaUpdate, fixedRateParams, learningRate, learningRates } from '../../lib/train/optim';
 import { useBackend } from '../helpers';
 
 before(() => useBackend('cpu'));
@@ -51,6 +51,32 @@ test('schedules: cosine from base to 0, linear warm-up, step decay', () => {
   assert.equal(learningRate(30, step, 59.9, 100), 30);
   assert.ok(Math.abs(learningRate(30, step, 60, 100) - 3) < 1e-9);
   assert.ok(Math.abs(learningRate(30, step, 85, 100) - 0.3) < 1e-9);
+});
+
+test('per-parameter learning rates: SGD and Adam step each parameter with its own rate', () => {
+  for (const make of [(v: Array<[string, tf.Variable]>) => new Sgd(v, { momentum: 0.9, weightDecay: 0 }), (v: Array<[string, tf.Variable]>) => new Adam(v, { weightDecay: 0 })]) {
+    const a = tf.variable(tf.tensor1d([1]));
+    const b = tf.variable(tf.tensor1d([1]));
+    const opt = make([['backbone.w', a], ['predictor.w', b]]);
+    opt.step({ [a.name]: tf.tensor1d([1]), [b.name]: tf.tensor1d([1]) }, (p) => (p.startsWith('predictor.') ? 0.1 : 0.01));
+    // First step: SGD moves by lr·g, Adam by lr·sign(g); either way the update is the rate.
+    assert.ok(Math.abs(1 - a.dataSync()[0] - 0.01) < 1e-6, `${opt.constructor.name}: backbone moved ${1 - a.dataSync()[0]}`);
+    assert.ok(Math.abs(1 - b.dataSync()[0] - 0.1) < 1e-6, `${opt.constructor.name}: predictor moved ${1 - b.dataSync()[0]}`);
+    opt.dispose();
+  }
+});
+
+test('fixedLrModules: the named modules keep the base rate, the rest follow the schedule; unknown modules are named', () => {
+  const params = ['backbone.conv1.weight', 'projector.fc0.weight', 'predictor.fc0.weight', 'predictor.fc1.bias'];
+  const schedule = { kind: 'cosine' as const, warmupEpochs: 2, fixedLrModules: ['predictor'] };
+  const fixed = fixedRateParams(schedule, params);
+  assert.deepEqual([...fixed], ['predictor.fc0.weight', 'predictor.fc1.bias']);
+  // During warm-up the schedule gives 0.05 of a base 0.1; the predictor still gets 0.1.
+  const rates = learningRates(learningRate(0.1, schedule, 1, 10), 0.1, fixed) as (p: string) => number;
+  assert.ok(Math.abs(rates('backbone.conv1.weight') - 0.05) < 1e-9);
+  assert.equal(rates('predictor.fc1.bias'), 0.1);
+  assert.equal(learningRates(0.05, 0.1, fixedRateParams({ kind: 'cosine' }, params)), 0.05);
+  assert.throws(() => fixedRateParams({ kind: 'cosine', fixedLrModules: ['predictr'] }, params), /fixedLrModules: 'predictr' is not a trainable module here; expected one of backbone, projector, predictor/);
 });
 
 test('EMA and BYOL momentum', () => {

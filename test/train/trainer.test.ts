@@ -125,6 +125,41 @@ test('a NaN loss stops the run with a clear message and leaves the last good che
   assert.deepEqual(fs.readdirSync(dir).sort(), ['checkpoint.safetensors', 'config.json', 'log.jsonl']);
 });
 
+test('schedule.fixedLrModules: the predictor keeps the base rate, the backbone follows the schedule', async () => {
+  // A step schedule already at 0.1 × base on the first step. SimSiam's first SGD update is
+  // lr·(g + wd·w) with the same g either way (same seed, same batch), so fixing the predictor's
+  // rate multiplies its update by 10 and leaves the backbone's as it was.
+  const base = pretrainConfig('simsiam', 'synthetic', 'smoke', { method: 'none', epochs: 1 });
+  const firstUpdate = async (fixedLrModules: string[]) => {
+    const cfg: RunConfig = { ...base, schedule: { kind: 'step', milestones: [0], gamma: 0.1, fixedLrModules } };
+    let after = new Map<string, number[]>();
+    const t: Trainer = new Trainer({
+      config: cfg, runDir: tmp(), train, progress: silentProgress,
+      beforeUpdate: (step) => {
+        if (step === 1) after = snapshot();
+      },
+    });
+    const snapshot = () => new Map(t.framework.namedTrainable().map(([n, v]) => [n, Array.from(v.dataSync())]));
+    const before = snapshot();
+    try {
+      await t.run();
+    } finally {
+      t.dispose();
+    }
+    const delta = (prefix: string) => Math.hypot(...[...before].filter(([n]) => n.startsWith(prefix)).flatMap(([n, v]) => v.map((x, i) => after.get(n)![i] - x)));
+    return { backbone: delta('backbone.'), predictor: delta('predictor.') };
+  };
+  const scheduled = await firstUpdate([]);
+  const fixed = await firstUpdate(['predictor']);
+  assert.ok(scheduled.backbone > 0 && scheduled.predictor > 0);
+  assert.ok(Math.abs(fixed.backbone / scheduled.backbone - 1) < 1e-3, `backbone update changed: ${scheduled.backbone} → ${fixed.backbone}`);
+  assert.ok(Math.abs(fixed.predictor / scheduled.predictor - 10) < 1e-2, `predictor update ratio ${fixed.predictor / scheduled.predictor}, expected 10`);
+  assert.throws(
+    () => new Trainer({ config: { ...config(), schedule: { kind: 'cosine', fixedLrModules: ['predictor'] } }, runDir: tmp(), train }),
+    /schedule\.fixedLrModules: 'predictor' is not a trainable module here; expected one of backbone, projector/,
+  );
+});
+
 test('corrupt or mismatched checkpoints give clear errors', async () => {
   const dir = tmp();
   const cfg = config({ epochs: 1 });
