@@ -55,6 +55,9 @@ test('cpu and smoke profiles shrink the budget and scale what depends on it', ()
   // SimSiam's Table 1 rate is for 1,000 epochs: the short profiles raise it (×16), the paper profile does not.
   assert.ok(Math.abs(ss.optimizer.lr - (16 * 0.03 * ss.batchSize) / 512) < 1e-12);
   assert.equal(pretrainConfig('simsiam', 'cifar100', 'paper').optimizer.lr, 0.03);
+  // At the cpu budget SimSiam's embedding is 512-d with a 4× bottleneck predictor; Table 1's 128 elsewhere.
+  assert.deepEqual([ss.heads.dim, ss.heads.predHidden], [512, 128]);
+  assert.deepEqual([pretrainConfig('simsiam', 'cifar100', 'paper').heads.dim, pretrainConfig('simsiam', 'cifar100', 'paper').heads.predHidden], [128, 512]);
   assert.deepEqual(ss.schedule, { kind: 'cosine', warmupEpochs: ss.epochs / 4, fixedLrModules: ['predictor'] });
   assert.deepEqual(pretrainConfig('simsiam', 'cifar100', 'paper', { epochs: 100 }).schedule, { kind: 'cosine', warmupEpochs: 10, fixedLrModules: ['predictor'] });
   assert.equal(pretrainConfig('byol', 'fashion-mnist', 'cpu', { method: 'none', epochs: 3, width: 8 }).view.method, 'none');
