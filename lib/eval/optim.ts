@@ -24,8 +24,10 @@ export class Sgd {
   readonly weightDecay: number;
   /** Multiplies every group's lr (the schedule sets it). */
   lrFactor = 1;
-  /** One torch-style SGD per group: the update itself lives in lib/train/optim. */
-  private readonly optimizers: TrainSgd[];
+  /** One torch-style SGD over every group, given each parameter's group rate (lib/train/optim). */
+  private readonly sgd: TrainSgd;
+  /** Variable name → index of its group. */
+  private readonly groupOf = new Map<string, number>();
 
   constructor(groups: ParamGroup[], opts: SgdOptions = {}) {
     this.momentum = opts.momentum ?? 0.9;
@@ -41,9 +43,8 @@ export class Sgd {
       }
       return { params: [...g.params], lr: g.lr };
     });
-    this.optimizers = this.groups.map(
-      (g) => new TrainSgd(g.params.map((p) => [p.name, p]), { momentum: this.momentum, weightDecay: this.weightDecay }),
-    );
+    this.groups.forEach((g, i) => g.params.forEach((p) => this.groupOf.set(p.name, i)));
+    this.sgd = new TrainSgd(this.variables().map((p) => [p.name, p]), { momentum: this.momentum, weightDecay: this.weightDecay });
   }
 
   /** Every variable of every group, in order (the varList for tf.variableGrads). */
@@ -53,10 +54,10 @@ export class Sgd {
 
   /** Applies gradients keyed by variable name (as tf.variableGrads returns them); does not dispose them. */
   step(grads: tf.NamedTensorMap): void {
-    this.groups.forEach((g, i) => this.optimizers[i].step(grads, g.lr * this.lrFactor));
+    this.sgd.step(grads, (name) => this.groups[this.groupOf.get(name)!].lr * this.lrFactor);
   }
 
   dispose(): void {
-    for (const o of this.optimizers) o.dispose();
+    this.sgd.dispose();
   }
 }
