@@ -125,21 +125,28 @@ const minutes = (s: number) => `${(s / 60).toFixed(1)} min`;
 export function resultsMarkdown(r: Results): string {
   const rows = [...r.runs].sort((a, b) => REPRO_FRAMEWORKS.indexOf(a.framework) - REPRO_FRAMEWORKS.indexOf(b.framework) || a.seed - b.seed || METHODS.indexOf(a.method) - METHODS.indexOf(b.method));
   const c0 = rows[0]?.config;
+  // Epochs may differ between frameworks (never within a pair): the most common count, then the others by name.
+  const epochsOf = new Map(rows.map((x) => [x.framework, x.config.epochs]));
+  const tally = new Map<number, number>();
+  for (const e of epochsOf.values()) tally.set(e, (tally.get(e) ?? 0) + 1);
+  const usual = [...tally].sort((a, b) => b[1] - a[1])[0]?.[0];
+  const others = [...epochsOf].filter(([, e]) => e !== usual).map(([fw, e]) => `${GROUP_NAMES[fw] ?? fw}: ${e}`);
+  const epochsText = `${usual} epochs${others.length ? ` (${others.join(', ')})` : ''}`;
   const lines = [
     `# Figure 1 reproduction on Fashion-MNIST (${r.profile} profile)`,
     '',
     c0
-      ? `Budget per run: ResNet-${c0.backbone.depth} (CIFAR stem) at width ${c0.backbone.width}, ${c0.trainSubset?.toLocaleString('en-US') ?? 'all'} training images, ${c0.epochs} epochs at batch ${c0.batchSize}, ${c0.imageSize}×${c0.imageSize} px; kNN monitor every ${c0.knn.every === 1 ? 'epoch' : `${c0.knn.every} epochs`} on ${c0.knn.bankSubset?.toLocaleString('en-US') ?? 'all'} bank / ${c0.knn.querySubset?.toLocaleString('en-US') ?? 'all'} query images. MixMask: ${c0.view.maskType ?? 'block'} mask, grid ${c0.view.gridSize}, ratio ${c0.view.ratio}.`
+      ? `Budget per run: ResNet-${c0.backbone.depth} (CIFAR stem) at width ${c0.backbone.width}, ${c0.trainSubset?.toLocaleString('en-US') ?? 'all'} training images, ${epochsText} at batch ${c0.batchSize}, ${c0.imageSize}×${c0.imageSize} px; kNN monitor every ${c0.knn.every === 1 ? 'epoch' : `${c0.knn.every} epochs`} on ${c0.knn.bankSubset?.toLocaleString('en-US') ?? 'all'} bank / ${c0.knn.querySubset?.toLocaleString('en-US') ?? 'all'} query images. MixMask: ${c0.view.maskType ?? 'block'} mask, grid ${c0.view.gridSize}, ratio ${c0.view.ratio}.`
       : '',
     r.evalSubset
       ? `Final evaluation on random subsets of ${r.evalSubset} train and test images (a quick check, not comparable with the raw-pixel reference ${RAW_PIXEL_KNN}%).`
       : `Final evaluation: kNN (cosine, k = 200, T = 0.1) with all 60,000 training images as bank on all 10,000 test images; linear probe (SGD lr 30, momentum 0.9, ${r.linearEpochs} epochs on frozen features, lr × 0.1 at 60 % and 80 % of them). Raw-pixel kNN at the same setting: ${RAW_PIXEL_KNN}%.`,
     `Backend: ${[...new Set(r.runs.map((x) => x.backend))].join('; ') || r.backend}. All of it: \`npm run reproduce -- --profile ${r.profile}\`.`,
     '',
-    '| framework | method | seed | kNN top-1 | linear top-1 | beats raw pixels | last monitor kNN | embedding std | train time | eval time | command |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| framework | method | seed | epochs | kNN top-1 | linear top-1 | beats raw pixels | last monitor kNN | embedding std | train time | eval time | command |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((x) =>
-      `| ${GROUP_NAMES[x.framework] ?? x.framework} | ${x.method === 'none' ? 'baseline' : 'MixMask'} | ${x.seed} | ${fmt(x.knnTop1)} | ${fmt(x.linearTop1)} | ${x.knnTop1 > RAW_PIXEL_KNN ? 'yes' : '**no**'} | ${fmt(x.monitorKnnTop1)} | ${fmt(x.finalEmbeddingStd, 4)} | ${minutes(x.trainSeconds)} | ${minutes(x.evalSeconds)} | \`${x.command}\` |`),
+      `| ${GROUP_NAMES[x.framework] ?? x.framework} | ${x.method === 'none' ? 'baseline' : 'MixMask'} | ${x.seed} | ${x.config.epochs} | ${fmt(x.knnTop1)} | ${fmt(x.linearTop1)} | ${x.knnTop1 > RAW_PIXEL_KNN ? 'yes' : '**no**'} | ${fmt(x.monitorKnnTop1)} | ${fmt(x.finalEmbeddingStd, 4)} | ${minutes(x.trainSeconds)} | ${minutes(x.evalSeconds)} | \`${x.command}\` |`),
     '',
     '## MixMask − baseline',
     '',

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { findRun } from '../../lib/notebook';
 import { pretrainConfig } from '../../lib/presets';
 import { PROJECT_ROOT } from '../../scripts/jupyter';
-import { jobOrder, needsAnotherSeed, pairs, parseReproduceArgs, type Results, type RunResult } from '../../scripts/reproduce';
+import { jobOrder, needsAnotherSeed, pairs, parseReproduceArgs, resultsMarkdown, type Results, type RunResult } from '../../scripts/reproduce';
 
 function run(framework: RunResult['framework'], method: RunResult['method'], seed: number, knnTop1: number, linearTop1 = knnTop1): RunResult {
   return {
@@ -52,6 +52,23 @@ test('pairs and the second-seed rule: only pairs closer than one kNN point get a
   const more = [...runs, run('moco-v2', 'none', 1, 81), run('moco-v2', 'mixmask', 1, 81.2)];
   assert.deepEqual(needsAnotherSeed(more, ['moco-v2'], 2), []);
   assert.deepEqual(needsAnotherSeed(more, ['moco-v2'], 3), ['moco-v2']);
+});
+
+test('results.md names the epochs of a framework that trains longer than the rest, in its line and its row', () => {
+  const long = (x: RunResult): RunResult => ({ ...x, config: { ...x.config, epochs: 32 } });
+  const runs = [
+    run('moco-v2', 'none', 0, 80), run('moco-v2', 'mixmask', 0, 81), run('byol', 'none', 0, 80), run('byol', 'mixmask', 0, 81),
+    long(run('simsiam', 'none', 0, 80)), long(run('simsiam', 'mixmask', 0, 79)),
+  ];
+  const results: Results = {
+    format: 'test', dataset: 'fashion-mnist', profile: 'smoke', backend: 'cpu', backendReport: '', rawPixelKnn: 78.85, evalSubset: null,
+    linearEpochs: 100, startedAt: '', updatedAt: '', runs,
+  };
+  const md = resultsMarkdown(results);
+  assert.match(md, /, 2 epochs \(SimSiam: 32\) at batch /);
+  assert.match(md, /\| MoCo v2 \| baseline \| 0 \| 2 \| 80\.00 \|/);
+  assert.match(md, /\| SimSiam \| MixMask \| 0 \| 32 \| 79\.00 \|/);
+  assert.match(resultsMarkdown({ ...results, runs: runs.slice(0, 4) }), /, 2 epochs at batch /);
 });
 
 test('npm run reproduce trains, evaluates, reseeds close pairs, writes the report, and resumes without retraining', () => {
