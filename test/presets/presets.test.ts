@@ -58,7 +58,11 @@ test('cpu and smoke profiles shrink the budget and scale what depends on it', ()
   // At the cpu budget SimSiam's embedding is 512-d with a 4× bottleneck predictor; Table 1's 128 elsewhere.
   assert.deepEqual([ss.heads.dim, ss.heads.predHidden], [512, 128]);
   assert.deepEqual([pretrainConfig('simsiam', 'cifar100', 'paper').heads.dim, pretrainConfig('simsiam', 'cifar100', 'paper').heads.predHidden], [128, 512]);
-  assert.deepEqual(ss.schedule, { kind: 'cosine', warmupEpochs: ss.epochs / 4, fixedLrModules: ['predictor'] });
+  // At the cpu budget SimSiam trains twice the epochs of the others (its warm-up still a quarter, 8 of 32);
+  // an explicit --epochs still wins, and the paper and smoke profiles are untouched.
+  assert.deepEqual([ss.epochs, cpu.epochs, pretrainConfig('simsiam', 'fashion-mnist', 'cpu', { epochs: 5 }).epochs], [32, 16, 5]);
+  assert.deepEqual([pretrainConfig('simsiam', 'cifar100', 'paper').epochs, pretrainConfig('simsiam', 'synthetic', 'smoke').epochs], [1000, 2]);
+  assert.deepEqual(ss.schedule, { kind: 'cosine', warmupEpochs: 8, fixedLrModules: ['predictor'] });
   assert.deepEqual(pretrainConfig('simsiam', 'cifar100', 'paper', { epochs: 100 }).schedule, { kind: 'cosine', warmupEpochs: 10, fixedLrModules: ['predictor'] });
   assert.equal(pretrainConfig('byol', 'fashion-mnist', 'cpu', { method: 'none', epochs: 3, width: 8 }).view.method, 'none');
 });
