@@ -125,13 +125,9 @@ const minutes = (s: number) => `${(s / 60).toFixed(1)} min`;
 export function resultsMarkdown(r: Results): string {
   const rows = [...r.runs].sort((a, b) => REPRO_FRAMEWORKS.indexOf(a.framework) - REPRO_FRAMEWORKS.indexOf(b.framework) || a.seed - b.seed || METHODS.indexOf(a.method) - METHODS.indexOf(b.method));
   const c0 = rows[0]?.config;
-  // Epochs may differ between frameworks (never within a pair): the most common count, then the others by name.
-  const epochsOf = new Map(rows.map((x) => [x.framework, x.config.epochs]));
-  const tally = new Map<number, number>();
-  for (const e of epochsOf.values()) tally.set(e, (tally.get(e) ?? 0) + 1);
-  const usual = [...tally].sort((a, b) => b[1] - a[1])[0]?.[0];
-  const others = [...epochsOf].filter(([, e]) => e !== usual).map(([fw, e]) => `${GROUP_NAMES[fw] ?? fw}: ${e}`);
-  const epochsText = `${usual} epochs${others.length ? ` (${others.join(', ')})` : ''}`;
+  // Epochs may differ between frameworks (never within a pair): the first row's, then those that differ by name.
+  const differing = new Map(rows.filter((x) => x.config.epochs !== c0?.epochs).map((x) => [x.framework, x.config.epochs]));
+  const epochsText = `${c0?.epochs} epochs${differing.size ? ` (${[...differing].map(([fw, e]) => `${GROUP_NAMES[fw] ?? fw}: ${e}`).join(', ')})` : ''}`;
   const lines = [
     `# Figure 1 reproduction on Fashion-MNIST (${r.profile} profile)`,
     '',
