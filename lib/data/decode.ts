@@ -109,6 +109,34 @@ export async function decodeImageFile(file: string, opts: DecodeOptions = {}): P
   );
 }
 
+/** Where Debian's `python3-skimage` installs scikit-image's sample photographs (e.g. chelsea.png, coffee.png, both CC0). */
+export const SKIMAGE_DATA_DIR = '/usr/lib/python3/dist-packages/skimage/data';
+
+/** The file of one scikit-image sample photograph, e.g. `skimagePhoto('chelsea')`; a clear error when it is not installed. */
+export function skimagePhoto(name: string, dir: string = SKIMAGE_DATA_DIR): string {
+  const file = `${dir}/${name}.png`;
+  if (!fs.existsSync(file)) {
+    throw new Error(`sample photograph ${file} not found: install the Debian package python3-skimage (scikit-image's sample data), or pass another directory`);
+  }
+  return file;
+}
+
+/**
+ * Image files decoded, centre-cropped to a square and resized to size×size (decodeImageFile's
+ * 'cover'), stacked into one [n, size, size, 3] float tensor with values in [0, 1].
+ */
+export async function loadImageBatch(files: readonly string[], size: number): Promise<tf.Tensor4D> {
+  if (!Number.isInteger(size) || size < 1) throw new Error(`loadImageBatch: size must be a positive integer, got ${size}`);
+  if (files.length === 0) throw new Error('loadImageBatch: no files given');
+  const per = size * size * 3;
+  const values = new Float32Array(files.length * per);
+  const decoded = await Promise.all(files.map((f) => decodeImageFile(f, { resize: { height: size, width: size } })));
+  decoded.forEach((img, i) => {
+    for (let k = 0; k < per; k++) values[i * per + k] = img.pixels[k] / 255;
+  });
+  return tf.tensor4d(values, [files.length, size, size, 3]);
+}
+
 function resizeCover(x: tf.Tensor3D, h: number, w: number, fit: 'cover' | 'fill'): tf.Tensor3D {
   if (fit === 'fill') return tf.image.resizeBilinear(x, [h, w], false, true);
   const [ih, iw] = x.shape;
