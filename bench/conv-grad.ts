@@ -15,9 +15,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { formatBackendReport, initBackend } from '../lib/backend';
-import { chooseFilterAlgorithm, conv2DBackpropFilter, convFilterViaConv, geometry, setConvFilterAlgorithm } from '../lib/backend/wasm/conv-grad';
+import { chooseFilterAlgorithm, conv2DBackpropFilter, convFilterViaConv, setConvFilterAlgorithm } from '../lib/backend/wasm/conv-grad';
 import { FilterGemmOptions, filterGradGemm, filterGradIm2col } from '../lib/backend/wasm/conv-filter-gemm';
-import type { Info } from '../lib/backend/wasm/wasm-ops';
+import { geometry, type Info } from '../lib/backend/wasm/wasm-ops';
 import { relError } from '../lib/util/numeric';
 
 interface Shape {

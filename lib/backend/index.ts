@@ -1,9 +1,12 @@
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { probeNativeModule } from './native-probe';
+import type { BackendCandidate } from './types';
 import { onednnCandidate, uninstallOnednnKernels } from './onednn';
 import { activateWasm } from './wasm';
 import { webgpuCandidate } from './webgpu';
+
+export type { BackendCandidate } from './types';
 
 /**
  * Chooses the best tfjs backend this machine can run, in order:
@@ -14,17 +17,6 @@ import { webgpuCandidate } from './webgpu';
  * Call it once at start-up, before any tensor is created.
  */
 export type BackendName = 'tfjs-node-gpu' | 'webgpu' | 'tfjs-node' | 'wasm+onednn' | 'wasm' | 'cpu';
-
-export interface BackendCandidate {
-  name: string;
-  /**
-   * Whether this backend can run here; never throws, never crashes the process. `forced` says
-   * the user asked for exactly this one (a candidate may then accept what it would skip).
-   */
-  check(ctx?: { forced: boolean }): Promise<{ ok: boolean; reason: string }>;
-  /** Loads and activates it in this process; returns a one-line description and its thread count. */
-  activate(opts: { threads: number }): Promise<{ detail: string; threads: number }>;
-}
 
 export interface BackendAttempt {
   name: string;

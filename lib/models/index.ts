@@ -5,4 +5,4 @@ export { ResNet, resnet18, resnet50 } from './resnet';
 export type { ResNetConfig, ResNetDepth, ResNetStem } from './resnet';
 export { MlpHead } from './heads';
 export type { MlpOptions } from './heads';
-export { FUSED_BATCH_NORM_KERNEL, batchNormTrain, batchNormTrainComposite, hasFusedBatchNorm } from './batchnorm-op';
+export { FUSED_BATCH_NORM_KERNEL, batchNormTrain, batchNormTrainComposite, hasFusedBatchNorm } from '../backend/batchnorm-op';

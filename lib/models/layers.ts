@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../util/rng';
 import { Module } from './module';
-import { batchNormTrain } from './batchnorm-op';
+import { batchNormTrain } from '../backend/batchnorm-op';
 
 /**
  * 2-D convolution on NHWC tensors with HWIO weights and explicit symmetric zero padding,

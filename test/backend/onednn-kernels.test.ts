@@ -7,7 +7,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../../lib/backend';
 import { defaultAddonPath, installOnednnKernels, kernelStats, loadAddon, onednnCandidate, onednnKernelsInstalled, uninstallOnednnKernels } from '../../lib/backend/onednn';
 import { ntXent } from '../../lib/losses';
-import { batchNormTrain, batchNormTrainComposite } from '../../lib/models/batchnorm-op';
+import { batchNormTrain, batchNormTrainComposite } from '../../lib/backend/batchnorm-op';
 import { MlpHead, ResNet, resnet18, resnet50 } from '../../lib/models';
 import { Rng } from '../../lib/util/rng';
 import { relError } from '../helpers';

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
 import { FilterAlgorithm, setConvFilterAlgorithm, setConvFilterChunk } from '../../lib/backend/wasm/conv-grad';
-import { batchNormTrain, batchNormTrainComposite, hasFusedBatchNorm } from '../../lib/models/batchnorm-op';
+import { batchNormTrain, batchNormTrainComposite, hasFusedBatchNorm } from '../../lib/backend/batchnorm-op';
 import { Rng } from '../../lib/util/rng';
 import { relError, useBackend } from '../helpers';
 

@@ -2,7 +2,7 @@ import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { byolLoss, crossViewNce, infoNce, mixedTerms, ntXent, simsiamLoss } from '../../lib/losses';
-import { batchNormTrain } from '../../lib/models/batchnorm-op';
+import { batchNormTrain } from '../../lib/backend/batchnorm-op';
 import { Rng } from '../../lib/util/rng';
 import { relError, useWebgpu } from '../helpers';
 

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import type { BackendCandidate } from '../index';
+import type { BackendCandidate } from '../types';
 import { activateWasm } from '../wasm';
 import { buildStatusReason, defaultAddonPath, loadAddon } from './addon';
 import { installOnednnKernels, ONEDNN_KERNELS } from './kernels';

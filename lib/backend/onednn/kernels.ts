@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { FUSED_BATCH_NORM_KERNEL } from '../../models/batchnorm-op';
+import { FUSED_BATCH_NORM_KERNEL } from '../batchnorm-op';
 import { FUSED_BATCH_NORM_GRAD_KERNEL } from '../wasm/batchnorm';
 import { alloc, f32, Info } from '../wasm/wasm-ops';
 import type { OnednnAddon } from './addon';
@@ -8,7 +8,7 @@ import type { OnednnAddon } from './addon';
 /**
  * Kernels for the `wasm` backend that run oneDNN on the tensors' memory in place (views into the
  * wasm heap, no copies): Conv2D, its two gradients, BatchMatMul, and the fused training BatchNorm(+ReLU) with
- * its gradient (contract in lib/models/batchnorm-op.ts). Shapes oneDNN is not given (NCHW,
+ * its gradient (contract in lib/backend/batchnorm-op.ts). Shapes oneDNN is not given (NCHW,
  * dilated convolutions, empty tensors) go to the kernels that were registered before.
  */
 export const ONEDNN_KERNELS = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul', FUSED_BATCH_NORM_KERNEL, FUSED_BATCH_NORM_GRAD_KERNEL] as const;

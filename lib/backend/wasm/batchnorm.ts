@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { FUSED_BATCH_NORM_KERNEL } from '../../models/batchnorm-op';
+import { FUSED_BATCH_NORM_KERNEL } from '../batchnorm-op';
 import { alloc, f32, Info } from './wasm-ops';
 
 /**
  * Training-mode BatchNorm (+ ReLU) as one kernel with a hand-written gradient (contract in
- * lib/models/batchnorm-op.ts). The composite tfjs version records ~10 ops on the tape and keeps
+ * lib/backend/batchnorm-op.ts). The composite tfjs version records ~10 ops on the tape and keeps
  * each of their outputs alive until the backward pass; this one saves x, y and two [C] vectors,
  * and reads/writes each element twice per direction.
  *

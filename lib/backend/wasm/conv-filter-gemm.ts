@@ -1,6 +1,5 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import type { Geometry } from './conv-grad';
-import { alloc, call, f32, heapF32, Info, offsetF32, release, releaseView, transpose, view } from './wasm-ops';
+import { alloc, call, f32, Geometry, heapF32, Info, offsetF32, release, releaseView, transpose, view } from './wasm-ops';
 
 /**
  * dW as one plain matrix product per filter tap, on XNNPACK's fully-connected GEMM.
@@ -26,9 +25,6 @@ import { alloc, call, f32, heapF32, Info, offsetF32, release, releaseView, trans
  * cells between neighbouring rows and images (a read past the end of a row lands in the zero
  * columns at the start of the next one), which keeps P·Q at about (OH+1)·(OW+1).
  */
-
-/** The convolution's geometry, as conv-grad.ts computes it for every gradient kernel. */
-export type FilterGradShape = Geometry;
 
 /** One spatial axis: which phase and which shift each tap reads, and the padded length. */
 interface AxisPlan {
@@ -76,7 +72,7 @@ export interface FilterGemmPlan {
   waste: number;
 }
 
-export function planFilterGemm(g: FilterGradShape): FilterGemmPlan {
+export function planFilterGemm(g: Geometry): FilterGemmPlan {
   const rows = axisPlan(g.H, g.OH, g.KH, g.sh, g.top);
   const cols = axisPlan(g.W, g.OW, g.KW, g.sw, g.left);
   const Q = cols.P;
@@ -95,7 +91,7 @@ export interface FilterGemmOptions {
  * Adds (or, with `first`, writes) the filter gradient of images [n0, n0+nc) into `out`
  * ([KH,KW,Ci,Co], float32 on the heap).
  */
-export function filterGradGemmChunk(backend: BackendWasm, x: Info, dy: Info, g: FilterGradShape, plan: FilterGemmPlan, n0: number, nc: number, coBlock: number, out: Info, first: boolean): void {
+export function filterGradGemmChunk(backend: BackendWasm, x: Info, dy: Info, g: Geometry, plan: FilterGemmPlan, n0: number, nc: number, coBlock: number, out: Info, first: boolean): void {
   const { H, W, Ci, OH, OW, Co, KH, KW, sh, sw } = g;
   const { rows, cols, PQ, offMax } = plan;
   const Q = cols.P;
@@ -215,7 +211,7 @@ export function filterGradGemmChunk(backend: BackendWasm, x: Info, dy: Info, g: 
 }
 
 /** dW [KH,KW,Ci,Co] by per-tap GEMMs. */
-export function filterGradGemm(backend: BackendWasm, x: Info, dy: Info, g: FilterGradShape, opts: FilterGemmOptions): Info {
+export function filterGradGemm(backend: BackendWasm, x: Info, dy: Info, g: Geometry, opts: FilterGemmOptions): Info {
   const plan = planFilterGemm(g);
   const out = alloc(backend, [g.KH, g.KW, g.Ci, g.Co]);
   if (g.N === 0) {
@@ -234,7 +230,7 @@ export function filterGradGemm(backend: BackendWasm, x: Info, dy: Info, g: Filte
  * (a view of dy itself). No padding cells enter the reduction, at the cost of KH·KW copies of
  * x: the better trade on small outputs (8², 4²), where the shared grid wastes 27–56 %.
  */
-export function filterGradIm2col(backend: BackendWasm, x: Info, dy: Info, g: FilterGradShape, chunk: number): Info {
+export function filterGradIm2col(backend: BackendWasm, x: Info, dy: Info, g: Geometry, chunk: number): Info {
   const { N, H, W, Ci, OH, OW, Co, KH, KW, sh, sw, top, left } = g;
   const out = alloc(backend, [KH, KW, Ci, Co]);
   if (N === 0) {

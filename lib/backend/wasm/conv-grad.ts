@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { FilterGemmOptions, filterGradGemm, filterGradIm2col, planFilterGemm } from './conv-filter-gemm';
-import { alloc, conv2d, f32, heapF32, Info, offsetF32, release, releaseView, slice, transpose, view } from './wasm-ops';
+import { alloc, conv2d, f32, Geometry, geometry, heapF32, Info, offsetF32, release, releaseView, slice, transpose, view } from './wasm-ops';
 
 /**
  * Convolution gradients for the wasm backend, expressed as forward convolutions (dx, and dW
@@ -14,55 +14,6 @@ import { alloc, conv2d, f32, heapF32, Info, offsetF32, release, releaseView, sli
  * paddings all reduce to top/left offsets). Dilated forward convs are not supported here (tfjs
  * itself rejects dilation > 1 in the conv2d gradient).
  */
-
-export interface Geometry {
-  N: number;
-  H: number;
-  W: number;
-  Ci: number;
-  OH: number;
-  OW: number;
-  Co: number;
-  KH: number;
-  KW: number;
-  sh: number;
-  sw: number;
-  top: number;
-  left: number;
-}
-
-export function geometry(
-  xShape: [number, number, number, number],
-  filterShape: [number, number, number, number],
-  attrs: { strides: number | [number, number]; pad: unknown; dataFormat?: string; dimRoundingMode?: unknown },
-): Geometry {
-  if (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') {
-    throw new Error(`wasm conv gradient: only NHWC is supported, got dataFormat '${attrs.dataFormat}'`);
-  }
-  const info = tf.backend_util.computeConv2DInfo(
-    xShape,
-    filterShape,
-    attrs.strides,
-    1,
-    attrs.pad as 'same',
-    attrs.dimRoundingMode as 'floor' | undefined,
-  );
-  return {
-    N: info.batchSize,
-    H: info.inHeight,
-    W: info.inWidth,
-    Ci: info.inChannels,
-    OH: info.outHeight,
-    OW: info.outWidth,
-    Co: info.outChannels,
-    KH: info.filterHeight,
-    KW: info.filterWidth,
-    sh: info.strideHeight,
-    sw: info.strideWidth,
-    top: info.padInfo.top,
-    left: info.padInfo.left,
-  };
-}
 
 /** Images per dW convolution: bounds the transposed copies of x and dy held at once. */
 let dwChunk = 64;

@@ -81,3 +81,53 @@ export function releaseView(backend: BackendWasm, v: Info): void {
   (backend.wasm as unknown as { tfjs: { disposeData(id: number): void } }).tfjs.disposeData(data.id);
   backend.dataIdMap.delete(v.dataId);
 }
+
+/** A convolution's shapes, strides and top/left pads (from tfjs's own conv info), as every gradient kernel uses them. */
+export interface Geometry {
+  N: number;
+  H: number;
+  W: number;
+  Ci: number;
+  OH: number;
+  OW: number;
+  Co: number;
+  KH: number;
+  KW: number;
+  sh: number;
+  sw: number;
+  top: number;
+  left: number;
+}
+
+export function geometry(
+  xShape: [number, number, number, number],
+  filterShape: [number, number, number, number],
+  attrs: { strides: number | [number, number]; pad: unknown; dataFormat?: string; dimRoundingMode?: unknown },
+): Geometry {
+  if (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') {
+    throw new Error(`wasm conv gradient: only NHWC is supported, got dataFormat '${attrs.dataFormat}'`);
+  }
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape,
+    filterShape,
+    attrs.strides,
+    1,
+    attrs.pad as 'same',
+    attrs.dimRoundingMode as 'floor' | undefined,
+  );
+  return {
+    N: info.batchSize,
+    H: info.inHeight,
+    W: info.inWidth,
+    Ci: info.inChannels,
+    OH: info.outHeight,
+    OW: info.outWidth,
+    Co: info.outChannels,
+    KH: info.filterHeight,
+    KW: info.filterWidth,
+    sh: info.strideHeight,
+    sw: info.strideWidth,
+    top: info.padInfo.top,
+    left: info.padInfo.left,
+  };
+}

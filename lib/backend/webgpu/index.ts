@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { BackendCandidate } from '../index';
+import type { BackendCandidate } from '../types';
 import { installWebgpuKernels, WEBGPU_KERNELS } from './kernels';
 import { type AdapterSummary, describeAdapter, probeDawn, summariseAdapter } from './probe';
 
