@@ -34,7 +34,7 @@ export const REPRO_FRAMEWORKS: readonly FrameworkName[] = ['moco-v2', 'simclr', 
 const GROUP_NAMES: Record<string, string> = { 'moco-v2': 'MoCo v2', simclr: 'SimCLR', byol: 'BYOL', simsiam: 'SimSiam' };
 const METHODS: readonly ViewMethod[] = ['none', 'mixmask'];
 const DATASET = 'fashion-mnist' as const;
-/** Raw-pixel kNN on Fashion-MNIST at k = 200, T = 0.1 (SPEC §5): every encoder must beat it. */
+/** Raw-pixel kNN on Fashion-MNIST at k = 200, T = 0.1 (docs/method.md#knn-monitor): every encoder must beat it. */
 export const RAW_PIXEL_KNN = 78.85;
 /** A pair whose kNN top-1 differs by less than this many points gets another seed. */
 export const RESEED_BELOW = 1;
@@ -220,7 +220,7 @@ export function parseReproduceArgs(argv: readonly string[]): ReproduceArgs | 'he
 /**
  * Two lanes wherever there are two cores: at the cpu profile's small width a run is bound by
  * per-op overhead, not arithmetic, so two runs on one thread each train ~2× the images per
- * second of one run on two threads (measured: see the README).
+ * second of one run on two threads (measured: reports/fashion-mnist-cpu/README.md#two-lanes).
  */
 function defaultLanes(): number {
   return Math.min(2, os.availableParallelism());

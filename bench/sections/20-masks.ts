@@ -1,6 +1,6 @@
 /**
  * Mask generation + mixing for one CIFAR batch (paper's batch 512, 32×32×3), per view method,
- * and its share of a training step when the train section ran before it (SPEC goal: < 2%).
+ * and its share of a training step when the train section ran before it (goal: < 2%).
  */
 import * as tf from '@tensorflow/tfjs';
 import { disposeViews, makeGrids, makeViews, ViewSpec } from '../../lib/masks';

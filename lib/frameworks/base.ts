@@ -7,9 +7,9 @@ import { Rng } from '../util/rng';
 
 /**
  * What every Siamese framework shares: an online backbone + heads, optional target networks,
- * and the MixMask/Un-Mix/erase loss template of SPEC §2 applied to whatever extra views the
- * trainer makes. A framework file only says which heads it has, what its targets are, and its
- * pair loss.
+ * and the MixMask/Un-Mix/erase loss template (docs/method.md#the-loss-template) applied to
+ * whatever extra views the trainer makes. A framework file only says which heads it has, what
+ * its targets are, and its pair loss.
  *
  *   loss = L_o(x1, x2) + Σ_views [ Σᵢ λᵢ·ℓ(out(vᵢ) → tᵢ) + Σⱼ (1−λ)·ℓ(out(v)_{inv j} → tⱼ) ] / N
  *

@@ -80,7 +80,7 @@ export function simsiamLoss(p: tf.Tensor2D, z: tf.Tensor2D): tf.Tensor1D {
 }
 
 /**
- * The asymmetric MixMask / Un-Mix terms for one mixed view (SPEC §2):
+ * The asymmetric MixMask / Un-Mix terms for one mixed view (docs/method.md#the-loss-template):
  *   Σᵢ λᵢ·ℓ(outᵢ → targetᵢ) / N  +  Σⱼ (1 − λ_{inv j})·ℓ(out_{inv j} → targetⱼ) / N
  * where `rowLoss(anchors, targets)` is the framework's per-row pair loss, `out` the mixed view's
  * online outputs, `lambdas[i]` the share of own content of mixed row i and `inverse` the

@@ -55,7 +55,7 @@ function grid(size: number, keep: Uint8Array, target: number, type: MaskType): G
 }
 
 /**
- * BEiT-style block mask (SPEC §2): fill T = floor(r·g²) cells with random rectangles.
+ * BEiT-style block mask (docs/method.md#block-masks): fill T = floor(r·g²) cells with random rectangles.
  * Each round makes up to `triesPerRound` attempts to place one rectangle of area
  * U(minArea, T − placed) and aspect exp(U(ln a, ln 1/a)), with h, w < g and a uniform
  * top-left; an attempt counts when it fills between 1 and T − placed new cells. The generator
@@ -108,7 +108,7 @@ export function blockGrid(g: number, ratio: number, rng: Rng, opts: BlockOptions
 const MAX_REDRAWS = 1000;
 
 /**
- * Discrete mask (SPEC §2): each cell filled independently with probability r, redrawn when all
+ * Discrete mask (docs/method.md#discrete-masks): each cell filled independently with probability r, redrawn when all
  * or no cells are filled. Edge cases the official code leaves undefined (it would loop forever):
  * r = 0 and r = 1 return the all-kept / all-filled grid at once; a 1×1 grid cannot be mixed,
  * so its single draw is accepted; and after 1000 redraws (only at extreme r) one random

@@ -1,5 +1,5 @@
 /**
- * MixMask and Un-Mix views (SPEC §2): g×g block / discrete grids, their nearest upsampling to
+ * MixMask and Un-Mix views (docs/method.md#grid-masks): g×g block / discrete grids, their nearest upsampling to
  * pixel masks, mixing with a partner (flip or permutation), erase, Un-Mix mixup / CutMix, and
  * the inverse re-indexing the asymmetric loss needs. Pure functions of (batch, rng, options);
  * they know nothing of models.

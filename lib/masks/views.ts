@@ -16,7 +16,7 @@ import {
 } from './mix';
 
 /**
- * The view methods of SPEC §2 behind one call: `makeViews(x, spec, rng)` returns the extra
+ * The view methods of docs/method.md behind one call: `makeViews(x, spec, rng)` returns the extra
  * (mixed or erased) views of the first-view batch x that a framework's loss needs.
  *
  *   none     → []                       plain Siamese training

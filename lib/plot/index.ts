@@ -15,8 +15,12 @@ export {
   writePlotlyFile,
 } from './display';
 export type { PlotlyFigure, ShowPlotOptions } from './display';
-export { METHOD_COLORS, METHOD_LABELS, finalKnn, readRunLog, trainingCurvesFigure } from './runs';
-export type { CurveOptions, CurveRun, EpochRecord, RunLog, StepRecord } from './runs';
+export { METHOD_COLORS, METHOD_LABELS, embeddingStdFigure, finalKnn, readRunLog, runSummary, trainingCurvesFigure } from './runs';
+export type { CurveOptions, CurveRun, EpochRecord, RunLog, RunSummary, StepRecord } from './runs';
+export { ABLATION_COLORS, ablationBarsFigure } from './ablations';
+export type { AblationBar } from './ablations';
+export { MASK_TYPE_COLORS, drawStatsHistogram, drawStatsSummary, imageDataUris, maskPatternsFigure, maskSliderFigure, mixedImages } from './mask-panels';
+export type { DrawStatsSummary, MaskSetting, MixedImages } from './mask-panels';
 export { barFigure, escapeHtml, htmlTable, pixelsDataUri, sampleGridFigure, sideBySideTables } from './tables';
 export type { BarSeries, HtmlTable, RawImages } from './tables';
 export { CHROMIUM_FLAGS, checkPage, findChromium, mapLimit, pageSize, screenshot } from './browser';

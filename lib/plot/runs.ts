@@ -165,3 +165,52 @@ export function finalKnn(log: RunLog): number | null {
   const knn = log.epochs.filter((e) => typeof e.knnTop1 === 'number');
   return knn.length ? knn[knn.length - 1].knnTop1! : null;
 }
+
+/** The numbers a table row shows for a run: final loss and kNN, mean realised λ and throughput. */
+export interface RunSummary {
+  epochs: number;
+  steps: number;
+  /** Mean loss of the last epoch (null before the first epoch ends). */
+  finalLoss: number | null;
+  finalKnn: number | null;
+  /** Mean realised λ over the steps that had a mixed view (null: none had). */
+  meanLambda: number | null;
+  /** Mean images per second over the steps that logged it (null: none did). */
+  imgPerSec: number | null;
+}
+
+export function runSummary(log: RunLog): RunSummary {
+  const mean = (v: number[]) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : null);
+  const last = log.epochs[log.epochs.length - 1];
+  return {
+    epochs: log.epochs.length,
+    steps: log.steps.length,
+    finalLoss: last ? last.loss : null,
+    finalKnn: finalKnn(log),
+    meanLambda: mean(log.steps.map((s) => s.lambda).filter((l): l is number => typeof l === 'number')),
+    imgPerSec: mean(log.steps.map((s) => s.imgPerSec).filter((x): x is number => typeof x === 'number')),
+  };
+}
+
+const DASHES = ['solid', 'dot', 'dash', 'dashdot', 'longdash', 'longdashdot'];
+
+/**
+ * The collapse indicator over training: the std of the normalised embeddings at every step, one
+ * line per run, coloured by view method and dashed by group (framework).
+ */
+export function embeddingStdFigure(runs: CurveRun[], opts: { title?: string; height?: number; groups?: string[] } = {}): PlotlyFigure {
+  const groups = opts.groups ?? [...new Set(runs.map((r) => r.group))];
+  return {
+    data: runs.map((r) => ({
+      type: 'scatter', mode: 'lines', name: `${r.group} ${r.label ?? METHOD_LABELS[r.method] ?? r.method}`,
+      x: r.log.steps.map((s) => s.step), y: r.log.steps.map((s) => s.embeddingStd ?? null),
+      line: { color: r.color ?? METHOD_COLORS[r.method] ?? '#17becf', dash: DASHES[Math.max(0, groups.indexOf(r.group)) % DASHES.length] },
+    })),
+    layout: {
+      title: opts.title ? { text: opts.title } : undefined,
+      height: opts.height ?? 420,
+      xaxis: { title: { text: 'step' } },
+      yaxis: { title: { text: 'embedding std' }, rangemode: 'tozero' },
+    },
+  };
+}

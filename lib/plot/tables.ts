@@ -48,16 +48,20 @@ export interface BarSeries {
   text?: string[];
 }
 
-/** Grouped bars: one group per category, one bar per series. */
-export function barFigure(categories: string[], series: BarSeries[], opts: { title?: string; yTitle?: string; xTitle?: string; height?: number; yRange?: [number, number] } = {}): PlotlyFigure {
+/**
+ * Grouped bars: one group per category, one bar per series, its value written above it. With
+ * `stack`, the series are stacked into one bar per category instead (no text unless a series
+ * gives it).
+ */
+export function barFigure(categories: string[], series: BarSeries[], opts: { title?: string; yTitle?: string; xTitle?: string; height?: number; yRange?: [number, number]; stack?: boolean } = {}): PlotlyFigure {
   return {
     data: series.map((s) => ({
       type: 'bar', name: s.name, x: categories, y: s.values, marker: s.color ? { color: s.color } : undefined,
-      text: s.text ?? s.values.map((v) => (v === null ? '' : v.toFixed(1))), textposition: 'outside', cliponaxis: false,
+      text: s.text ?? (opts.stack ? undefined : s.values.map((v) => (v === null ? '' : v.toFixed(1)))), textposition: opts.stack ? 'inside' : 'outside', cliponaxis: false,
     })),
     layout: {
       title: opts.title ? { text: opts.title } : undefined,
-      barmode: 'group',
+      barmode: opts.stack ? 'stack' : 'group',
       height: opts.height ?? 420,
       xaxis: { type: 'category', title: opts.xTitle ? { text: opts.xTitle } : undefined },
       yaxis: { title: opts.yTitle ? { text: opts.yTitle } : undefined, range: opts.yRange },

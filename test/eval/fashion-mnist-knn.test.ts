@@ -10,7 +10,7 @@ before(() => useBackend('wasm'));
 
 const present = fs.existsSync(path.join(FASHION_MNIST_DEBIAN_DIR, 'train-images-idx3-ubyte.gz'));
 
-// SPEC §5: an independent implementation on raw Fashion-MNIST pixels (784-d, L2-normalised,
+// docs/method.md#knn-monitor: an independent implementation on raw Fashion-MNIST pixels (784-d, L2-normalised,
 // bank = 60k train, query = 10k test) gives 78.85 % (k = 200, T = 0.1) and 84.59 % (k = 20,
 // T = 0.07). One neighbour search with k = 200 serves both settings.
 test('Fashion-MNIST raw-pixel kNN matches the reference numbers', { skip: present ? false : `no ${FASHION_MNIST_DEBIAN_DIR} (apt-get install dataset-fashion-mnist)` }, () => {

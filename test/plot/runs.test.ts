@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { METHOD_COLORS, barFigure, finalKnn, htmlTable, readRunLog, sampleGridFigure, sideBySideTables, trainingCurvesFigure } from '../../lib/plot';
+import { METHOD_COLORS, barFigure, embeddingStdFigure, finalKnn, htmlTable, readRunLog, runSummary, sampleGridFigure, sideBySideTables, trainingCurvesFigure } from '../../lib/plot';
 
 function fakeRun(epochs: number, stepsPerEpoch: number, method: string, opts: { torn?: boolean } = {}): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mixmask-run-'));
@@ -65,4 +65,45 @@ test('sample grids encode one PNG panel per image', () => {
   const fig = sampleGridFigure({ pixels, n, height: 4, width: 4, channels: 1 }, ['a', 'b', 'c'], 2);
   assert.equal(fig.data.length, 3);
   assert.match(String(fig.data[0].source), /^data:image\/png;base64,iVBOR/);
+});
+
+test('runSummary: last epoch loss and kNN, mean λ over the mixed steps, mean throughput', () => {
+  const dir = fakeRun(2, 3, 'mixmask');
+  const lines = fs.readFileSync(path.join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  // λ only on some steps (e.g. Un-Mix's probability), throughput on two.
+  const steps = lines.filter((r) => r.type === 'step');
+  steps.forEach((r, i) => { r.lambda = i % 2 === 0 ? 0.25 + i * 0.1 : null; });
+  steps[0].imgPerSec = 100;
+  steps[1].imgPerSec = 300;
+  fs.writeFileSync(path.join(dir, 'log.jsonl'), lines.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const s = runSummary(readRunLog(dir));
+  assert.equal(s.epochs, 2);
+  assert.equal(s.steps, 6);
+  assert.equal(s.finalLoss, 4);
+  assert.equal(s.finalKnn, 11);
+  assert.ok(Math.abs(s.meanLambda! - (0.25 + 0.45 + 0.65) / 3) < 1e-12);
+  assert.equal(s.imgPerSec, 200);
+  const none = runSummary({ runDir: 'x', config: null, steps: [], epochs: [] });
+  assert.deepEqual(none, { epochs: 0, steps: 0, finalLoss: null, finalKnn: null, meanLambda: null, imgPerSec: null });
+});
+
+test('embeddingStdFigure: one line per run over its steps, coloured by method and dashed by group', () => {
+  const runs = ['MoCo', 'BYOL'].flatMap((group) => ['none', 'mixmask'].map((method) => ({ group, method, log: readRunLog(fakeRun(1, 3, method)) })));
+  const fig = embeddingStdFigure(runs, { title: 'collapse' });
+  assert.equal(fig.data.length, 4);
+  assert.deepEqual(fig.data.map((d) => d.name), ['MoCo baseline', 'MoCo MixMask', 'BYOL baseline', 'BYOL MixMask']);
+  assert.deepEqual(fig.data[0].x, [1, 2, 3]);
+  assert.deepEqual(fig.data[0].y, [0.2, 0.2, 0.2]);
+  const lines = fig.data.map((d) => d.line as { color: string; dash: string });
+  assert.deepEqual(lines.map((l) => l.color), [METHOD_COLORS.none, METHOD_COLORS.mixmask, METHOD_COLORS.none, METHOD_COLORS.mixmask]);
+  assert.deepEqual(lines.map((l) => l.dash), ['solid', 'solid', 'dot', 'dot']);
+  assert.equal((fig.layout!.yaxis as { rangemode: string }).rangemode, 'tozero');
+});
+
+test('barFigure with stack: one stacked bar per category', () => {
+  const fig = barFigure(['a', 'b'], [{ name: 'x', values: [1, 2] }, { name: 'y', values: [3, 4] }], { stack: true });
+  assert.equal(fig.layout!.barmode, 'stack');
+  assert.deepEqual(fig.data.map((d) => d.y), [[1, 2], [3, 4]]);
+  assert.equal(fig.data[0].text, undefined);
+  assert.equal(barFigure(['a'], [{ name: 'x', values: [1] }]).layout!.barmode, 'group');
 });
