@@ -19,7 +19,7 @@ import { formatBackendReport, initBackend, parseThreads } from '../lib/backend';
 import { loadSplits } from '../lib/data';
 import { makeRecipe } from '../lib/data/recipes';
 import { type Dataset, SubsetDataset } from '../lib/data';
-import { extractFeatures, knnClassifyAsync, randomIndices, trainLinearOnFeatures } from '../lib/eval';
+import { extractFeatures, knnClassify, randomIndices, trainLinearOnFeatures } from '../lib/eval';
 import type { FrameworkName } from '../lib/frameworks';
 import { writeFileAtomic, writeJsonAtomic } from '../lib/io/atomic';
 import type { ViewMethod } from '../lib/masks/views';
@@ -305,7 +305,7 @@ async function evaluateRun(checkpoint: string, c: RunConfig, linearEpochs: numbe
     const transform = { size: c.imageSize, normalize };
     const tr = await extractFeatures(net, train, { transform, phase: 'train features' });
     const te = await extractFeatures(net, test, { transform, phase: 'test features' });
-    const knn = await knnClassifyAsync(tr, tr.labels, te, te.labels, { k: 200, t: 0.1, numClasses: train.numClasses });
+    const knn = await knnClassify(tr, tr.labels, te, te.labels, { k: 200, t: 0.1, numClasses: train.numClasses });
     const linear = await trainLinearOnFeatures(tr, te, { epochs: linearEpochs, numClasses: train.numClasses, seed: c.seed });
     return { knn: { top1: knn.top1, top5: knn.top5 }, linear: { top1: linear.top1, top5: linear.top5 } };
   } finally {

@@ -4,7 +4,7 @@
  * Features are random (the search does not care), so this times the search alone.
  */
 import * as tf from '@tensorflow/tfjs';
-import { knnClassifyAsync } from '../../lib/eval';
+import { knnClassify } from '../../lib/eval';
 import { Rng } from '../../lib/util/rng';
 import type { BenchContext } from '../harness';
 
@@ -20,7 +20,7 @@ export async function run(ctx: BenchContext): Promise<void> {
   const queryLabels = Int32Array.from({ length: queryN }, () => rng.int(classes));
   await Promise.all([bank.data(), query.data()]);
   const t0 = process.hrtime.bigint();
-  const res = await knnClassifyAsync(bank, bankLabels, query, queryLabels, { k: 200, t: 0.1, numClasses: classes });
+  const res = await knnClassify(bank, bankLabels, query, queryLabels, { k: 200, t: 0.1, numClasses: classes });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   tf.dispose([bank, query]);
   const gflop = (2 * bankN * queryN * dim) / 1e9;

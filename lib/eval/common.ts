@@ -78,22 +78,27 @@ export function stepFactor(epoch: number, milestones: readonly number[], gamma: 
 }
 
 /**
- * Counts how many rows have their label at rank < k for each k, ranking classes by score
- * descending and, among equal scores, by class index (what a stable sort gives).
+ * Rank of class `label` among the `numClasses` scores starting at `offset`: the classes scoring
+ * higher, plus those scoring the same with a smaller index (what a stable descending sort
+ * gives). The label is in the top k exactly when its rank is < k.
  */
+export function labelRank(scores: ArrayLike<number>, offset: number, numClasses: number, label: number): number {
+  const sy = scores[offset + label];
+  let rank = 0;
+  for (let c = 0; c < numClasses; c++) {
+    const s = scores[offset + c];
+    if (s > sy || (s === sy && c < label)) rank++;
+  }
+  return rank;
+}
+
+/** Counts how many rows have their label at rank < k (labelRank) for each k. */
 export function countTopK(scores: Float32Array | Float64Array, numClasses: number, labels: ArrayLike<number>, ks: readonly number[]): number[] {
   const n = labels.length;
   if (scores.length !== n * numClasses) throw new Error(`countTopK: ${scores.length} scores for ${n} rows × ${numClasses} classes`);
   const counts = ks.map(() => 0);
   for (let i = 0; i < n; i++) {
-    const y = labels[i];
-    const o = i * numClasses;
-    const sy = scores[o + y];
-    let rank = 0;
-    for (let c = 0; c < numClasses; c++) {
-      const s = scores[o + c];
-      if (s > sy || (s === sy && c < y)) rank++;
-    }
+    const rank = labelRank(scores, i * numClasses, numClasses, labels[i]);
     for (let j = 0; j < ks.length; j++) if (rank < ks[j]) counts[j]++;
   }
   return counts;

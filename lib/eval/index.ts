@@ -3,7 +3,7 @@ export type { ProgressInfo, ProgressFn, EvalTransform } from './common';
 export { countTopK, resolveMilestones, stepFactor, datasetLabels } from './common';
 export { extractFeatures, backboneFeatures } from './features';
 export type { FeatureSet, LabelledFeatures, ExtractOptions, FeatureFn } from './features';
-export { knnNeighbours, knnNeighboursAsync, knnVote, knnClassify, knnClassifyAsync, knnMonitor } from './knn';
+export { knnNeighbours, knnVote, knnClassify, knnMonitor } from './knn';
 export type { FeatureInput, NeighbourOptions, Neighbours, VoteOptions, KnnOptions, KnnResult, KnnMonitorOptions, KnnMonitorResult } from './knn';
 export { labelSubset, randomIndices } from './subsets';
 export { SubsetDataset } from '../data/subset';

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset } from '../data/types';
 import type { ResNet } from '../models/resnet';
-import { checkInt, checkNumber, type EvalTransform, percent, type ProgressFn } from './common';
+import { l2Normalize } from '../losses';
+import { checkInt, checkNumber, type EvalTransform, labelRank, percent, type ProgressFn } from './common';
 import { extractFeatures, type FeatureFn, type FeatureSet } from './features';
 
 /**
@@ -82,11 +83,6 @@ function rows(f: FeatureInput, start: number, end: number, dim: number): tf.Tens
   return tf.tensor2d(f.data.subarray(start * dim, end * dim), [end - start, dim]);
 }
 
-function l2rows(x: tf.Tensor2D): tf.Tensor2D {
-  // x / max(||x||, eps), like torch.nn.functional.normalize.
-  return tf.tidy(() => tf.div(x, tf.maximum(tf.norm(x, 'euclidean', 1, true), 1e-12)) as tf.Tensor2D);
-}
-
 /**
  * The k nearest bank rows (by dot product of the optionally L2-normalised rows) of every query
  * row. Bank blocks [rows, dim] are normalised once; each query block is transposed once to
@@ -94,51 +90,10 @@ function l2rows(x: tf.Tensor2D): tf.Tensor2D {
  * a running top-k. Measured on wasm (XNNPACK, one thread): this orientation keeps the query
  * block as the operand XNNPACK packs once and reuses (~28 GFLOP/s), where query × bankᵀ
  * repacks a different bank block every call (8–17 GFLOP/s); a transposed matMul operand
- * leaves XNNPACK altogether (~2 GFLOP/s).
+ * leaves XNNPACK altogether (~2 GFLOP/s). Each block is read with `await data()`, so this
+ * works on every backend (webgpu included).
  */
-export function knnNeighbours(bank: FeatureInput, query: FeatureInput, opts: NeighbourOptions = {}): Neighbours {
-  const search = neighbourSearch(bank, query, opts);
-  let step = search.next();
-  while (!step.done) {
-    const top = step.value;
-    let read: TopRead;
-    try {
-      read = [top.values.dataSync() as Float32Array, top.indices.dataSync() as Int32Array];
-    } catch (e) {
-      step = search.throw(e);
-      continue;
-    }
-    step = search.next(read);
-  }
-  return step.value;
-}
-
-/** knnNeighbours reading each block with `await data()`: the form for backends without synchronous reads (webgpu). */
-export async function knnNeighboursAsync(bank: FeatureInput, query: FeatureInput, opts: NeighbourOptions = {}): Promise<Neighbours> {
-  const search = neighbourSearch(bank, query, opts);
-  let step = search.next();
-  while (!step.done) {
-    const top = step.value;
-    let read: TopRead;
-    try {
-      read = [(await top.values.data()) as Float32Array, (await top.indices.data()) as Int32Array];
-    } catch (e) {
-      step = search.throw(e);
-      continue;
-    }
-    step = search.next(read);
-  }
-  return step.value;
-}
-
-type TopRead = [Float32Array, Int32Array];
-
-/**
- * The search as a generator that yields each block's top-k tensors and is resumed with their
- * values, so that one body serves the synchronous and the asynchronous reader. The generator
- * disposes what it yields.
- */
-function* neighbourSearch(bank: FeatureInput, query: FeatureInput, opts: NeighbourOptions): Generator<{ values: tf.Tensor; indices: tf.Tensor }, Neighbours, TopRead> {
+export async function knnNeighbours(bank: FeatureInput, query: FeatureInput, opts: NeighbourOptions = {}): Promise<Neighbours> {
   const b = shapeOf(bank, 'bankFeatures');
   const q = shapeOf(query, 'queryFeatures');
   if (b.dim !== q.dim) throw new Error(`knn: bank features have dim ${b.dim}, query features ${q.dim}`);
@@ -158,11 +113,11 @@ function* neighbourSearch(bank: FeatureInput, query: FeatureInput, opts: Neighbo
   try {
     for (let s = 0; s < b.n; s += bankChunk) {
       const e = Math.min(s + bankChunk, b.n);
-      bankBlocks.push({ start: s, t: tf.tidy(() => (l2 ? l2rows(rows(bank, s, e, b.dim)) : rows(bank, s, e, b.dim))) });
+      bankBlocks.push({ start: s, t: tf.tidy(() => (l2 ? l2Normalize(rows(bank, s, e, b.dim)) : rows(bank, s, e, b.dim))) });
     }
     for (let s = 0; s < q.n; s += queryChunk) {
       const e = Math.min(s + queryChunk, q.n);
-      const qT = tf.tidy(() => tf.transpose(l2 ? l2rows(rows(query, s, e, q.dim)) : rows(query, s, e, q.dim)));
+      const qT = tf.tidy(() => tf.transpose(l2 ? l2Normalize(rows(query, s, e, q.dim)) : rows(query, s, e, q.dim)));
       try {
         let bestV: Float32Array | null = null;
         let bestI: Int32Array | null = null;
@@ -173,7 +128,7 @@ function* neighbourSearch(bank: FeatureInput, query: FeatureInput, opts: Neighbo
           let v: Float32Array;
           let ix: Int32Array;
           try {
-            [v, ix] = yield top;
+            [v, ix] = (await Promise.all([top.values.data(), top.indices.data()])) as [Float32Array, Int32Array];
           } finally {
             top.values.dispose();
             top.indices.dispose();
@@ -256,16 +211,10 @@ export function knnVote(nb: Neighbours, bankLabels: ArrayLike<number>, queryLabe
       if (y < 0) throw new Error(`knnVote: bank label ${y} is negative`);
       scores[y] += weighting === 'exp' ? Math.exp(nb.similarities[o + j] / t) : 1;
     }
-    // Rank of the true class: classes scoring higher, ties broken by class index (stable sort).
-    const y = queryLabels[i];
-    const sy = scores[y];
-    let rank = 0;
     let best = 0;
-    for (let c = 0; c < numClasses; c++) {
-      if (scores[c] > sy || (scores[c] === sy && c < y)) rank++;
-      if (scores[c] > scores[best]) best = c;
-    }
+    for (let c = 1; c < numClasses; c++) if (scores[c] > scores[best]) best = c;
     predictions[i] = best;
+    const rank = labelRank(scores, 0, numClasses, queryLabels[i]);
     if (rank < 1) c1++;
     if (rank < 5) c5++;
   }
@@ -277,20 +226,7 @@ export function knnVote(nb: Neighbours, bankLabels: ArrayLike<number>, queryLabe
  * (k, T) settings on the same features, call knnNeighbours once with the largest k and
  * knnVote per setting.
  */
-export function knnClassify(
-  bankFeatures: FeatureInput,
-  bankLabels: ArrayLike<number>,
-  queryFeatures: FeatureInput,
-  queryLabels: ArrayLike<number>,
-  opts: KnnOptions = {},
-): KnnResult {
-  checkLabelCounts(bankFeatures, bankLabels, queryFeatures, queryLabels);
-  const nb = knnNeighbours(bankFeatures, queryFeatures, opts);
-  return knnVote(nb, bankLabels, queryLabels, opts);
-}
-
-/** knnClassify with asynchronous reads (works on every backend, webgpu included). */
-export async function knnClassifyAsync(
+export async function knnClassify(
   bankFeatures: FeatureInput,
   bankLabels: ArrayLike<number>,
   queryFeatures: FeatureInput,
@@ -298,7 +234,7 @@ export async function knnClassifyAsync(
   opts: KnnOptions = {},
 ): Promise<KnnResult> {
   checkLabelCounts(bankFeatures, bankLabels, queryFeatures, queryLabels);
-  const nb = await knnNeighboursAsync(bankFeatures, queryFeatures, opts);
+  const nb = await knnNeighbours(bankFeatures, queryFeatures, opts);
   return knnVote(nb, bankLabels, queryLabels, opts);
 }
 
@@ -346,6 +282,6 @@ export async function knnMonitor(backbone: ResNet | FeatureFn, opts: KnnMonitorO
   const bank = await extractFeatures(backbone, opts.bank, { batchSize: opts.batchSize, transform, indices: opts.bankIndices, onProgress: opts.onProgress, phase: 'bank features' });
   const query = await extractFeatures(backbone, opts.query, { batchSize: opts.batchSize, transform, indices: opts.queryIndices, onProgress: opts.onProgress, phase: 'query features' });
   const t1 = Date.now();
-  const res = await knnClassifyAsync(bank, bank.labels, query, query.labels, { ...opts, numClasses: opts.numClasses ?? opts.bank.numClasses });
+  const res = await knnClassify(bank, bank.labels, query, query.labels, { ...opts, numClasses: opts.numClasses ?? opts.bank.numClasses });
   return { ...res, featureSeconds: (t1 - t0) / 1000, searchSeconds: (Date.now() - t1) / 1000 };
 }

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset } from '../data/types';
+import { l2Normalize } from '../losses';
 import { Linear } from '../models/layers';
 import type { ResNet } from '../models/resnet';
 import { Rng } from '../util/rng';
@@ -95,7 +96,7 @@ export async function trainLinearOnFeatures(train: LabelledFeatures, test: Label
   const prep = (f: LabelledFeatures): tf.Tensor2D =>
     tf.tidy(() => {
       const x = tf.tensor2d(f.data, [f.n, f.dim]);
-      return opts.l2Normalize ? (tf.div(x, tf.maximum(tf.norm(x, 'euclidean', 1, true), 1e-12)) as tf.Tensor2D) : x;
+      return opts.l2Normalize ? l2Normalize(x) : x;
     });
   const xTrain = prep(train);
   const yTrain = tf.tensor1d(train.labels, 'int32');

@@ -13,13 +13,13 @@ const present = fs.existsSync(path.join(FASHION_MNIST_DEBIAN_DIR, 'train-images-
 // docs/method.md#knn-monitor: an independent implementation on raw Fashion-MNIST pixels (784-d, L2-normalised,
 // bank = 60k train, query = 10k test) gives 78.85 % (k = 200, T = 0.1) and 84.59 % (k = 20,
 // T = 0.07). One neighbour search with k = 200 serves both settings.
-test('Fashion-MNIST raw-pixel kNN matches the reference numbers', { skip: present ? false : `no ${FASHION_MNIST_DEBIAN_DIR} (apt-get install dataset-fashion-mnist)` }, () => {
+test('Fashion-MNIST raw-pixel kNN matches the reference numbers', { skip: present ? false : `no ${FASHION_MNIST_DEBIAN_DIR} (apt-get install dataset-fashion-mnist)` }, async () => {
   const train = loadFashionMnist('train');
   const test10k = loadFashionMnist('test');
   assert.equal(train.size, 60000);
   assert.equal(test10k.size, 10000);
   const t0 = Date.now();
-  const nb = knnNeighbours({ data: Float32Array.from(train.pixels), dim: 784 }, { data: Float32Array.from(test10k.pixels), dim: 784 }, { k: 200 });
+  const nb = await knnNeighbours({ data: Float32Array.from(train.pixels), dim: 784 }, { data: Float32Array.from(test10k.pixels), dim: 784 }, { k: 200 });
   const seconds = (Date.now() - t0) / 1000;
   const a = knnVote(nb, train.labels, test10k.labels, { k: 200, t: 0.1 });
   const b = knnVote(nb, train.labels, test10k.labels, { k: 20, t: 0.07 });
