@@ -69,7 +69,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   }
   // Nothing is computed: the plain JS backend avoids starting wasm threads for a file conversion.
   await initBackend({ force: 'cpu', env: {} });
-  const r = importTorchToCheckpoint(args.input, args.out, args.options);
+  const r = await importTorchToCheckpoint(args.input, args.out, args.options);
   const c = r.config;
   console.log(`${args.input} → ${args.out}: ResNet-${c.depth} (${c.stem} stem, width ${c.width}) from "${r.prefix}", ${r.imported} tensors`);
   if (r.skippedHead.length) console.log(`  skipped the head: ${r.skippedHead.length} tensors (${r.skippedHead.slice(0, 4).join(', ')}${r.skippedHead.length > 4 ? ', …' : ''})`);

@@ -96,8 +96,11 @@ export async function decodeImageFile(file: string, opts: DecodeOptions = {}): P
         return tf.cast(tf.clipByValue(tf.round(x), 0, 255), 'int32');
       });
       [height, width] = t.shape as [number, number, number];
-      pixels = Uint8Array.from(t.dataSync());
-      t.dispose();
+      try {
+        pixels = Uint8Array.from(await t.data());
+      } finally {
+        t.dispose();
+      }
     } catch (e) {
       throw new Error(`cannot decode image ${file}: ${(e as Error).message}; expected a readable JPEG or PNG file`);
     }

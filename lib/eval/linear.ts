@@ -60,11 +60,11 @@ export interface LinearResult {
   trainTop1: number;
 }
 
-/** Top-1/top-5 counts of a linear classifier on features, evaluated in blocks. */
-function evalLinear(layer: Linear, x: tf.Tensor2D, labels: Int32Array, numClasses: number): [number, number] {
+/** Top-1/top-5 counts of a linear classifier on features. */
+async function evalLinear(layer: Linear, x: tf.Tensor2D, labels: Int32Array, numClasses: number): Promise<[number, number]> {
   const logits = tf.tidy(() => layer.apply(x));
   try {
-    return countTopK(logits.dataSync() as Float32Array, numClasses, labels, [1, 5]) as [number, number];
+    return countTopK((await logits.data()) as Float32Array, numClasses, labels, [1, 5]) as [number, number];
   } finally {
     logits.dispose();
   }
@@ -126,12 +126,12 @@ export async function trainLinearOnFeatures(train: LabelledFeatures, test: Label
       // Yield to the event loop so progress displays can update between epochs.
       await new Promise((r) => setImmediate(r));
     }
-    const [trainC1] = evalLinear(layer, xTrain, train.labels, numClasses);
+    const [trainC1] = await evalLinear(layer, xTrain, train.labels, numClasses);
     const xTest = prep(test);
     let c1: number;
     let c5: number;
     try {
-      [c1, c5] = evalLinear(layer, xTest, test.labels, numClasses);
+      [c1, c5] = await evalLinear(layer, xTest, test.labels, numClasses);
     } finally {
       xTest.dispose();
     }

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { SafeTensor, writeSafetensorsFile } from '../io/safetensors';
 import { ResNet, ResNetConfig } from '../models/resnet';
-import { loadCheckpoint, tensorToSafe } from '../train/checkpoint';
+import { loadCheckpoint, tensorsToSafe } from '../train/checkpoint';
 import { resnetStateSpec } from './arch';
 import { checkpointHeads, headToTorch, TorchHead } from './heads';
 import { toTorchTensor } from './layout';
@@ -101,16 +101,15 @@ export function backboneToTorch(
   return out;
 }
 
-/** A live ResNet's state under torchvision names and layouts. */
-export function resnetToTorchState(net: ResNet): Map<string, SafeTensor> {
-  const ours = new Map(net.namedState().map(([name, v]) => [name, tensorToSafe(v)] as [string, SafeTensor]));
-  return backboneToTorch(ours, net.config, 'ResNet');
+/** A live ResNet's state under torchvision names and layouts (read with `await data()`: every backend). */
+export async function resnetToTorchState(net: ResNet): Promise<Map<string, SafeTensor>> {
+  return backboneToTorch(await tensorsToSafe(net.namedState()), net.config, 'ResNet');
 }
 
 /** Writes a live ResNet (e.g. from a notebook) as a torchvision-loadable .safetensors file. */
-export function exportResNetToTorch(net: ResNet, file: string, opts: { metadata?: Record<string, string> } = {}): TorchExportResult {
+export async function exportResNetToTorch(net: ResNet, file: string, opts: { metadata?: Record<string, string> } = {}): Promise<TorchExportResult> {
   const arch = archOf(net.config);
-  const tensors = resnetToTorchState(net);
+  const tensors = await resnetToTorchState(net);
   writeSafetensorsFile(file, tensors, { ...baseMetadata(arch, new Map()), ...opts.metadata });
   return { file, arch, tensors: tensors.size, heads: [] };
 }

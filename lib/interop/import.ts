@@ -186,7 +186,7 @@ function resolveNormalize(opt: TorchImportToCheckpointOptions['normalize'], meta
  * `npm run import`: a PyTorch backbone → our checkpoint format (`backbone.`-prefixed tensors,
  * metadata with the backbone config), which `loadBackbone` and `npm run eval` read.
  */
-export function importTorchToCheckpoint(inFile: string, outFile: string, opts: TorchImportToCheckpointOptions = {}): TorchImportReport {
+export async function importTorchToCheckpoint(inFile: string, outFile: string, opts: TorchImportToCheckpointOptions = {}): Promise<TorchImportReport> {
   const { tensors, metadata } = readTorchStateDict(inFile, opts);
   const { state, report } = torchStateToBackbone(tensors, opts, inFile, metadata);
   const normalize = resolveNormalize(opts.normalize, metadata);
@@ -205,7 +205,7 @@ export function importTorchToCheckpoint(inFile: string, outFile: string, opts: T
         defaulted: report.defaulted.length,
       },
     };
-    saveCheckpoint(outFile, net.namedState().map(([n, v]) => [`backbone.${n}`, v] as [string, tf.Tensor]), meta);
+    await saveCheckpoint(outFile, net.namedState().map(([n, v]) => [`backbone.${n}`, v] as [string, tf.Tensor]), meta);
   } finally {
     net.dispose();
   }

@@ -59,17 +59,22 @@ export function encodePng(pixels: Uint8Array, width: number, height: number, cha
 
 /**
  * A data URI (PNG) of one image tensor [H, W, C] (C = 1 or 3) or [H, W] with values in [0, 1]
- * (`scale` 255, the default) or [0, 255] (`scale` 1). Values are clipped and rounded.
+ * (`scale` 255, the default) or [0, 255] (`scale` 1). Values are clipped and rounded, and read
+ * with `await data()`, so this works on every backend (webgpu included).
  */
-export function imageDataUri(img: tf.Tensor, scale = 255): string {
+export async function imageDataUri(img: tf.Tensor, scale = 255): Promise<string> {
   const shape = img.shape;
   if (img.rank !== 2 && img.rank !== 3) throw new Error(`imageDataUri: expected [H, W] or [H, W, C], got [${shape.join(', ')}]`);
   const [h, w] = shape;
   const c = img.rank === 3 ? shape[2] : 1;
   if (c !== 1 && c !== 3) throw new Error(`imageDataUri: expected 1 or 3 channels, got ${c}`);
   const t = tf.tidy(() => tf.clipByValue(tf.round(tf.mul(img, scale)), 0, 255).cast('int32'));
-  const px = Uint8Array.from(t.dataSync());
-  t.dispose();
+  let px: Uint8Array;
+  try {
+    px = Uint8Array.from(await t.data());
+  } finally {
+    t.dispose();
+  }
   return `data:image/png;base64,${encodePng(px, w, h, c as 1 | 3).toString('base64')}`;
 }
 

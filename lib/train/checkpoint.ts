@@ -24,18 +24,27 @@ export interface Checkpoint {
   meta: CheckpointMeta;
 }
 
-export function tensorToSafe(t: tf.Tensor): SafeTensor {
-  if (t.dtype === 'float32') return { dtype: 'F32', shape: t.shape, data: Float32Array.from(t.dataSync() as Float32Array) };
-  if (t.dtype === 'int32') return { dtype: 'I32', shape: t.shape, data: Int32Array.from(t.dataSync() as Int32Array) };
+/** A copy of a tensor's values, read with `await data()` (every backend, webgpu included). */
+export async function tensorToSafe(t: tf.Tensor): Promise<SafeTensor> {
+  if (t.dtype === 'float32') return { dtype: 'F32', shape: t.shape, data: Float32Array.from((await t.data()) as Float32Array) };
+  if (t.dtype === 'int32') return { dtype: 'I32', shape: t.shape, data: Int32Array.from((await t.data()) as Int32Array) };
   throw new Error(`checkpoint: cannot store a ${t.dtype} tensor`);
 }
 
-export function saveCheckpoint(file: string, state: Iterable<[string, tf.Tensor]>, meta: CheckpointMeta): void {
-  const tensors = new Map<string, SafeTensor>();
-  for (const [name, t] of state) {
-    if (tensors.has(name)) throw new Error(`checkpoint: two tensors are named "${name}"`);
-    tensors.set(name, tensorToSafe(t));
+/** Named tensors as safetensors entries, all read concurrently; errors on a repeated name. */
+export async function tensorsToSafe(state: Iterable<[string, tf.Tensor]>): Promise<Map<string, SafeTensor>> {
+  const entries = [...state];
+  const seen = new Set<string>();
+  for (const [name] of entries) {
+    if (seen.has(name)) throw new Error(`checkpoint: two tensors are named "${name}"`);
+    seen.add(name);
   }
+  const values = await Promise.all(entries.map(([, t]) => tensorToSafe(t)));
+  return new Map(entries.map(([name], i) => [name, values[i]]));
+}
+
+export async function saveCheckpoint(file: string, state: Iterable<[string, tf.Tensor]>, meta: CheckpointMeta): Promise<void> {
+  const tensors = await tensorsToSafe(state);
   const metadata: Record<string, string> = { format: CHECKPOINT_FORMAT };
   for (const [k, v] of Object.entries(meta)) metadata[k] = JSON.stringify(v);
   writeSafetensorsFile(file, tensors, metadata);

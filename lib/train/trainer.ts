@@ -225,9 +225,7 @@ export class Trainer {
       ...this.framework.namedState(),
       ...this.optimizer.namedState().map(([n, t]) => [`optim.${n}`, t] as [string, tf.Tensor]),
     ];
-    // saveCheckpoint reads synchronously; on webgpu that works only for values already read.
-    await Promise.all(state.map(([, t]) => t.data()));
-    saveCheckpoint(this.checkpointPath, state, {
+    await saveCheckpoint(this.checkpointPath, state, {
       backbone: this.config.backbone,
       epoch: this.epoch,
       step: this.globalStep,

@@ -20,7 +20,7 @@ before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mixmask-eval-'));
   ckpt = path.join(dir, 'last.safetensors');
   const net = resnet18({ width: 2, seed: 1 });
-  saveCheckpoint(ckpt, net.namedState().map(([n, v]) => ['backbone.' + n, v]), { backbone: net.config, epoch: 3, step: 30 });
+  await saveCheckpoint(ckpt, net.namedState().map(([n, v]) => ['backbone.' + n, v]), { backbone: net.config, epoch: 3, step: 30 });
   net.dispose();
 });
 

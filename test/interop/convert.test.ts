@@ -19,7 +19,7 @@ import { MlpHead } from '../../lib/models/heads';
 import { Linear } from '../../lib/models/layers';
 import { ResNet } from '../../lib/models/resnet';
 import { Rng } from '../../lib/util/rng';
-import { loadBackbone, loadCheckpoint, saveCheckpoint, tensorToSafe } from '../../lib/train/checkpoint';
+import { loadBackbone, loadCheckpoint, saveCheckpoint, tensorsToSafe } from '../../lib/train/checkpoint';
 import { parseExportArgs } from '../../scripts/export-weights';
 import { parseImportArgs } from '../../scripts/import-weights';
 import { useBackend } from '../helpers';
@@ -49,10 +49,10 @@ test('permuteAxes matches tf.transpose; HWIO ↔ OIHW round trip', () => {
   assert.throws(() => permuteAxes(data, shape, [0, 0, 1, 2]), /not a permutation/);
 });
 
-test('torchvision state of our ResNet: names, OIHW layout, int64 counters', () => {
+test('torchvision state of our ResNet: names, OIHW layout, int64 counters', async () => {
   const net = new ResNet({ depth: 18, stem: 'cifar', width: 4, seed: 3 });
   try {
-    const state = resnetToTorchState(net);
+    const state = await resnetToTorchState(net);
     assert.deepEqual(state.get('conv1.weight')!.shape, [4, 3, 3, 3]);
     assert.deepEqual(state.get('layer2.0.downsample.0.weight')!.shape, [8, 4, 1, 1]);
     assert.equal(state.get('bn1.num_batches_tracked')!.dtype, 'I64');
@@ -68,7 +68,7 @@ test('torchvision state of our ResNet: names, OIHW layout, int64 counters', () =
   }
 });
 
-test('prefix and architecture detection', () => {
+test('prefix and architecture detection', async () => {
   const keys = (p: string) => [`${p}conv1.weight`, `${p}bn1.weight`, `${p}layer1.0.conv1.weight`];
   assert.equal(detectBackbonePrefix(keys(''), 'f'), '');
   assert.equal(detectBackbonePrefix(keys('module.'), 'f'), 'module.');
@@ -85,7 +85,7 @@ test('prefix and architecture detection', () => {
   ] as const) {
     const net = new ResNet(config);
     try {
-      const state = new Map([...resnetToTorchState(net)].map(([k, t]) => [`module.${k}`, t] as [string, SafeTensor]));
+      const state = new Map([...(await resnetToTorchState(net))].map(([k, t]) => [`module.${k}`, t] as [string, SafeTensor]));
       assert.deepEqual(inferResNetConfig(state, 'module.', 'f'), config);
     } finally {
       net.dispose();
@@ -93,14 +93,14 @@ test('prefix and architecture detection', () => {
   }
 });
 
-test('export → import within tfjs gives identical features, from plain and MoCo-style keys', () => {
+test('export → import within tfjs gives identical features, from plain and MoCo-style keys', async () => {
   const net = new ResNet({ depth: 18, stem: 'imagenet', width: 4, seed: 5 });
   randomizeBatchNorm(net, 5);
   const file = tmp('r18.safetensors');
   const moco = tmp('moco.safetensors');
   const x = randomImages(2, 32, 1);
   try {
-    const r = exportResNetToTorch(net, file);
+    const r = await exportResNetToTorch(net, file);
     assert.deepEqual(r.arch, { depth: 18, stem: 'imagenet', width: 4 });
     const meta = readSafetensorsFile(file).metadata;
     assert.equal(meta.format, 'pt');
@@ -118,7 +118,7 @@ test('export → import within tfjs gives identical features, from plain and MoC
     }
 
     // MoCo's layout: online encoder_q with the fc head, a momentum encoder_k, the queue.
-    const torchState = resnetToTorchState(net);
+    const torchState = await resnetToTorchState(net);
     const mocoState = new Map<string, SafeTensor>();
     for (const [k, t] of torchState) mocoState.set(`module.encoder_q.${k}`, t);
     for (const [k, t] of torchState) {
@@ -145,9 +145,9 @@ test('export → import within tfjs gives identical features, from plain and MoC
   }
 });
 
-test('a missing or mis-shaped tensor is an error naming the file, the key and the expected shape', () => {
+test('a missing or mis-shaped tensor is an error naming the file, the key and the expected shape', async () => {
   const net = new ResNet({ depth: 18, stem: 'cifar', width: 4 });
-  const state = resnetToTorchState(net);
+  const state = await resnetToTorchState(net);
   net.dispose();
   const before = tf.memory().numTensors;
 
@@ -187,27 +187,27 @@ test('a missing or mis-shaped tensor is an error naming the file, the key and th
   assert.equal(tf.memory().numTensors, before, 'failed imports leave no tensors behind');
 });
 
-test('heads in PyTorch form: MoCo v2 MLP → fc.0/fc.2 indices, BatchNorm heads, MoCo v1 Linear', () => {
-  const safe = (m: { namedState(): Array<[string, tf.Variable]> }) => new Map(m.namedState().map(([n, v]) => [n, tensorToSafe(v)] as [string, SafeTensor]));
+test('heads in PyTorch form: MoCo v2 MLP → fc.0/fc.2 indices, BatchNorm heads, MoCo v1 Linear', async () => {
+  const safe = (m: { namedState(): Array<[string, tf.Variable]> }) => tensorsToSafe(m.namedState());
   const mocoV2 = new MlpHead(16, [16], 8, { bn: false });
-  const h = headToTorch('projector', safe(mocoV2), 'f');
+  const h = headToTorch('projector', await safe(mocoV2), 'f');
   assert.deepEqual([...h.tensors.keys()], ['0.weight', '0.bias', '2.weight', '2.bias']);
   assert.deepEqual(h.modules.map((m) => m.type), ['Linear', 'ReLU', 'Linear']);
   assert.deepEqual(h.tensors.get('2.weight')!.shape, [8, 16]);
   const simsiam = new MlpHead(16, [32], 8, { outputBn: 'no-affine' });
-  const s = headToTorch('projector', safe(simsiam), 'f');
+  const s = headToTorch('projector', await safe(simsiam), 'f');
   assert.deepEqual(s.modules.map((m) => m.type), ['Linear', 'BatchNorm1d', 'ReLU', 'Linear', 'BatchNorm1d']);
   assert.ok(s.tensors.has('1.running_var') && s.tensors.has('4.running_mean') && !s.tensors.has('4.weight'));
   assert.equal(s.tensors.get('1.num_batches_tracked')!.dtype, 'I64');
   const v1 = new Linear(16, 8, new Rng(0));
-  const l = headToTorch('projector', safe(v1), 'f');
+  const l = headToTorch('projector', await safe(v1), 'f');
   assert.equal(l.sequential, false);
   assert.deepEqual([...l.tensors.keys()], ['weight', 'bias']);
   assert.throws(() => headToTorch('projector', new Map([['0.conv.weight', l.tensors.get('weight')!]]), 'f.safetensors'), /f\.safetensors: head "projector": tensor "projector\.0\.conv\.weight" does not belong/);
   for (const m of [mocoV2, simsiam, v1]) m.dispose();
 });
 
-test('npm run export / import: our checkpoint → torchvision file → our checkpoint, loadBackbone reads it', () => {
+test('npm run export / import: our checkpoint → torchvision file → our checkpoint, loadBackbone reads it', async () => {
   const start = tf.memory().numTensors;
   const net = new ResNet({ depth: 18, stem: 'cifar', width: 4, seed: 9 });
   randomizeBatchNorm(net, 9);
@@ -215,7 +215,7 @@ test('npm run export / import: our checkpoint → torchvision file → our check
   const ckptFile = tmp('checkpoint.safetensors');
   const x = randomImages(2, 16, 4);
   try {
-    saveCheckpoint(
+    await saveCheckpoint(
       ckptFile,
       [
         ...net.namedState().map(([n, v]) => [`backbone.${n}`, v] as [string, tf.Tensor]),
@@ -233,7 +233,7 @@ test('npm run export / import: our checkpoint → torchvision file → our check
     assert.equal(JSON.parse(metadata[TORCH_META.heads]).projector.modules.length, 3);
 
     const ours = tmp('imported.safetensors');
-    const report = importTorchToCheckpoint(exported, ours);
+    const report = await importTorchToCheckpoint(exported, ours);
     assert.deepEqual(report.skippedHead, ['projector.0.weight', 'projector.0.bias', 'projector.2.weight', 'projector.2.bias']);
     const meta = loadCheckpoint(ours).meta;
     assert.deepEqual(meta.normalize, { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] }, 'the normalisation travels with the weights');

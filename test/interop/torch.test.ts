@@ -66,12 +66,12 @@ function agree(t: { diagnostic(msg: string): void }, what: string, ours: Float32
   assert.ok(e < TOLERANCE, `${what}: relative error ${e} ≥ ${TOLERANCE}`);
 }
 
-test('tfjs → PyTorch: ResNet-18 CIFAR stem, width 64, 32×32 — same features', { skip }, (t) => {
+test('tfjs → PyTorch: ResNet-18 CIFAR stem, width 64, 32×32 — same features', { skip }, async (t) => {
   const net = new ResNet({ depth: 18, stem: 'cifar', width: 64, seed: 1 });
   randomizeBatchNorm(net, 1);
   const x = randomImages(2, 32, 1);
   try {
-    exportResNetToTorch(net, tmp('r18.safetensors'));
+    await exportResNetToTorch(net, tmp('r18.safetensors'));
     writeInput(x, tmp('x18.safetensors'));
     python(['features', tmp('r18.safetensors'), tmp('x18.safetensors'), tmp('f18.safetensors')]);
     agree(t, 'export resnet18-cifar w64 features', features(net, x), readOutput(tmp('f18.safetensors'), 'features'));
@@ -91,7 +91,7 @@ test('tfjs → PyTorch: ResNet-18 CIFAR stem, width 64, 32×32 — same features
   }
 });
 
-test('tfjs → PyTorch: ResNet-50 ImageNet stem, width 64, 64×64, with heads, through npm run export', { skip }, (t) => {
+test('tfjs → PyTorch: ResNet-50 ImageNet stem, width 64, 64×64, with heads, through npm run export', { skip }, async (t) => {
   const net = new ResNet({ depth: 50, stem: 'imagenet', width: 64, seed: 2 });
   // SimSiam-shaped heads: BatchNorm in the hidden layers, an affine-free BatchNorm on the output.
   const projector = new MlpHead(2048, [256], 128, { outputBn: 'no-affine', seed: 3 });
@@ -100,7 +100,7 @@ test('tfjs → PyTorch: ResNet-50 ImageNet stem, width 64, 64×64, with heads, t
   const x = randomImages(2, 64, 2);
   try {
     const ckpt = tmp('r50-checkpoint.safetensors');
-    saveCheckpoint(
+    await saveCheckpoint(
       ckpt,
       [
         ...net.namedState().map(([n, v]) => [`backbone.${n}`, v] as [string, tf.Tensor]),
@@ -165,7 +165,7 @@ test('PyTorch → tfjs: MoCo-style ResNet-50 (width 16) from .safetensors, .pth.
   }
 });
 
-test('PyTorch → tfjs: torchvision ResNet-18 CIFAR (width 64) into our checkpoint; a missing tensor in a .pth is named', { skip }, (t) => {
+test('PyTorch → tfjs: torchvision ResNet-18 CIFAR (width 64) into our checkpoint; a missing tensor in a .pth is named', { skip }, async (t) => {
   const x = randomImages(2, 32, 4);
   writeInput(x, tmp('x18i.safetensors'));
   python(['make', JSON.stringify({
@@ -173,7 +173,7 @@ test('PyTorch → tfjs: torchvision ResNet-18 CIFAR (width 64) into our checkpoi
     safetensors: tmp('tv18.safetensors'),
   })]);
   try {
-    const report = importTorchToCheckpoint(tmp('tv18.safetensors'), tmp('ours18.safetensors'), { normalize: 'cifar100' });
+    const report = await importTorchToCheckpoint(tmp('tv18.safetensors'), tmp('ours18.safetensors'), { normalize: 'cifar100' });
     assert.equal(report.prefix, '');
     const net = loadBackbone(tmp('ours18.safetensors'));
     try {
@@ -194,11 +194,11 @@ test('PyTorch → tfjs: torchvision ResNet-18 CIFAR (width 64) into our checkpoi
   }
 });
 
-test('the hand-off: a tfjs checkpoint, fine-tuned in PyTorch, comes back through a MoCo-style .pth.tar and is evaluated here', { skip }, (t) => {
+test('the hand-off: a tfjs checkpoint, fine-tuned in PyTorch, comes back through a MoCo-style .pth.tar and is evaluated here', { skip }, async (t) => {
   // 1. A pretrained checkpoint of ours (weights as training leaves them).
   const net = new ResNet({ depth: 18, stem: 'cifar', width: 8, seed: 3 });
   randomizeBatchNorm(net, 9);
-  saveCheckpoint(tmp('pre.safetensors'), net.namedState().map(([n, v]) => [`backbone.${n}`, v] as [string, tf.Tensor]), {
+  await saveCheckpoint(tmp('pre.safetensors'), net.namedState().map(([n, v]) => [`backbone.${n}`, v] as [string, tf.Tensor]), {
     backbone: net.config, epoch: 1, step: 1,
   });
   const x0 = randomImages(2, 32, 8);

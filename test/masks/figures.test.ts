@@ -27,10 +27,10 @@ test('encodePng writes a valid PNG whose IDAT inflates back to the pixels', () =
   assert.throws(() => encodePng(px, 4, 4, 3), /expected 4×4×3 = 48 bytes, got 45/);
 });
 
-test('image and heatmap figures have one trace per panel and no tensor leaks', () => {
+test('image and heatmap figures have one trace per panel and no tensor leaks', async () => {
   const before = tf.memory().numTensors;
   const img = tf.randomUniform([8, 8, 3]);
-  const uri = imageDataUri(img);
+  const uri = await imageDataUri(img);
   img.dispose();
   assert.match(uri, /^data:image\/png;base64,/);
   assert.equal(tf.memory().numTensors, before);
