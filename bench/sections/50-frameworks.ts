@@ -9,7 +9,7 @@ import { makeRecipe, twoViews } from '../../lib/data/recipes';
 import { FRAMEWORKS, makeFramework } from '../../lib/frameworks';
 import { disposeViews, makeViews } from '../../lib/masks/views';
 import { pretrainConfig } from '../../lib/presets';
-import { learningRate, makeOptimizer } from '../../lib/train/optim';
+import { learningRate, makeOptimizer } from '../../lib/optim';
 import { Rng } from '../../lib/util/rng';
 import { BenchContext, timeMedian } from '../harness';
 

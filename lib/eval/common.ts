@@ -70,13 +70,6 @@ export function resolveMilestones(name: string, given: readonly number[] | undef
   return [...given];
 }
 
-/** Learning-rate factor at a 0-based epoch of a step schedule (PyTorch MultiStepLR stepped per epoch). */
-export function stepFactor(epoch: number, milestones: readonly number[], gamma: number): number {
-  let f = 1;
-  for (const m of milestones) if (epoch >= m) f *= gamma;
-  return f;
-}
-
 /**
  * Rank of class `label` among the `numClasses` scores starting at `offset`: the classes scoring
  * higher, plus those scoring the same with a smaller index (what a stable descending sort

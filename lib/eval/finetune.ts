@@ -5,9 +5,9 @@ import type { Dataset, RawBatch } from '../data/types';
 import { Linear } from '../models/layers';
 import type { ResNet } from '../models/resnet';
 import { Rng } from '../util/rng';
-import { checkInt, checkNumber, countTopK, defaultTransform, type EvalTransform, percent, type ProgressFn, resolveMilestones, stepFactor } from './common';
+import { checkInt, checkNumber, countTopK, defaultTransform, type EvalTransform, percent, type ProgressFn, resolveMilestones } from './common';
 import { extractFeatures } from './features';
-import { Sgd } from './optim';
+import { Sgd, stepFactor } from '../optim';
 import { labelSubset } from './subsets';
 
 /**

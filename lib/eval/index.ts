@@ -1,6 +1,6 @@
 /** Evaluators: feature extraction, weighted kNN monitor, linear probe, semi-supervised and supervised fine-tuning. */
 export type { ProgressInfo, ProgressFn, EvalTransform } from './common';
-export { countTopK, resolveMilestones, stepFactor, datasetLabels } from './common';
+export { countTopK, resolveMilestones, datasetLabels } from './common';
 export { extractFeatures, backboneFeatures } from './features';
 export type { FeatureSet, LabelledFeatures, ExtractOptions, FeatureFn } from './features';
 export { knnNeighbours, knnVote, knnClassify, knnMonitor } from './knn';
@@ -8,8 +8,6 @@ export type { FeatureInput, NeighbourOptions, Neighbours, VoteOptions, KnnOption
 export { labelSubset, randomIndices } from './subsets';
 export { SubsetDataset } from '../data/subset';
 export type { LabelSubsetOptions, LabelSubset } from './subsets';
-export { Sgd } from './optim';
-export type { ParamGroup, SgdOptions } from './optim';
 export { trainLinearOnFeatures, linearProbe, LINEAR_PROBE_DEFAULTS } from './linear';
 export type { LinearTrainOptions, LinearResult, LinearProbeOptions } from './linear';
 export { fineTune, canTrainConvolutions, FINETUNE_PRESETS, FINETUNE_DEFAULTS } from './finetune';

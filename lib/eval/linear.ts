@@ -4,9 +4,9 @@ import { l2Normalize } from '../losses';
 import { Linear } from '../models/layers';
 import type { ResNet } from '../models/resnet';
 import { Rng } from '../util/rng';
-import { checkInt, checkNumber, countTopK, maxOf, type EvalTransform, percent, type ProgressFn, resolveMilestones, stepFactor } from './common';
+import { checkInt, checkNumber, countTopK, maxOf, type EvalTransform, percent, type ProgressFn, resolveMilestones } from './common';
 import { extractFeatures, type FeatureFn, type LabelledFeatures } from './features';
-import { Sgd } from './optim';
+import { Sgd, stepFactor } from '../optim';
 
 /**
  * Linear probe on a frozen backbone (Table 2 protocol: SGD lr 30, momentum 0.9, weight decay 0,

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { byolLoss } from '../losses';
 import { MlpHead } from '../models/heads';
 import { ResNet } from '../models/resnet';
-import { byolMomentum, emaUpdate } from '../train/optim';
+import { byolTargetMomentum, emaUpdate } from '../optim';
 import { Framework, FrameworkCommon, OnlineOutput } from './base';
 import { TargetNetworks, emaPairs } from './target';
 
@@ -61,6 +61,6 @@ export class Byol extends Framework {
 
   override afterStep(_targets: tf.Tensor[], step: number, totalSteps: number): void {
     const { target, online } = emaPairs(this);
-    emaUpdate(target, online, byolMomentum(this.opts.tau, step, totalSteps));
+    emaUpdate(target, online, byolTargetMomentum(this.opts.tau, step, totalSteps));
   }
 }

@@ -3,7 +3,7 @@ import { infoNce } from '../losses';
 import { Linear } from '../models/layers';
 import { MlpHead } from '../models/heads';
 import { ResNet } from '../models/resnet';
-import { emaUpdate } from '../train/optim';
+import { emaUpdate } from '../optim';
 import { Rng } from '../util/rng';
 import { Framework, FrameworkCommon, OnlineOutput } from './base';
 import { TargetNetworks, emaPairs } from './target';

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 /**
- * The optimisers and schedules of the paper's tables, written out so that their state has
+ * The optimisers of the paper's tables, written out so that their state has
  * stable names in checkpoints and their weight decay follows PyTorch (L2 added to the gradient,
  * before momentum / Adam moments), which tfjs's built-in optimisers do not offer.
  */
@@ -27,19 +27,62 @@ export interface SgdOptions {
   nesterov?: boolean;
 }
 
-/** torch.optim.SGD: v ← μ·v + (g + wd·w); w ← w − lr·v (or Nesterov's g + μ·v). */
+/** Parameters sharing one base learning rate (torch.optim's param_groups). */
+export interface ParamGroup {
+  params: tf.Variable[];
+  lr: number;
+}
+
+/**
+ * torch.optim.SGD: v ← μ·v + (g + wd·w); w ← w − lr·v (or Nesterov's g + μ·v), no dampening.
+ * Built on named variables (the trainer passes each step its rates) or, as torch's, on parameter
+ * groups with a base rate each, scaled by `lrFactor` when a step is given no rate (the
+ * evaluators' step schedule sets it). Defaults: momentum 0.9, no weight decay.
+ */
 export class Sgd implements Optimizer {
+  readonly momentum: number;
+  readonly weightDecay: number;
+  readonly nesterov: boolean;
+  /** Multiplies every group's base rate in a step given no rate. */
+  lrFactor = 1;
+  private readonly vars: NamedVariables;
+  /** Base rate of each state name, for parameter groups. */
+  private readonly baseRate = new Map<string, number>();
   private readonly velocity = new Map<string, tf.Variable>();
 
-  constructor(private readonly vars: NamedVariables, readonly opts: SgdOptions) {
-    checkNonNegative('momentum', opts.momentum);
-    checkNonNegative('weightDecay', opts.weightDecay);
-    for (const [name, v] of vars) this.velocity.set(name, zeroSlot(v));
+  constructor(params: NamedVariables | ParamGroup[], opts: Partial<SgdOptions> = {}) {
+    this.momentum = opts.momentum ?? 0.9;
+    this.weightDecay = opts.weightDecay ?? 0;
+    this.nesterov = opts.nesterov ?? false;
+    checkNonNegative('momentum', this.momentum);
+    checkNonNegative('weightDecay', this.weightDecay);
+    this.vars = isNamed(params) ? [...params] : this.fromGroups(params);
+    for (const [name, v] of this.vars) this.velocity.set(name, zeroSlot(v));
   }
 
-  step(grads: tf.NamedTensorMap, lr: LearningRates): void {
-    const { momentum, weightDecay, nesterov } = this.opts;
-    const lrOf = rateOf(lr);
+  private fromGroups(groups: ParamGroup[]): NamedVariables {
+    const vars: NamedVariables = [];
+    groups.forEach((g, i) => {
+      checkNonNegative(`groups[${i}].lr`, g.lr);
+      for (const p of g.params) {
+        if (this.baseRate.has(p.name)) throw new Error(`optimizer: variable ${p.name} is in two parameter groups`);
+        this.baseRate.set(p.name, g.lr);
+        vars.push([p.name, p]);
+      }
+    });
+    return vars;
+  }
+
+  /** Every variable, in order (the varList for tf.variableGrads). */
+  variables(): tf.Variable[] {
+    return this.vars.map(([, v]) => v);
+  }
+
+  /** One update; `lr` defaults to each group's base rate × `lrFactor`. Does not dispose `grads`. */
+  step(grads: tf.NamedTensorMap, lr?: LearningRates): void {
+    if (lr === undefined && this.baseRate.size === 0) throw new Error('optimizer: Sgd.step needs a learning rate when built without parameter groups');
+    const lrOf = lr === undefined ? (name: string) => this.baseRate.get(name)! * this.lrFactor : rateOf(lr);
+    const { momentum, weightDecay, nesterov } = this;
     tf.tidy(() => {
       for (const [name, w] of this.vars) {
         const g0 = grads[w.name];
@@ -142,72 +185,8 @@ export function makeOptimizer(cfg: OptimizerConfig, vars: NamedVariables): Optim
   throw new Error(`optimizer: kind must be 'sgd' or 'adam', got ${JSON.stringify((cfg as { kind: unknown }).kind)}`);
 }
 
-/** Learning-rate schedules as pure functions of progress. */
-export type ScheduleConfig = (
-  | { kind: 'constant' }
-  /** Cosine decay to 0 over the run, after `warmupEpochs` of linear warm-up. */
-  | { kind: 'cosine'; warmupEpochs?: number }
-  /** Multiply by `gamma` (0.1) at each milestone epoch, as torch's MultiStepLR. */
-  | { kind: 'step'; milestones: number[]; gamma?: number; warmupEpochs?: number }
-) & {
-  /**
-   * Modules (top-level names such as 'predictor') that keep the base rate for the whole run: no
-   * warm-up, no decay. SimSiam's predictor, as its authors train it (`--fix-pred-lr`).
-   */
-  fixedLrModules?: string[];
-};
-
-/**
- * The parameters (state names, 'module.…') that `schedule.fixedLrModules` exempts from the
- * schedule; a module that owns none of `params` is an error naming it and the modules there are.
- */
-export function fixedRateParams(schedule: ScheduleConfig, params: readonly string[]): Set<string> {
-  const modules = schedule.fixedLrModules ?? [];
-  const owners = [...new Set(params.map((p) => p.split('.')[0]))];
-  for (const m of modules) {
-    if (!owners.includes(m)) throw new Error(`schedule.fixedLrModules: '${m}' is not a trainable module here; expected one of ${owners.join(', ')}`);
-  }
-  return new Set(params.filter((p) => modules.includes(p.split('.')[0])));
-}
-
-/** Per-parameter rates: `scheduled` for most, `base` for the parameters in `fixed`. */
-export function learningRates(scheduled: number, base: number, fixed: ReadonlySet<string>): LearningRates {
-  return fixed.size === 0 ? scheduled : (param) => (fixed.has(param) ? base : scheduled);
-}
-
-/** Learning rate at `epoch` (fractional: epoch + step/stepsPerEpoch) of `epochs`. */
-export function learningRate(base: number, schedule: ScheduleConfig, epoch: number, epochs: number): number {
-  const warmup = schedule.kind === 'constant' ? 0 : schedule.warmupEpochs ?? 0;
-  if (warmup > 0 && epoch < warmup) return (base * (epoch + 1e-9)) / warmup;
-  switch (schedule.kind) {
-    case 'constant':
-      return base;
-    case 'cosine': {
-      const progress = Math.min(1, (epoch - warmup) / Math.max(1e-9, epochs - warmup));
-      return base * 0.5 * (1 + Math.cos(Math.PI * progress));
-    }
-    case 'step': {
-      const passed = schedule.milestones.filter((m) => epoch >= m).length;
-      return base * (schedule.gamma ?? 0.1) ** passed;
-    }
-  }
-}
-
-/** EMA of online into target parameters: target ← m·target + (1 − m)·online. */
-export function emaUpdate(target: NamedVariables, online: NamedVariables, m: number): void {
-  if (target.length !== online.length) throw new Error(`emaUpdate: ${target.length} target vs ${online.length} online parameters`);
-  tf.tidy(() => {
-    target.forEach(([name, t], i) => {
-      const [oname, o] = online[i];
-      if (name !== oname) throw new Error(`emaUpdate: parameter ${i} is "${name}" in the target but "${oname}" online`);
-      t.assign(tf.add(tf.mul(t, m), tf.mul(o, 1 - m)));
-    });
-  });
-}
-
-/** BYOL's target decay, increased from base to 1 with a cosine over training. */
-export function byolMomentum(base: number, step: number, totalSteps: number): number {
-  return 1 - (1 - base) * (Math.cos((Math.PI * step) / Math.max(1, totalSteps)) + 1) / 2;
+function isNamed(params: NamedVariables | ParamGroup[]): params is NamedVariables {
+  return (params as unknown[]).every((p) => Array.isArray(p));
 }
 
 function rateOf(lr: LearningRates): (param: string) => number {

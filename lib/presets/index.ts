@@ -3,7 +3,7 @@ import type { RecipeName } from '../data/recipes';
 import type { FrameworkName, HeadConfig } from '../frameworks';
 import type { ViewMethod, ViewSpec } from '../masks/views';
 import type { ResNetConfig } from '../models/resnet';
-import type { OptimizerConfig, ScheduleConfig } from '../train/optim';
+import type { OptimizerConfig, ScheduleConfig } from '../optim';
 import { TABLE1, Table1Framework } from './tables';
 
 export { TABLE1, TABLE2, TABLE3, table1Rows } from './tables';

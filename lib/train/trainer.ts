@@ -12,7 +12,7 @@ import type { RunConfig } from '../presets';
 import { Rng } from '../util/rng';
 import { assignFromCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { JsonlLog } from './log';
-import { Optimizer, fixedRateParams, learningRate, learningRates, makeOptimizer } from './optim';
+import { Optimizer, fixedRateParams, learningRate, learningRates, makeOptimizer } from '../optim';
 import { ProgressSink, defaultProgress } from './progress';
 
 /**

@@ -12,7 +12,7 @@ import { disposeViews, makeViews } from '../../lib/masks';
 import { MlpHead, resnet18 } from '../../lib/models';
 import { pretrainConfig } from '../../lib/presets';
 import { JsonlLog } from '../../lib/train/log';
-import { makeOptimizer } from '../../lib/train/optim';
+import { makeOptimizer } from '../../lib/optim';
 import { silentProgress } from '../../lib/train/progress';
 import { CHECKPOINT_FILE, Trainer } from '../../lib/train/trainer';
 import { Rng } from '../../lib/util/rng';

@@ -6,7 +6,7 @@ import { FRAMEWORKS, FrameworkName, makeFramework } from '../../lib/frameworks';
 import { byolLoss, crossViewNce, infoNce, simsiamLoss } from '../../lib/losses';
 import { disposeViews, makeViews } from '../../lib/masks';
 import { pretrainConfig } from '../../lib/presets';
-import { makeOptimizer } from '../../lib/train/optim';
+import { makeOptimizer } from '../../lib/optim';
 import { Rng } from '../../lib/util/rng';
 import { useBackend } from '../helpers';
 
