@@ -12,6 +12,7 @@ import { FRAMEWORKS } from '../lib/frameworks';
 import type { ViewMethod } from '../lib/masks/views';
 import { DATASET_NAMES, PROFILES, PresetOverrides, RunConfig, pretrainConfig } from '../lib/presets';
 import { defaultRunDir, startRun } from '../lib/train/run';
+import { runTitle } from '../lib/train/trainer';
 import { Args, runCli, stopSignal } from './cli';
 
 const METHODS: readonly ViewMethod[] = ['none', 'mixmask', 'unmix', 'both', 'erase'];
@@ -20,6 +21,7 @@ export const USAGE = `usage: npm run train -- --framework <${FRAMEWORKS.join('|'
   --run-dir <dir>        where logs and the checkpoint go (default runs/<dataset>-<profile>/<framework>-<method>…-s<seed>)
   --resume               continue the run in --run-dir from its checkpoint (its config.json is reused)
   --mask <block|discrete> --grid <g> --ratio <r>   MixMask grid (default block, 8, 0.5)
+  --no-asymmetric        score the mixed view with one plain term L(x_m → x2) instead of the two λ-weighted ones (ablation)
   --epochs <n> --batch-size <n> --width <n> --train-subset <n|all> --seed <n> --knn-every <n>
   --min-crop-scale <s>   raise every view's crop-scale lower bound to s (default: 0.5 on fashion-mnist, else the recipe's own)
   --max-steps <n>        stop (with a checkpoint) after n steps of this call
@@ -35,7 +37,7 @@ export interface TrainArgs {
 export function parseTrainArgs(argv: readonly string[]): TrainArgs | 'help' {
   const args = new Args(argv, {
     options: ['--framework', '--method', '--dataset', '--profile', '--run-dir', '--mask', '--grid', '--ratio', '--epochs', '--batch-size', '--width', '--train-subset', '--seed', '--knn-every', '--min-crop-scale', '--max-steps'],
-    flags: ['--resume'],
+    flags: ['--resume', '--no-asymmetric'],
   });
   if (args.help) return 'help';
   const resume = args.flag('--resume');
@@ -64,6 +66,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs | 'help' {
     seed: args.int('--seed', 0),
     knnEvery: args.int('--knn-every', 0),
     minCropScale: args.number('--min-crop-scale', { min: 0, max: 1 }),
+    ...(args.flag('--no-asymmetric') ? { asymmetric: false } : {}),
   };
   const required = <T>(name: string, v: T | undefined, options: readonly string[]): T => {
     if (v === undefined) throw new Error(`${name} is required (one of ${options.join(', ')})`);
@@ -93,7 +96,7 @@ async function main(): Promise<number> {
   const report = await initBackend();
   console.error(formatBackendReport(report));
   const c = args.config;
-  console.error(`${c.framework} + ${c.view.method} on ${c.dataset} (${c.profile}): ${c.epochs} epochs, batch ${c.batchSize}, width ${c.backbone.width} → ${args.runDir}`);
+  console.error(`${runTitle(c)} on ${c.dataset} (${c.profile}): ${c.epochs} epochs, batch ${c.batchSize}, width ${c.backbone.width} → ${args.runDir}`);
   const signal = stopSignal('stopping after this step and saving a checkpoint');
   const summary = await startRun({ config: c, runDir: args.runDir, resume: args.resume, signal, maxSteps: args.maxSteps });
   console.log(JSON.stringify({ ...summary, runDir: args.runDir, backend: report.name }));

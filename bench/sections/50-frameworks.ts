@@ -30,7 +30,7 @@ export async function run(ctx: BenchContext): Promise<void> {
         const { view1, view2 } = twoViews(images, recipe, rng);
         const views = makeViews(view1, c.view, rng);
         // The asynchronous read of the loss also waits for the GPU on webgpu.
-        const { grads, targets } = await fw.computeGradientsAsync(view1, view2, views, rng);
+        const { grads, targets } = await fw.computeGradients(view1, view2, views, rng);
         opt.step(grads, learningRate(c.optimizer.lr, c.schedule, 0, c.epochs));
         fw.afterStep(targets, step++, 1000);
         tf.dispose([...Object.values(grads), ...targets, view1, view2]);

@@ -13,7 +13,8 @@ import { Rng } from '../util/rng';
  *
  *   loss = L_o(x1, x2) + Σ_views [ Σᵢ λᵢ·ℓ(out(vᵢ) → tᵢ) + Σⱼ (1−λ)·ℓ(out(v)_{inv j} → tⱼ) ] / N
  *
- * with t the framework's target for the second views; an erase view adds ℓ(out(v) → t) alone.
+ * with t the framework's target for the second views. An erase view, and any view whose spec
+ * switches the asymmetric loss off (`asymmetric: false`), adds one plain term ℓ(out(v) → t) of weight 1.
  */
 export interface FrameworkCommon {
   backbone: Required<ResNetConfig>;
@@ -30,7 +31,7 @@ export interface OnlineOutput {
 
 export interface StepResult {
   loss: number;
-  /** Named loss terms: 'base', and per view 'mix0.own', 'mix0.partner' (or 'erase0'). */
+  /** Named loss terms: 'base', and per view 'mix0.own', 'mix0.partner' ('mix0.plain' with the asymmetric loss off, 'erase0' for an erased view). */
   terms: Record<string, number>;
   /** Mean over dimensions of the per-dimension std of the L2-normalised embeddings of x1 (≈1/√d healthy, 0 collapsed). */
   embeddingStd: number;
@@ -81,30 +82,10 @@ export abstract class Framework<Targets extends tf.Tensor[] = tf.Tensor[]> exten
   /**
    * One forward/backward pass: returns the loss value, its terms, the gradients (by tfjs
    * variable name; the caller applies and disposes them) and the targets for afterStep.
-   * Reads the loss synchronously: on backends that cannot (webgpu under Node) use
-   * computeGradientsAsync, which is the same on every backend.
+   * The loss and its terms are read with one `await data()`, which every backend supports
+   * (webgpu under Node cannot read synchronously); on a GPU each read is a round trip.
    */
-  computeGradients(
-    x1: tf.Tensor4D,
-    x2: tf.Tensor4D,
-    views: readonly View[],
-    rng: Rng,
-  ): { result: StepResult; grads: tf.NamedTensorMap; targets: Targets } {
-    const { scalars, grads, targets } = this.gradientTensors(x1, x2, views, rng);
-    let values: number[];
-    try {
-      values = scalars.map(([, t]) => t.dataSync()[0]);
-    } catch (e) {
-      tf.dispose([...Object.values(grads), ...targets]);
-      throw e;
-    } finally {
-      tf.dispose(scalars.map(([, t]) => t));
-    }
-    return { result: stepResult(scalars.map(([k]) => k), values), grads, targets };
-  }
-
-  /** computeGradients, reading the loss and its terms with `await data()` (one wait for all). */
-  async computeGradientsAsync(
+  async computeGradients(
     x1: tf.Tensor4D,
     x2: tf.Tensor4D,
     views: readonly View[],
@@ -113,7 +94,6 @@ export abstract class Framework<Targets extends tf.Tensor[] = tf.Tensor[]> exten
     const { scalars, grads, targets } = this.gradientTensors(x1, x2, views, rng);
     let values: number[];
     try {
-      // One tensor to read: on a GPU each read is a round trip.
       const all = tf.tidy(() => tf.stack(scalars.map(([, t]) => t)));
       try {
         values = Array.from(await all.data());
@@ -150,9 +130,10 @@ export abstract class Framework<Targets extends tf.Tensor[] = tf.Tensor[]> exten
       const t2 = this.secondViewTarget(o2, targets);
       views.forEach((view, i) => {
         const om = this.forward(view.mixed).out;
-        if (view.inverseIndex === null) {
+        if (view.inverseIndex === null || !view.asymmetric) {
+          // Erase, or the asymmetric loss switched off: one plain term L(v → x₂) of weight 1.
           const term = tf.mean(this.rowLoss(om, t2, targets)) as tf.Scalar;
-          kept[`erase${i}`] = tf.keep(tf.clone(term));
+          kept[view.inverseIndex === null ? `erase${i}` : `mix${i}.plain`] = tf.keep(tf.clone(term));
           total = tf.add(total, term);
           return;
         }

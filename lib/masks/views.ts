@@ -52,6 +52,12 @@ export interface ViewSpec {
   fill?: number | number[];
   /** Block generator knobs (defaults: BEiT's). */
   block?: BlockOptions;
+  /**
+   * The asymmetric loss of a mixed view (default true): λ·L(x_m → x₂) + (1−λ)·L(partner⁻¹(x_m) → x₂).
+   * False replaces it by one plain term L(x_m → x₂) of weight 1 (the ablation of docs/method.md);
+   * only meaningful for methods with a partner (mixmask, unmix, both).
+   */
+  asymmetric?: boolean;
 }
 
 export type ViewKind = 'mixmask' | 'erase' | 'unmix-mixup' | 'unmix-cutmix';
@@ -74,6 +80,8 @@ export interface View {
   partnerIndex: Int32Array | null;
   /** argsort(partnerIndex): gather(outputs, inverseIndex)[j] is the view whose partner is image j; null for erase. */
   inverseIndex: Int32Array | null;
+  /** Whether the loss scores this view with the two λ-weighted terms (own and partner) or one plain term; false for erase. */
+  asymmetric: boolean;
 }
 
 /** Resolves defaults and validates a spec; errors name the field and its value. */
@@ -91,6 +99,7 @@ export function resolveViewSpec(spec: ViewSpec): Required<Omit<ViewSpec, 'block'
     unmixAlpha: spec.unmixAlpha ?? 1,
     fill: spec.fill ?? 0,
     block: spec.block ?? {},
+    asymmetric: spec.asymmetric ?? true,
   };
   if (r.maskType !== 'block' && r.maskType !== 'discrete') throw new Error(`masks: maskType must be 'block' or 'discrete', got ${JSON.stringify(r.maskType)}`);
   checkGridSize(r.gridSize);
@@ -98,6 +107,10 @@ export function resolveViewSpec(spec: ViewSpec): Required<Omit<ViewSpec, 'block'
   checkRatio(r.unmixProb, 'unmixProb');
   if (!(r.unmixAlpha > 0)) throw new Error(`masks: unmixAlpha must be > 0, got ${r.unmixAlpha}`);
   if (r.partner !== 'flip' && r.partner !== 'permutation') throw new Error(`masks: partner must be 'flip' or 'permutation', got ${JSON.stringify(r.partner)}`);
+  if (typeof r.asymmetric !== 'boolean') throw new Error(`masks: asymmetric must be true or false, got ${JSON.stringify(r.asymmetric)}`);
+  if (!r.asymmetric && (r.method === 'none' || r.method === 'erase')) {
+    throw new Error(`masks: asymmetric: false switches off the partner term of a mixed view; method '${r.method}' has no partner`);
+  }
   return r;
 }
 
@@ -131,6 +144,7 @@ function gridView(x: tf.Tensor4D, s: ReturnType<typeof resolveViewSpec>, rng: Rn
     lambdas,
     partnerIndex: partner,
     inverseIndex: partner ? inverseIndex(partner) : null,
+    asymmetric: partner !== null && s.asymmetric,
   };
 }
 
@@ -139,7 +153,7 @@ function gridView(x: tf.Tensor4D, s: ReturnType<typeof resolveViewSpec>, rng: Rn
  * mixup λu·x + (1−λu)·flip(x), otherwise a CutMix box pasted from flip(x), with λu then
  * recomputed from the clipped box (share of own pixels). Draw order: λu, the coin, the centre.
  */
-export function unmix(x: tf.Tensor4D, rng: Rng, opts: { prob?: number; alpha?: number } = {}): View {
+export function unmix(x: tf.Tensor4D, rng: Rng, opts: { prob?: number; alpha?: number; asymmetric?: boolean } = {}): View {
   checkInput(x);
   const prob = opts.prob ?? 0.5;
   const alpha = opts.alpha ?? 1;
@@ -160,6 +174,7 @@ export function unmix(x: tf.Tensor4D, rng: Rng, opts: { prob?: number; alpha?: n
       lambdas: new Float64Array(n).fill(lam),
       partnerIndex: partner,
       inverseIndex: inverse,
+      asymmetric: opts.asymmetric ?? true,
     };
   }
   const box = cutmixBox(h, w, lam, rng);
@@ -175,6 +190,7 @@ export function unmix(x: tf.Tensor4D, rng: Rng, opts: { prob?: number; alpha?: n
     lambdas: new Float64Array(n).fill(lam),
     partnerIndex: partner,
     inverseIndex: inverse,
+    asymmetric: opts.asymmetric ?? true,
   };
 }
 
@@ -195,9 +211,9 @@ export function makeViews(x: tf.Tensor4D, spec: ViewSpec, rng: Rng): View[] {
     case 'erase':
       return [gridView(x, s, rng, null)];
     case 'unmix':
-      return [unmix(x, rng, { prob: s.unmixProb, alpha: s.unmixAlpha })];
+      return [unmix(x, rng, { prob: s.unmixProb, alpha: s.unmixAlpha, asymmetric: s.asymmetric })];
     case 'both': {
-      const u = unmix(x, rng, { prob: s.unmixProb, alpha: s.unmixAlpha });
+      const u = unmix(x, rng, { prob: s.unmixProb, alpha: s.unmixAlpha, asymmetric: s.asymmetric });
       try {
         return [u, gridView(x, s, rng, permutationIndex(n, rng))];
       } catch (e) {

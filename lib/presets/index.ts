@@ -1,6 +1,7 @@
 import { DATASET_NAMES, DatasetName } from '../data/named';
 import type { RecipeName } from '../data/recipes';
 import type { FrameworkName, HeadConfig } from '../frameworks';
+import { resolveViewSpec } from '../masks/views';
 import type { ViewMethod, ViewSpec } from '../masks/views';
 import type { ResNetConfig } from '../models/resnet';
 import type { OptimizerConfig, ScheduleConfig } from '../optim';
@@ -57,6 +58,8 @@ export interface PresetOverrides {
   seed?: number;
   knnEvery?: number;
   minCropScale?: number;
+  /** false: the asymmetric loss off (one plain term for the mixed view; see ViewSpec.asymmetric). Absent: on. */
+  asymmetric?: boolean;
 }
 
 const SIZE: Record<DatasetName, number> = { cifar100: 32, cifar10: 32, 'tiny-imagenet': 64, 'fashion-mnist': 32, synthetic: 32 };
@@ -157,7 +160,10 @@ export function pretrainConfig(framework: FrameworkName, dataset: DatasetName, p
     gridSize: o.gridSize ?? 8,
     ratio: o.ratio ?? 0.5,
     unmixProb: t.unmixProb,
+    // Written only when off, so that configs (and the runs stored under them) stay as they were.
+    ...(o.asymmetric === false ? { asymmetric: false } : {}),
   };
+  resolveViewSpec(view); // a clear error now rather than at the first training step
   const recipe: RecipeName = framework === 'moco-v1' ? 'mocov1' : framework === 'moco-v2' ? 'mocov2' : (framework as RecipeName);
   return {
     framework,

@@ -24,7 +24,8 @@ export interface StartRunOptions {
 
 export function defaultRunDir(c: RunConfig, root = 'runs'): string {
   const mask = c.view.method === 'mixmask' || c.view.method === 'both' || c.view.method === 'erase' ? `-${c.view.maskType}${c.view.gridSize}` : '';
-  return path.join(root, `${c.dataset}-${c.profile}`, `${c.framework}-${c.view.method}${mask}-s${c.seed}`);
+  const asym = c.view.asymmetric === false ? '-noasym' : '';
+  return path.join(root, `${c.dataset}-${c.profile}`, `${c.framework}-${c.view.method}${mask}${asym}-s${c.seed}`);
 }
 
 export async function startRun(o: StartRunOptions): Promise<TrainSummary> {

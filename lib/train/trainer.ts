@@ -70,6 +70,20 @@ function streamSeed(seed: number, epoch: number, step: number, stream: number): 
   return h;
 }
 
+/**
+ * What a run trains, in words, for progress lines and logs: framework, view method and the
+ * settings that tell runs of one ablation apart, e.g. `moco-v2 + mixmask (block, g = 8, r = 0.5, asymmetric off)`.
+ */
+export function runTitle(c: RunConfig): string {
+  const v = c.view;
+  const parts: string[] = [];
+  if (v.method === 'mixmask' || v.method === 'both' || v.method === 'erase') {
+    parts.push(v.maskType ?? 'block', `g = ${v.gridSize ?? 8}`, `r = ${v.ratio ?? 0.5}`);
+  }
+  if (v.asymmetric === false) parts.push('asymmetric off');
+  return `${c.framework} + ${v.method}${parts.length ? ` (${parts.join(', ')})` : ''}`;
+}
+
 export class Trainer {
   readonly config: RunConfig;
   readonly framework: Framework;
@@ -123,7 +137,7 @@ export class Trainer {
       fs.writeFileSync(this.log.file, '');
     }
     const progress = this.opts.progress ?? defaultProgress();
-    const title = `${c.framework} + ${c.view.method}`;
+    const title = runTitle(c);
     const totalSteps = c.epochs * this.stepsPerEpoch;
     const t0 = Date.now();
     let stepsThisCall = 0;
@@ -194,7 +208,7 @@ export class Trainer {
     const views = makeViews(view1, this.config.view, rng);
     try {
       // Asynchronous reads: the webgpu backend cannot read synchronously under Node.
-      const { result, grads, targets } = await this.framework.computeGradientsAsync(view1, view2, views, rng);
+      const { result, grads, targets } = await this.framework.computeGradients(view1, view2, views, rng);
       try {
         this.opts.beforeUpdate?.(this.globalStep, result);
         if (!Number.isFinite(result.loss)) {

@@ -65,7 +65,7 @@ async function frameworkStep(backend: string, name: (typeof FRAMEWORKS)[number],
   const views = makeViews(view1, cfg.view, rng);
   const read = async (t: tf.Tensor) => Float32Array.from(await t.data());
   const seen = { view1: await read(view1), mixed: await read(views[0].mixed) };
-  const { result, grads, targets } = await fw.computeGradientsAsync(view1, view2, views, rng);
+  const { result, grads, targets } = await fw.computeGradients(view1, view2, views, rng);
   const gradients: Float32Array[] = [];
   for (const [, v] of fw.namedTrainable()) gradients.push(await read(grads[v.name]));
   opt.step(grads, cfg.optimizer.lr);
@@ -145,7 +145,7 @@ test('training steps on webgpu keep tf.memory().numTensors flat (moco-v2 + MixMa
     const rng = new Rng(step);
     const { view1, view2 } = twoViews(images, recipe, rng);
     const views = makeViews(view1, cfg.view, rng);
-    const { result, grads, targets } = await fw.computeGradientsAsync(view1, view2, views, rng);
+    const { result, grads, targets } = await fw.computeGradients(view1, view2, views, rng);
     opt.step(grads, cfg.optimizer.lr);
     fw.afterStep(targets, step, 3);
     tf.dispose([...Object.values(grads), ...targets, view1, view2]);

@@ -35,7 +35,7 @@ for (const name of FRAMEWORKS) {
       const rng = new Rng(100 + step);
       const { view1, view2 } = twoViews(images, recipe, rng);
       const views = makeViews(view1, cfg.view, rng);
-      const { result, grads, targets } = fw.computeGradients(view1, view2, views, rng);
+      const { result, grads, targets } = await fw.computeGradients(view1, view2, views, rng);
       opt.step(grads, lr);
       fw.afterStep(targets, step, 24);
       tf.dispose([...Object.values(grads), ...targets, view1, view2]);
@@ -84,7 +84,7 @@ for (const name of FRAMEWORKS) {
     // Ratio 0 fills no cell from the partner: the mixed view is x1 itself and λ = 1.
     const views = makeViews(view1, { method: 'mixmask', ratio: 0, gridSize: 4 }, new Rng(6));
     assert.equal(views[0].lambda, 1);
-    const { result, grads, targets } = fw.computeGradients(view1, view2, views, new Rng(7));
+    const { result, grads, targets } = await fw.computeGradients(view1, view2, views, new Rng(7));
     const ref = directional(name, fw, view1, view2, new Rng(7));
     assert.ok(Math.abs(result.terms['mix0.own'] - ref) < 1e-4 * Math.max(1, Math.abs(ref)), `${name}: own term ${result.terms['mix0.own']} vs ${ref}`);
     assert.equal(result.terms['mix0.partner'], 0);
@@ -99,6 +99,55 @@ for (const name of FRAMEWORKS) {
   });
 }
 
+/** Largest absolute difference between two gradient maps over every parameter. */
+function maxGradDiff(a: tf.NamedTensorMap, b: tf.NamedTensorMap): number {
+  assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort());
+  return Math.max(...Object.keys(a).map((k) => tf.tidy(() => tf.max(tf.abs(tf.sub(a[k], b[k]))).dataSync()[0])));
+}
+
+for (const name of FRAMEWORKS) {
+  test(`${name}: asymmetric: false trains one plain term L(x_m → x2) instead of the two λ-weighted ones`, async () => {
+    const images = await fixedBatch(8);
+    const cfg = pretrainConfig(name, 'synthetic', 'smoke');
+    const fw = makeFramework(name, cfg.backbone, cfg.heads, 2);
+    const { view1, view2 } = twoViews(images, makeRecipe(cfg.recipe, { size: 32 }), new Rng(5));
+    const on = makeViews(view1, { method: 'mixmask', gridSize: 4 }, new Rng(6));
+    const off = makeViews(view1, { method: 'mixmask', gridSize: 4, asymmetric: false }, new Rng(6));
+    // Same mask and mixed pixels: only the loss differs.
+    assert.ok(on[0].lambda > 0 && on[0].lambda < 1, `λ = ${on[0].lambda}`);
+    assert.equal(off[0].lambda, on[0].lambda);
+    const a = await fw.computeGradients(view1, view2, on, new Rng(7));
+    const b = await fw.computeGradients(view1, view2, off, new Rng(7));
+    assert.deepEqual(Object.keys(a.result.terms).sort(), ['base', 'mix0.own', 'mix0.partner']);
+    assert.deepEqual(Object.keys(b.result.terms).sort(), ['base', 'mix0.plain']);
+    assert.ok(Math.abs(a.result.terms.base - b.result.terms.base) < 1e-5 * Math.max(1, Math.abs(a.result.terms.base)));
+    // The plain term is the framework's own loss of the mixed view against x2's target, weight 1.
+    const ref = directional(name, fw, off[0].mixed, view2, new Rng(7));
+    const plain = b.result.terms['mix0.plain'];
+    assert.ok(Math.abs(plain - ref) < 1e-4 * Math.max(1, Math.abs(ref)), `${name}: plain term ${plain} vs ${ref}`);
+    assert.ok(Math.abs(b.result.loss - (b.result.terms.base + plain)) < 1e-4 * Math.max(1, Math.abs(b.result.loss)));
+    // And it changes what is trained.
+    const diff = maxGradDiff(a.grads, b.grads);
+    assert.ok(diff > 1e-4, `${name}: gradients with the asymmetric loss on and off differ by only ${diff}`);
+    tf.dispose([...Object.values(a.grads), ...a.targets, ...Object.values(b.grads), ...b.targets, view1, view2, images]);
+    disposeViews([...on, ...off]);
+    fw.dispose();
+  });
+}
+
+test('asymmetric: false is refused where there is no partner term to switch off', () => {
+  const x = tf.zeros([4, 8, 8, 3]) as tf.Tensor4D;
+  for (const method of ['none', 'erase'] as const) {
+    assert.throws(() => makeViews(x, { method, asymmetric: false }, new Rng(1)), new RegExp(`method '${method}' has no partner`));
+  }
+  const u = makeViews(x, { method: 'unmix', asymmetric: false }, new Rng(1));
+  assert.equal(u[0].asymmetric, false);
+  const both = makeViews(x, { method: 'both', gridSize: 4, asymmetric: false }, new Rng(1));
+  assert.deepEqual(both.map((v) => v.asymmetric), [false, false]);
+  disposeViews([...u, ...both]);
+  x.dispose();
+});
+
 test('"both" adds five terms; erase adds one term without a partner', async () => {
   const images = await fixedBatch(8);
   const cfg = pretrainConfig('byol', 'synthetic', 'smoke');
@@ -110,7 +159,7 @@ test('"both" adds five terms; erase adds one term without a partner', async () =
     ['none', ['base']],
   ] as const) {
     const views = makeViews(view1, { method, gridSize: 4 }, new Rng(2));
-    const { result, grads, targets } = fw.computeGradients(view1, view2, views, new Rng(3));
+    const { result, grads, targets } = await fw.computeGradients(view1, view2, views, new Rng(3));
     assert.deepEqual(Object.keys(result.terms).sort(), [...keys].sort());
     const sum = Object.values(result.terms).reduce((s, v) => s + v, 0);
     assert.ok(Math.abs(result.loss - sum) < 1e-4 * Math.abs(result.loss), `${method}: terms do not add up`);

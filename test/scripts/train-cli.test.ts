@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseTrainArgs } from '../../scripts/train';
+import { runTitle } from '../../lib/train/trainer';
 import { PROJECT_ROOT } from '../../scripts/jupyter';
 
 test('train arguments: defaults from the preset, overrides, clear errors', () => {
@@ -18,6 +19,13 @@ test('train arguments: defaults from the preset, overrides, clear errors', () =>
   assert.ok(b !== 'help');
   assert.equal(b.config.minCropScale, 0.3);
   assert.throws(() => parseTrainArgs(['--framework', 'simclr', '--dataset', 'fashion-mnist', '--profile', 'cpu', '--min-crop-scale', '1.5']), /--min-crop-scale must be a number in \[0, 1\], got '1.5'/);
+  const off = parseTrainArgs(['--framework', 'byol', '--dataset', 'cifar100', '--profile', 'cpu', '--no-asymmetric']);
+  assert.ok(off !== 'help');
+  assert.equal(off.config.view.asymmetric, false);
+  assert.equal(off.runDir, path.join('runs', 'cifar100-cpu', 'byol-mixmask-block8-noasym-s0'));
+  assert.equal(runTitle(off.config), 'byol + mixmask (block, g = 8, r = 0.5, asymmetric off)');
+  assert.equal(runTitle(a.config), 'moco-v2 + mixmask (block, g = 4, r = 0.25)');
+  assert.throws(() => parseTrainArgs(['--framework', 'byol', '--dataset', 'cifar100', '--profile', 'cpu', '--method', 'erase', '--no-asymmetric']), /method 'erase' has no partner/);
   assert.equal(parseTrainArgs(['--help']), 'help');
   assert.throws(() => parseTrainArgs(['--framework', 'swav', '--dataset', 'cifar100', '--profile', 'cpu']), /--framework must be one of .*got 'swav'/);
   assert.throws(() => parseTrainArgs(['--framework', 'byol', '--dataset', 'cifar100']), /--profile is required/);

@@ -6,6 +6,8 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { syntheticDataset } from '../../lib/data';
 import { pretrainConfig, RunConfig } from '../../lib/presets';
+import { FRAMEWORKS } from '../../lib/frameworks';
+import { loadCheckpoint } from '../../lib/train/checkpoint';
 import { JsonlLog } from '../../lib/train/log';
 import { silentProgress } from '../../lib/train/progress';
 import { CHECKPOINT_FILE, NonFiniteLossError, Trainer } from '../../lib/train/trainer';
@@ -95,6 +97,32 @@ test('a run stopped mid-epoch and resumed continues exactly like an uninterrupte
   const eb = JsonlLog.read(path.join(split, 'log.jsonl')).filter((r) => r.type === 'epoch');
   assert.ok(Math.abs((ea[0].loss as number) - (eb[0].loss as number)) < 1e-5, 'epoch means differ after resume');
 });
+
+for (const framework of FRAMEWORKS) {
+  test(`${framework}: the run config's asymmetric: false reaches the loss the trainer optimises`, async () => {
+    const base = { method: 'mixmask' as const, gridSize: 4, epochs: 1 };
+    const on = pretrainConfig(framework, 'synthetic', 'smoke', base);
+    const off = pretrainConfig(framework, 'synthetic', 'smoke', { ...base, asymmetric: false });
+    assert.equal(on.view.asymmetric, undefined, 'the default (on) is not written into the config');
+    assert.equal(off.view.asymmetric, false);
+    const [dirOn, dirOff] = [tmp(), tmp()];
+    await runFresh(dirOn, on, { maxSteps: 2 });
+    await runFresh(dirOff, off, { maxSteps: 2 });
+    for (const r of steps(dirOn)) assert.deepEqual(Object.keys(r.terms as object).sort(), ['base', 'mix0.own', 'mix0.partner']);
+    for (const r of steps(dirOff)) assert.deepEqual(Object.keys(r.terms as object).sort(), ['base', 'mix0.plain']);
+    // Same data, masks and initial weights; only the loss differs, so the base term of step 1 agrees…
+    const [a, b] = [steps(dirOn)[0], steps(dirOff)[0]];
+    assert.ok(Math.abs((a.terms as Record<string, number>).base - (b.terms as Record<string, number>).base) < 1e-5);
+    assert.equal(a.lambda, b.lambda);
+    // …and the weights trained from it do not.
+    const wOn = loadCheckpoint(path.join(dirOn, CHECKPOINT_FILE)).tensors;
+    const wOff = loadCheckpoint(path.join(dirOff, CHECKPOINT_FILE)).tensors;
+    const key = [...wOn.keys()].find((k) => k.startsWith('backbone.') && k.includes('conv'))!;
+    const [x, y] = [wOn.get(key)!.data as Float32Array, wOff.get(key)!.data as Float32Array];
+    const diff = Math.max(...Array.from(x, (v, i) => Math.abs(v - y[i])));
+    assert.ok(diff > 1e-7, `${key} is the same after two steps with the asymmetric loss on and off`);
+  });
+}
 
 test('a NaN loss stops the run with a clear message and leaves the last good checkpoint intact', async () => {
   const dir = tmp();
