@@ -1,0 +1,38 @@
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * Counts GPU dispatches on the webgpu backend: every `runWebGPUProgram` call records one compute
+ * dispatch (empty outputs excepted), whichever kernel made it. tf.profile counts kernels instead,
+ * which include views without a dispatch (Reshape, Identity), kernels run on the CPU for small
+ * inputs, and kernels made of several programs.
+ */
+export interface DispatchCount {
+  total: number;
+  /** Dispatches per program class name (e.g. Conv2DMMProgram). */
+  byProgram: Map<string, number>;
+}
+
+interface RunsPrograms {
+  runWebGPUProgram(program: { constructor: { name: string }; outputShape: number[] }, ...rest: unknown[]): tf.TensorInfo;
+}
+
+/** Runs `fn` with the active webgpu backend's dispatches counted; counting stops when it settles. */
+export async function countDispatches<T>(fn: () => T | Promise<T>): Promise<{ result: T; count: DispatchCount }> {
+  if (tf.getBackend() !== 'webgpu') throw new Error(`countDispatches: the active backend is '${tf.getBackend()}', not webgpu`);
+  const backend = tf.backend() as unknown as RunsPrograms;
+  const count: DispatchCount = { total: 0, byProgram: new Map() };
+  const original = backend.runWebGPUProgram;
+  backend.runWebGPUProgram = function (this: RunsPrograms, program, ...rest) {
+    if (program.outputShape.every((d) => d > 0)) {
+      count.total++;
+      const name = program.constructor.name;
+      count.byProgram.set(name, (count.byProgram.get(name) ?? 0) + 1);
+    }
+    return original.call(this, program, ...rest);
+  };
+  try {
+    return { result: await fn(), count };
+  } finally {
+    backend.runWebGPUProgram = original;
+  }
+}
