@@ -16,7 +16,8 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { checkPage, findChromium, mapLimit, screenshot, type PageCheck } from '../lib/plot/browser';
+import { checkPage, findChromium, screenshot, type PageCheck } from '../lib/plot/browser';
+import { mapLimit } from '../lib/util/concurrency';
 import { PROFILES } from '../lib/presets';
 import { KERNEL_NAME, LOCAL_JUPYTER_DIR, PROJECT_ROOT, PYTHON, checkJupyter, writeKernelSpec } from './jupyter';
 

@@ -151,18 +151,3 @@ function resizeCover(x: tf.Tensor3D, h: number, w: number, fit: 'cover' | 'fill'
   const left = Math.floor((rw - w) / 2);
   return tf.slice(r, [top, left, 0], [h, w, 3]);
 }
-
-/** Runs `fn` over `items` with at most `limit` in flight, keeping results in order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (;;) {
-      const i = next++;
-      if (i >= items.length) return;
-      out[i] = await fn(items[i], i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { decodeImageFile, mapLimit } from './decode';
+import { mapLimit } from '../util/concurrency';
+import { decodeImageFile } from './decode';
 import type { Dataset, RawBatch } from './types';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png'];

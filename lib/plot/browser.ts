@@ -157,16 +157,3 @@ export async function checkPage(chromium: string, htmlFile: string, opts: { budg
   }
 }
 
-/** Runs `fn` over `items` with at most `limit` in flight (Chromium is heavy on 2 cores). */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i], i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}

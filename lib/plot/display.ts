@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../io/atomic';
+import { tslabDisplay } from '../util/tslab';
 
 /**
  * Plotly figures inline in tslab notebooks and as standalone HTML files, fully offline: the
@@ -101,21 +102,6 @@ function figureWidth(figs: PlotlyFigure[]): number {
 export function figureDir(env: NodeJS.ProcessEnv = process.env): string | null {
   const dir = env.MIXMASK_FIGURE_DIR;
   return dir && dir.trim() !== '' ? dir : null;
-}
-
-type DisplayFn = (msg: { data: Record<string, string>; metadata: object; transient: object }, update: boolean) => void;
-
-/** The tslab kernel's display channel when this code runs inside a tslab cell, else null. */
-function tslabDisplay(): DisplayFn | null {
-  const key = Object.keys(require.cache).find((k) => /[\\/]tslab[\\/]dist[\\/]jupyter\.js$/.test(k));
-  if (!key) return null;
-  const jupyter = require.cache[key]?.exports as { lastWriteDisplayData?: DisplayFn | null } | undefined;
-  return jupyter?.lastWriteDisplayData ?? null;
-}
-
-/** Whether we run inside a tslab notebook cell. */
-export function inNotebook(): boolean {
-  return tslabDisplay() !== null;
 }
 
 /** Sends raw HTML to the notebook output; returns false outside a notebook. */

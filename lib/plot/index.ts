@@ -3,7 +3,6 @@ export {
   displayHtml,
   figureDir,
   figureHtml,
-  inNotebook,
   lastSavedFigure,
   plotlyBundleScript,
   plotlyVersion,
@@ -16,12 +15,12 @@ export {
 } from './display';
 export type { PlotlyFigure, ShowPlotOptions } from './display';
 export { METHOD_COLORS, METHOD_LABELS, embeddingStdFigure, finalKnn, readRunLog, runSummary, trainingCurvesFigure } from './runs';
-export type { CurveOptions, CurveRun, EpochRecord, RunLog, RunSummary, StepRecord } from './runs';
+export type { CurveOptions, CurveRun, RunLog, RunSummary } from './runs';
 export { ABLATION_COLORS, ablationBarsFigure } from './ablations';
 export type { AblationBar } from './ablations';
 export { MASK_TYPE_COLORS, drawStatsHistogram, drawStatsSummary, imageDataUris, maskPatternsFigure, maskSliderFigure, mixedImages } from './mask-panels';
 export type { DrawStatsSummary, MaskSetting, MixedImages } from './mask-panels';
 export { barFigure, escapeHtml, htmlTable, pixelsDataUri, sampleGridFigure, sideBySideTables } from './tables';
 export type { BarSeries, HtmlTable, RawImages } from './tables';
-export { CHROMIUM_FLAGS, checkPage, findChromium, mapLimit, pageSize, screenshot } from './browser';
+export { CHROMIUM_FLAGS, checkPage, findChromium, pageSize, screenshot } from './browser';
 export type { PageCheck, ScreenshotOptions } from './browser';

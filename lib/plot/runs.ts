@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { JsonlLog, type EpochRecord, type StepRecord } from '../train/log';
 import type { PlotlyFigure } from './display';
 
 /**
@@ -8,25 +9,6 @@ import type { PlotlyFigure } from './display';
  * `log.jsonl` / `config.json` as `npm run train` and the notebooks write them, and knows
  * nothing of how they were trained.
  */
-export interface StepRecord {
-  type: 'step';
-  epoch: number;
-  step: number;
-  loss: number;
-  terms?: Record<string, number>;
-  lambda?: number | null;
-  lr?: number;
-  imgPerSec?: number;
-  embeddingStd?: number;
-}
-
-/** The epoch line: the epoch's mean step metrics, plus the kNN monitor when it ran. */
-export interface EpochRecord extends Omit<StepRecord, 'type'> {
-  type: 'epoch';
-  knnTop1?: number;
-  knnTop5?: number;
-}
-
 export interface RunLog {
   runDir: string;
   /** config.json of the run (null if absent). */
@@ -41,21 +23,9 @@ export function readRunLog(runDir: string): RunLog {
   if (!fs.existsSync(logFile)) throw new Error(`${runDir}: no log.jsonl (is this a run directory written by npm run train?)`);
   const cfgFile = path.join(runDir, 'config.json');
   const config = fs.existsSync(cfgFile) ? (JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as Record<string, unknown>) : null;
-  const steps: StepRecord[] = [];
-  const epochs: EpochRecord[] = [];
-  const lines = fs.readFileSync(logFile, 'utf8').split('\n');
-  lines.forEach((line, i) => {
-    if (line.trim() === '') return;
-    let r: { type?: string };
-    try {
-      r = JSON.parse(line) as { type?: string };
-    } catch {
-      if (lines.slice(i + 1).some((l) => l.trim() !== '')) throw new Error(`${logFile}: line ${i + 1} is not valid JSON`);
-      return;
-    }
-    if (r.type === 'step') steps.push(r as StepRecord);
-    else if (r.type === 'epoch') epochs.push(r as EpochRecord);
-  });
+  const records = JsonlLog.read(logFile);
+  const steps = records.filter((r): r is StepRecord => r.type === 'step');
+  const epochs = records.filter((r): r is EpochRecord => r.type === 'epoch');
   return { runDir, config, steps, epochs };
 }
 

@@ -1,4 +1,4 @@
-import { inNotebook } from '../plot/display';
+import { inNotebook } from '../util/tslab';
 
 /**
  * Progress of long work: a one-line bar on the terminal (redrawn in place on a TTY, a line every

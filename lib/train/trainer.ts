@@ -11,7 +11,7 @@ import type { ResNet } from '../models/resnet';
 import type { RunConfig } from '../presets';
 import { Rng } from '../util/rng';
 import { assignFromCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint';
-import { JsonlLog } from './log';
+import { type EpochRecord, JsonlLog } from './log';
 import { Optimizer, fixedRateParams, learningRate, learningRates, makeOptimizer } from '../optim';
 import { ProgressSink, defaultProgress } from './progress';
 
@@ -178,7 +178,7 @@ export class Trainer {
         }
         if (this.stepInEpoch >= this.stepsPerEpoch) break;
       }
-      const epochRecord: Record<string, unknown> = { type: 'epoch', epoch: this.epoch, step: this.globalStep, ...means(this.epochSums) };
+      const epochRecord: EpochRecord = { type: 'epoch', epoch: this.epoch, step: this.globalStep, ...means(this.epochSums) };
       this.epochSums = newSums();
       this.epoch++;
       this.stepInEpoch = 0;
@@ -187,7 +187,7 @@ export class Trainer {
         epochRecord.knnTop1 = knn.top1;
         if (knn.top5 !== undefined) epochRecord.knnTop5 = knn.top5;
       }
-      this.log.append(epochRecord as Parameters<JsonlLog['append']>[0]);
+      this.log.append(epochRecord);
       await this.save();
     }
     const seconds = (Date.now() - t0) / 1000;
@@ -317,13 +317,13 @@ function accumulate(s: Sums, r: StepMetrics): void {
   for (const [k, v] of Object.entries(r.terms)) add(`terms.${k}`, v);
 }
 
-function means(s: Sums): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+/** The epoch's mean of every step metric (the terms one by one). */
+function means(s: Sums): Omit<EpochRecord, 'type' | 'epoch' | 'step'> {
+  const out: Record<string, number> = {};
   const terms: Record<string, number> = {};
   for (const [k, v] of s.values) {
     if (k.startsWith('terms.')) terms[k.slice(6)] = v / s.n;
     else out[k] = v / s.n;
   }
-  out.terms = terms;
-  return out;
+  return { ...out, terms } as Omit<EpochRecord, 'type' | 'epoch' | 'step'>;
 }

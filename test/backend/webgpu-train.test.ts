@@ -11,7 +11,7 @@ import { FRAMEWORKS, makeFramework } from '../../lib/frameworks';
 import { disposeViews, makeViews } from '../../lib/masks';
 import { MlpHead, resnet18 } from '../../lib/models';
 import { pretrainConfig } from '../../lib/presets';
-import { JsonlLog } from '../../lib/train/log';
+import { type EpochRecord, JsonlLog } from '../../lib/train/log';
 import { makeOptimizer } from '../../lib/optim';
 import { silentProgress } from '../../lib/train/progress';
 import { CHECKPOINT_FILE, Trainer } from '../../lib/train/trainer';
@@ -206,7 +206,7 @@ test('the Trainer runs on webgpu: steps with MixMask, the kNN monitor each epoch
   const steps = records.filter((r) => r.type === 'step');
   assert.equal(steps.length, 4);
   assert.ok(steps.every((r) => Number.isFinite(r.loss as number)), 'finite losses');
-  const epochs = records.filter((r) => r.type === 'epoch');
+  const epochs = records.filter((r): r is EpochRecord => r.type === 'epoch');
   assert.equal(epochs.length, 2);
   assert.ok(epochs.every((r) => typeof r.knnTop1 === 'number'), 'the kNN monitor ran every epoch');
   fs.rmSync(dir, { recursive: true, force: true });

@@ -3,7 +3,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { figureHtml, inNotebook, lastSavedFigure, plotlyBundleScript, showPlot, standaloneHtml, writeFigureHtml } from '../../lib/plot';
+import { figureHtml, lastSavedFigure, plotlyBundleScript, showPlot, standaloneHtml, writeFigureHtml } from '../../lib/plot';
+import { inNotebook } from '../../lib/util/tslab';
 
 const fig = { data: [{ type: 'scatter', x: [1, 2], y: [3, 4], name: '</script><b>x' }], layout: { height: 300 } };
 

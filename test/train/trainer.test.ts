@@ -8,7 +8,7 @@ import { syntheticDataset } from '../../lib/data';
 import { pretrainConfig, RunConfig } from '../../lib/presets';
 import { FRAMEWORKS } from '../../lib/frameworks';
 import { loadCheckpoint } from '../../lib/train/checkpoint';
-import { JsonlLog } from '../../lib/train/log';
+import { type EpochRecord, JsonlLog, type StepRecord } from '../../lib/train/log';
 import { silentProgress } from '../../lib/train/progress';
 import { CHECKPOINT_FILE, NonFiniteLossError, Trainer } from '../../lib/train/trainer';
 import { useBackend } from '../helpers';
@@ -46,12 +46,12 @@ test('logs every step and epoch with loss terms, λ, lr, throughput and the coll
   assert.equal(summary.status, 'completed');
   assert.deepEqual(seen, [1, 2]);
   const records = JsonlLog.read(path.join(dir, 'log.jsonl'));
-  const s = records.filter((r) => r.type === 'step');
-  const e = records.filter((r) => r.type === 'epoch');
+  const s = records.filter((r): r is StepRecord => r.type === 'step');
+  const e = records.filter((r): r is EpochRecord => r.type === 'epoch');
   assert.equal(s.length, 8); // 64 images / batch 16 × 2 epochs
   assert.equal(e.length, 2);
   for (const r of s) {
-    for (const k of ['loss', 'lambda', 'lr', 'imgPerSec', 'embeddingStd']) assert.equal(typeof r[k], 'number', `step record lacks ${k}`);
+    for (const k of ['loss', 'lambda', 'lr', 'imgPerSec', 'embeddingStd'] as const) assert.equal(typeof r[k], 'number', `step record lacks ${k}`);
     assert.deepEqual(Object.keys(r.terms as object).sort(), ['base', 'mix0.own', 'mix0.partner']);
   }
   assert.equal(e[1].knnTop1, 20);
