@@ -12,8 +12,10 @@ export interface AblationBar {
   /** The setting on that axis (the bar's category). */
   label: string;
   value: number | null;
-  /** 'default': the paper's setting; 'baseline': no mixed view. */
-  role?: 'default' | 'baseline';
+  /** The paper's default setting (red). */
+  isDefault?: boolean;
+  /** The baseline without a mixed view (blue, unless it is also the default). */
+  isBaseline?: boolean;
 }
 
 export const ABLATION_COLORS = { default: METHOD_COLORS.mixmask, baseline: METHOD_COLORS.none, other: '#9aa5b1' } as const;
@@ -37,7 +39,7 @@ export function ablationBarsFigure(bars: AblationBar[], opts: { title?: string; 
     const x0 = i * (w + gap);
     data.push({
       type: 'bar', name: axis, x: rows.map((b) => b.label), y: rows.map((b) => b.value), xaxis: `x${k}`, yaxis: `y${k}`,
-      marker: { color: rows.map((b) => ABLATION_COLORS[b.role ?? 'other']) },
+      marker: { color: rows.map((b) => ABLATION_COLORS[b.isDefault ? 'default' : b.isBaseline ? 'baseline' : 'other']) },
       text: rows.map((b) => (b.value === null ? '' : b.value.toFixed(1))), textposition: 'outside', cliponaxis: false,
     });
     layout[`xaxis${k}`] = { domain: [x0, x0 + w], anchor: `y${k}`, type: 'category' };

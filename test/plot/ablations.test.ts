@@ -3,12 +3,12 @@ import * as assert from 'node:assert/strict';
 import { ABLATION_COLORS, ablationBarsFigure } from '../../lib/plot';
 
 const bars = [
-  { axis: 'mask type', label: 'none', value: 10, role: 'baseline' as const },
-  { axis: 'mask type', label: 'block', value: 12.34, role: 'default' as const },
+  { axis: 'mask type', label: 'none', value: 10, isBaseline: true },
+  { axis: 'mask type', label: 'block', value: 12.34, isDefault: true },
   { axis: 'mask type', label: 'discrete', value: 11 },
   { axis: 'grid size', label: 'g = 4', value: null },
-  { axis: 'grid size', label: 'g = 8', value: 12.34, role: 'default' as const },
-  { axis: 'asymmetric loss', label: 'on', value: 12.34, role: 'default' as const },
+  { axis: 'grid size', label: 'g = 8', value: 12.34, isDefault: true },
+  { axis: 'asymmetric loss', label: 'on', value: 12.34, isDefault: true },
   { axis: 'asymmetric loss', label: 'off', value: 9.5 },
 ];
 
