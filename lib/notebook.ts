@@ -7,6 +7,8 @@ import { repoRoot } from './data/paths';
 import { PROFILES, type Profile, type RunConfig } from './presets';
 import { defaultRunDir, startRun } from './train/run';
 import type { ProgressSink } from './train/progress';
+import { InterruptedError, interruptible } from './train/interrupt';
+import { runTitle } from './train/trainer';
 
 /**
  * The few decisions every notebook shares, read from one place:
@@ -181,7 +183,14 @@ export async function trainOrLoad(
   const runDir = opts.runDir ?? runDirFor(config, opts.writeRoot ?? notebookRunsRoot());
   const resume = fs.existsSync(path.join(runDir, 'checkpoint.safetensors'));
   const t0 = Date.now();
-  await startRun({ config, runDir, resume, progress: opts.progress });
+  // Kernel → Interrupt stops the run at its next step with a checkpoint, and ends the cell only
+  // then; re-running the cell finds the checkpoint and resumes.
+  const summary = await interruptible((signal) => startRun({ config, runDir, resume, progress: opts.progress, signal }));
+  if (summary.status === 'stopped') {
+    throw new InterruptedError(
+      `${runTitle(config)} stopped at epoch ${summary.epochsDone + 1} (step ${summary.step}) with a checkpoint in ${runDir}; re-run the cell to resume`,
+    );
+  }
   return { runDir, loaded: false, seconds: (Date.now() - t0) / 1000 };
 }
 

@@ -172,6 +172,20 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
   return current;
 }
 
+/**
+ * The backend computations run on: the one initBackend chose, or — when nothing chose one yet —
+ * the best that works here, chosen now and announced with one line on stderr. Entry points that
+ * compute (training, evaluation) call it, so a notebook that forgot initBackend() never trains on
+ * tfjs's plain-JavaScript fallback without a word. Once initBackend ran, switching between the
+ * backends it prepared (tf.setBackend, as the cross-backend tests do) is left alone.
+ */
+export async function ensureBackend(log: (line: string) => void = (l) => console.error(l)): Promise<BackendReport> {
+  if (current !== null) return current;
+  const report = await initBackend();
+  log(`no backend was chosen (initBackend() not called): ${formatBackendReport(report).split('\n')[0]}`);
+  return report;
+}
+
 async function safeCheck(c: BackendCandidate, forced: boolean): Promise<{ ok: boolean; reason: string }> {
   try {
     return await c.check({ forced });

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { ensureBackend } from '../backend';
 import { rawToBatch } from '../data/pipeline';
 import { testTransform } from '../data/recipes';
 import type { Dataset, RawBatch } from '../data/types';
@@ -43,6 +44,7 @@ export function backboneFeatures(backbone: ResNet): FeatureFn {
  * before the next, so memory stays at one batch plus the output array.
  */
 export async function extractFeatures(model: ResNet | FeatureFn, ds: Dataset, opts: ExtractOptions = {}): Promise<LabelledFeatures> {
+  await ensureBackend(); // never the plain-JavaScript fallback without a word
   const batchSize = opts.batchSize ?? 256;
   checkInt('batchSize', batchSize, 1);
   const transform = defaultTransform(ds, opts.transform);

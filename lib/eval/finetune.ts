@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { ensureBackend } from '../backend';
 import { rawToBatch } from '../data/pipeline';
 import { augmentView, testTransform, type Recipe, type ViewSpec } from '../data/recipes';
 import type { Dataset, RawBatch } from '../data/types';
@@ -95,6 +96,7 @@ export function canTrainConvolutions(): boolean {
  * and returns the test top-1 / top-5 of backbone + classifier in eval mode.
  */
 export async function fineTune(backbone: ResNet, opts: FineTuneOptions): Promise<FineTuneResult> {
+  await ensureBackend(); // never the plain-JavaScript fallback without a word
   if (!opts || !opts.train || !opts.test) throw new Error('fineTune: options train and test (datasets) are required');
   const preset = FINETUNE_PRESETS[opts.protocol];
   if (!preset) throw new Error(`option protocol must be one of ${Object.keys(FINETUNE_PRESETS).join(', ')}, got '${String(opts.protocol)}'`);

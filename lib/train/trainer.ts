@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { ensureBackend } from '../backend';
 import { DataLoader, rawToBatch } from '../data/pipeline';
 import { makeRecipe, twoViews } from '../data/recipes';
 import { SubsetDataset } from '../data/subset';
@@ -14,6 +15,7 @@ import { assignFromCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoi
 import { type EpochRecord, JsonlLog } from './log';
 import { Optimizer, fixedRateParams, learningRate, learningRates, makeOptimizer } from '../optim';
 import { ProgressSink, defaultProgress } from './progress';
+import { RunLock } from './lock';
 
 /**
  * The training loop shared by every framework and view method:
@@ -124,10 +126,23 @@ export class Trainer {
     return { epoch: this.epoch, stepInEpoch: this.stepInEpoch, step: this.globalStep };
   }
 
+  /**
+   * Trains to config.epochs (or until the signal or maxSteps stops it with a checkpoint). Holds
+   * the run folder's lock meanwhile: a second trainer on the same folder is refused (RunLock).
+   */
   async run(): Promise<TrainSummary> {
+    await ensureBackend();
+    const lock = RunLock.acquire(this.opts.runDir);
+    try {
+      return await this.runLocked();
+    } finally {
+      lock.release();
+    }
+  }
+
+  private async runLocked(): Promise<TrainSummary> {
     const c = this.config;
     const dir = this.opts.runDir;
-    fs.mkdirSync(dir, { recursive: true });
     if (this.opts.resume) this.restore();
     else {
       if (fs.existsSync(this.checkpointPath)) {
