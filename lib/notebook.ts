@@ -5,7 +5,9 @@ import { datasetStatus, DATASETS, manualInstructions } from './data/download';
 import type { DatasetName } from './data/named';
 import { repoRoot } from './data/paths';
 import { PROFILES, type Profile, type RunConfig } from './presets';
-import { defaultRunDir, startRun } from './train/run';
+import { defaultRunDir, startRun } from './experiments';
+import { storedRunConfig } from './train/config';
+import { JsonlLog } from './train/log';
 import type { ProgressSink } from './train/progress';
 import { InterruptedError, interruptible } from './train/interrupt';
 import { runTitle } from './train/trainer';
@@ -89,16 +91,7 @@ export function runComplete(runDir: string): boolean {
   if (!fs.existsSync(log) || !fs.existsSync(cfg)) return false;
   const epochs = (JSON.parse(fs.readFileSync(cfg, 'utf8')) as { epochs?: number }).epochs;
   if (typeof epochs !== 'number') return false;
-  const lines = fs.readFileSync(log, 'utf8').split('\n');
-  return lines.some((l) => {
-    if (!l.includes('"epoch"')) return false;
-    try {
-      const r = JSON.parse(l) as { type?: string; epoch?: number };
-      return r.type === 'epoch' && r.epoch === epochs - 1;
-    } catch {
-      return false;
-    }
-  });
+  return JsonlLog.read(log).some((r) => r.type === 'epoch' && r.epoch === epochs - 1);
 }
 
 /**
@@ -129,7 +122,7 @@ function storedKey(runDir: string): string | null {
   const cfg = path.join(runDir, 'config.json');
   if (!fs.existsSync(cfg)) return null;
   try {
-    return experimentKey(JSON.parse(fs.readFileSync(cfg, 'utf8')) as RunConfig);
+    return experimentKey(storedRunConfig(JSON.parse(fs.readFileSync(cfg, 'utf8')), cfg));
   } catch {
     return null;
   }

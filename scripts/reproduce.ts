@@ -17,7 +17,7 @@ import * as readline from 'node:readline';
 import * as tf from '@tensorflow/tfjs';
 import { formatBackendReport, initBackend, parseThreads } from '../lib/backend';
 import { loadSplits } from '../lib/data';
-import { makeRecipe } from '../lib/data/recipes';
+import { runNormalization } from '../lib/data/recipes';
 import { type Dataset, SubsetDataset } from '../lib/data';
 import { extractFeatures, knnClassify, randomIndices, trainLinearOnFeatures } from '../lib/eval';
 import type { FrameworkName } from '../lib/frameworks';
@@ -26,7 +26,8 @@ import type { ViewMethod } from '../lib/masks/views';
 import { findChromium, readRunLog, screenshot, trainingCurvesFigure, writeFigureHtml, type CurveRun } from '../lib/plot';
 import { PROFILES, type Profile, type RunConfig, pretrainConfig } from '../lib/presets';
 import { loadBackbone } from '../lib/train/checkpoint';
-import { defaultRunDir, startRun } from '../lib/train/run';
+import { defaultRunDir, startRun } from '../lib/experiments';
+import { storedRunConfig } from '../lib/train/config';
 import type { TrainSummary } from '../lib/train/trainer';
 import { Args, runCli, stopSignal } from './cli';
 
@@ -299,7 +300,7 @@ async function evaluateRun(checkpoint: string, c: RunConfig, linearEpochs: numbe
   const pick = (ds: Dataset, seed: number) => (subset && subset < ds.size ? new SubsetDataset(ds, randomIndices(ds.size, subset, seed)) : ds);
   const train = pick(splits.train, 21);
   const test = pick(splits.test, 22);
-  const normalize = makeRecipe(c.recipe, { size: c.imageSize }).normalize;
+  const normalize = runNormalization(c);
   const net = loadBackbone(checkpoint);
   try {
     const transform = { size: c.imageSize, normalize };
@@ -326,6 +327,8 @@ export async function reproduce(o: ReproduceArgs, signal?: AbortSignal): Promise
   console.error(backendReport);
   const resultsFile = path.join(o.out, 'results.json');
   const previous: Results | null = fs.existsSync(resultsFile) ? (JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as Results) : null;
+  // Configs stored before a field was renamed, in today's names (storedRunConfig).
+  for (const r of previous?.runs ?? []) r.config = storedRunConfig(r.config, resultsFile);
   if (previous && (previous.format !== RESULTS_FORMAT || previous.profile !== o.profile || previous.evalSubset !== o.evalSubset || previous.linearEpochs !== o.linearEpochs)) {
     throw new Error(`${resultsFile} holds ${previous.format} results of profile ${previous.profile} (eval subset ${previous.evalSubset}, ${previous.linearEpochs} linear epochs); choose another --out or remove it`);
   }

@@ -11,7 +11,8 @@ import { formatBackendReport, initBackend } from '../lib/backend';
 import { FRAMEWORKS } from '../lib/frameworks';
 import type { ViewMethod } from '../lib/masks/views';
 import { DATASET_NAMES, PROFILES, PresetOverrides, RunConfig, pretrainConfig } from '../lib/presets';
-import { defaultRunDir, startRun } from '../lib/train/run';
+import { defaultRunDir, startRun } from '../lib/experiments';
+import { readRunConfig } from '../lib/train/config';
 import { runTitle } from '../lib/train/trainer';
 import { Args, runCli, stopSignal } from './cli';
 
@@ -47,7 +48,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs | 'help' {
   if (resume && runDir !== undefined) {
     const file = path.join(runDir, 'config.json');
     if (!fs.existsSync(file)) throw new Error(`--resume: ${file} does not exist`);
-    const config = JSON.parse(fs.readFileSync(file, 'utf8')) as RunConfig;
+    const config = readRunConfig(file);
     const epochs = args.int('--epochs', 1);
     return { config: epochs ? { ...config, epochs } : config, runDir, resume, maxSteps };
   }

@@ -18,8 +18,8 @@ export {
   sampleJitter, colorJitter, randomGrayscale, solarize, gaussianBlur, normalize, NORMALIZATION,
 } from './augment';
 export type { CropSpec, CropBox, JitterSpec, JitterParams, JitterOp, BlurSpec, NormalizeSpec } from './augment';
-export { makeRecipe, twoViews, augmentView, testTransform } from './recipes';
-export type { Recipe, RecipeName, RecipeOptions, ViewSpec } from './recipes';
+export { makeRecipe, runNormalization, twoViews, augmentView, testTransform } from './recipes';
+export type { AugmentSpec, Recipe, RecipeName, RecipeOptions } from './recipes';
 export { DataLoader, rawToBatch, loadAll, twoViewEpoch } from './pipeline';
 export type { LoaderOptions, TwoViewBatch } from './pipeline';
 export { DATASETS, prepareDataset, datasetStatus, manualInstructions, md5File, READY_MARKER } from './download';

@@ -15,8 +15,8 @@ import {
   normalize,
 } from './augment';
 
-/** How one view is made (in torchvision's order: crop+flip, jitter, grayscale, blur, solarize, normalise). */
-export interface ViewSpec {
+/** How one view is augmented (in torchvision's order: crop+flip, jitter, grayscale, blur, solarize, normalise). */
+export interface AugmentSpec {
   /** null: the whole image, resized to the recipe size. */
   crop: CropSpec | null;
   flipProb: number;
@@ -34,7 +34,7 @@ export interface Recipe {
   name: string;
   /** Output side in pixels. */
   size: number;
-  views: [ViewSpec, ViewSpec];
+  views: [AugmentSpec, AugmentSpec];
   /** null: leave in [0,1]. */
   normalize: NormalizeSpec | null;
   /** ColorJitter's op order: one random permutation per batch, or brightness→contrast→saturation→hue. */
@@ -77,22 +77,22 @@ export function makeRecipe(name: RecipeName, opts: RecipeOptions): Recipe {
   if (!(minScale >= 0 && minScale <= 1)) throw new Error(`makeRecipe: minCropScale must be in [0, 1], got ${opts.minCropScale}`);
   const crop = (lo: number): CropSpec => ({ scale: [Math.max(lo, minScale), 1], ratio: RATIO });
   const jitter = (b: number, c: number, s: number, h: number, prob: number): JitterSpec => ({ brightness: b, contrast: c, saturation: s, hue: h, prob });
-  let views: [ViewSpec, ViewSpec];
+  let views: [AugmentSpec, AugmentSpec];
   switch (name) {
     case 'mocov1': {
-      const v: ViewSpec = { crop: crop(0.2), flipProb: 0.5, jitter: jitter(0.4, 0.4, 0.4, 0.4, 1), grayscaleProb: 0.2, grayscaleBeforeJitter: true, blur: null, solarizeProb: 0 };
+      const v: AugmentSpec = { crop: crop(0.2), flipProb: 0.5, jitter: jitter(0.4, 0.4, 0.4, 0.4, 1), grayscaleProb: 0.2, grayscaleBeforeJitter: true, blur: null, solarizeProb: 0 };
       views = [v, v];
       break;
     }
     case 'mocov2':
     case 'simsiam': {
-      const v: ViewSpec = { crop: crop(0.2), flipProb: 0.5, jitter: jitter(0.4, 0.4, 0.4, 0.1, 0.8), grayscaleProb: 0.2, blur: blur(0.5), solarizeProb: 0 };
+      const v: AugmentSpec = { crop: crop(0.2), flipProb: 0.5, jitter: jitter(0.4, 0.4, 0.4, 0.1, 0.8), grayscaleProb: 0.2, blur: blur(0.5), solarizeProb: 0 };
       views = [v, v];
       break;
     }
     case 'simclr': {
       const s = size <= 64 ? 0.5 : 1;
-      const v: ViewSpec = { crop: crop(0.08), flipProb: 0.5, jitter: jitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s, 0.8), grayscaleProb: 0.2, blur: blur(0.5), solarizeProb: 0 };
+      const v: AugmentSpec = { crop: crop(0.08), flipProb: 0.5, jitter: jitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s, 0.8), grayscaleProb: 0.2, blur: blur(0.5), solarizeProb: 0 };
       views = [v, v];
       break;
     }
@@ -110,13 +110,21 @@ export function makeRecipe(name: RecipeName, opts: RecipeOptions): Recipe {
   return { name, size, views, normalize: opts.normalize ?? null, jitterOrder: opts.jitterOrder ?? 'batch' };
 }
 
+/**
+ * The pixel normalisation a run trained with, from its config's recipe and image size: what its
+ * evaluation (kNN monitor, linear probe, export) must apply too. null: pixels stay in [0, 1].
+ */
+export function runNormalization(config: { recipe: RecipeName; imageSize: number }): NormalizeSpec | null {
+  return makeRecipe(config.recipe, { size: config.imageSize }).normalize;
+}
+
 function checkImages(images: tf.Tensor, who: string): asserts images is tf.Tensor4D {
   if (images.rank !== 4 || images.shape[3] !== 3) throw new Error(`${who}: images must be [n,h,w,3], got [${images.shape.join(',')}]`);
   if (images.dtype !== 'float32') throw new Error(`${who}: images must be float32 in [0,1], got ${images.dtype}`);
 }
 
 /** One augmented view of a batch. `padded` is the batch with a 1-pixel edge pad (see cropResizeFlip). */
-function viewFromPadded(padded: tf.Tensor4D, h: number, w: number, spec: ViewSpec, recipe: Recipe, rng: Rng): tf.Tensor4D {
+function viewFromPadded(padded: tf.Tensor4D, h: number, w: number, spec: AugmentSpec, recipe: Recipe, rng: Rng): tf.Tensor4D {
   const n = padded.shape[0];
   // Draw every random decision first, in a fixed order (reproducible from the seed).
   const crops = sampleCrops(n, h, w, spec.crop, spec.flipProb, rng);
@@ -142,7 +150,7 @@ function viewFromPadded(padded: tf.Tensor4D, h: number, w: number, spec: ViewSpe
 }
 
 /** One view with the given spec (images float32 [n,h,w,3] in [0,1]). */
-export function augmentView(images: tf.Tensor4D, spec: ViewSpec, recipe: Recipe, rng: Rng): tf.Tensor4D {
+export function augmentView(images: tf.Tensor4D, spec: AugmentSpec, recipe: Recipe, rng: Rng): tf.Tensor4D {
   checkImages(images, 'augmentView');
   const [, h, w] = images.shape;
   return tf.tidy(() => viewFromPadded(tf.mirrorPad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], 'symmetric'), h, w, spec, recipe, rng));

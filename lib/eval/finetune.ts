@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ensureBackend } from '../backend';
 import { rawToBatch } from '../data/pipeline';
-import { augmentView, testTransform, type Recipe, type ViewSpec } from '../data/recipes';
+import { augmentView, testTransform, type AugmentSpec, type Recipe } from '../data/recipes';
 import type { Dataset, RawBatch } from '../data/types';
 import { Linear } from '../models/layers';
 import type { ResNet } from '../models/resnet';
@@ -136,7 +136,7 @@ export async function fineTune(backbone: ResNet, opts: FineTuneOptions): Promise
     perClass = sub.perClass;
   }
 
-  let augment: { spec: ViewSpec; recipe: Recipe } | null = null;
+  let augment: { spec: AugmentSpec; recipe: Recipe } | null = null;
   if (opts.augment !== false) {
     const cropScale = opts.augment?.cropScale ?? d.cropScale;
     if (!(cropScale.length === 2 && cropScale[0] > 0 && cropScale[0] <= cropScale[1] && cropScale[1] <= 1)) {
@@ -144,7 +144,7 @@ export async function fineTune(backbone: ResNet, opts: FineTuneOptions): Promise
     }
     const flipProb = opts.augment?.flipProb ?? d.flipProb;
     checkNumber('augment.flipProb', flipProb, { min: 0 });
-    const spec: ViewSpec = { crop: { scale: [cropScale[0], cropScale[1]], ratio: [3 / 4, 4 / 3] }, flipProb, jitter: null, grayscaleProb: 0, blur: null, solarizeProb: 0 };
+    const spec: AugmentSpec = { crop: { scale: [cropScale[0], cropScale[1]], ratio: [3 / 4, 4 / 3] }, flipProb, jitter: null, grayscaleProb: 0, blur: null, solarizeProb: 0 };
     augment = { spec, recipe: { name: 'finetune', size: transform.size, views: [spec, spec], normalize: transform.normalize, jitterOrder: 'fixed' } };
   }
 

@@ -31,8 +31,11 @@ export interface HeadConfig {
   temperature: number;
   /** MoCo queue length. */
   queueSize: number;
-  /** MoCo key momentum / BYOL base τ. */
-  momentum: number;
+  /**
+   * The target networks' EMA coefficient (MoCo's key-encoder momentum m, BYOL's base τ); not
+   * SGD's momentum, which is the optimizer's.
+   */
+  targetMomentum: number;
   /** MoCo: emulated shuffle-BN devices. */
   bnSplits: number;
 }
@@ -44,12 +47,12 @@ export function makeFramework(name: FrameworkName, backbone: Required<ResNetConf
     case 'moco-v2':
       return new Moco({
         ...common, version: name === 'moco-v1' ? 1 : 2, dim: heads.dim, queueSize: heads.queueSize,
-        momentum: heads.momentum, temperature: heads.temperature, bnSplits: heads.bnSplits,
+        momentum: heads.targetMomentum, temperature: heads.temperature, bnSplits: heads.bnSplits,
       });
     case 'simclr':
       return new Simclr({ ...common, projHidden: heads.projHidden, dim: heads.dim, temperature: heads.temperature });
     case 'byol':
-      return new Byol({ ...common, projHidden: heads.projHidden, dim: heads.dim, predHidden: heads.predHidden, tau: heads.momentum });
+      return new Byol({ ...common, projHidden: heads.projHidden, dim: heads.dim, predHidden: heads.predHidden, tau: heads.targetMomentum });
     case 'simsiam':
       return new Simsiam({ ...common, projHidden: heads.projHidden, dim: heads.dim, predHidden: heads.predHidden });
     default:

@@ -3,48 +3,23 @@ import type { RecipeName } from '../data/recipes';
 import type { FrameworkName, HeadConfig } from '../frameworks';
 import { resolveViewSpec } from '../masks/views';
 import type { ViewMethod, ViewSpec } from '../masks/views';
-import type { ResNetConfig } from '../models/resnet';
-import type { OptimizerConfig, ScheduleConfig } from '../optim';
+import type { OptimizerConfig } from '../optim';
+import type { Profile, RunConfig } from '../train/config';
 import { TABLE1, Table1Framework } from './tables';
 
 export { TABLE1, TABLE2, TABLE3, table1Rows } from './tables';
 export type { Table1Column, Table1Framework } from './tables';
 export { DATASET_NAMES } from '../data/named';
 export type { DatasetName } from '../data/named';
+export type { Profile, RunConfig } from '../train/config';
 
 /**
  * Runnable pretraining configurations. `paper` is Table 1 value for value; `cpu` and `smoke` are
  * derived from it (narrower backbone, fewer epochs, a subset of the data) so that notebooks, CI
- * and a 2-core machine can run them. Everything a run depends on is in this one object, which is
- * stored in every checkpoint.
+ * and a 2-core machine can run them. Each is one RunConfig (lib/train/config.ts): everything a
+ * run depends on, stored in every checkpoint.
  */
-export type Profile = 'paper' | 'cpu' | 'smoke';
 export const PROFILES: readonly Profile[] = ['paper', 'cpu', 'smoke'];
-
-export interface RunConfig {
-  framework: FrameworkName;
-  dataset: DatasetName;
-  profile: Profile;
-  seed: number;
-  backbone: Required<ResNetConfig>;
-  /** Side of the training views in pixels. */
-  imageSize: number;
-  recipe: RecipeName;
-  /** Lower bound of the crop scale when the dataset needs a milder one than the recipe (absent: the recipe's). */
-  minCropScale?: number;
-  epochs: number;
-  batchSize: number;
-  /** Train on the first N images of a seeded permutation of the train split (null: all). */
-  trainSubset: number | null;
-  optimizer: OptimizerConfig;
-  schedule: ScheduleConfig;
-  heads: HeadConfig;
-  view: ViewSpec;
-  /** kNN monitor: every N epochs (0: never), k, temperature, optional bank/query subsets. */
-  knn: { every: number; k: number; t: number; bankSubset: number | null; querySubset: number | null };
-  /** Where the values come from, for the record. */
-  source: string;
-}
 
 export interface PresetOverrides {
   method?: ViewMethod;
@@ -151,7 +126,7 @@ export function pretrainConfig(framework: FrameworkName, dataset: DatasetName, p
     // Not in Table 1 for SimCLR: τ = 0.5, SimCLR's CIFAR-10 setting.
     temperature: t.mocoT ?? 0.5,
     queueSize: budget ? Math.min(budget.queue, t.mocoK ?? budget.queue) : t.mocoK ?? 4096,
-    momentum: t.mocoM ?? t.byolTau ?? 0.99,
+    targetMomentum: t.mocoM ?? t.byolTau ?? 0.99,
     bnSplits: 4,
   };
   const view: ViewSpec = {

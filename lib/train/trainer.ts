@@ -9,7 +9,7 @@ import type { Dataset } from '../data/types';
 import { Framework, makeFramework } from '../frameworks';
 import { disposeViews, makeViews } from '../masks/views';
 import type { ResNet } from '../models/resnet';
-import type { RunConfig } from '../presets';
+import { type RunConfig, storedRunConfig } from './config';
 import { Rng } from '../util/rng';
 import { assignFromCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { type EpochRecord, JsonlLog } from './log';
@@ -271,8 +271,8 @@ export class Trainer {
     const file = this.checkpointPath;
     if (!fs.existsSync(file)) throw new Error(`cannot resume: ${file} does not exist`);
     const ckpt = loadCheckpoint(file);
-    const saved = ckpt.meta.config as RunConfig | undefined;
-    if (!saved) throw new Error(`${file}: metadata has no "config" field`);
+    if (ckpt.meta.config === undefined) throw new Error(`${file}: metadata has no "config" field`);
+    const saved = storedRunConfig(ckpt.meta.config, file);
     for (const key of Object.keys(this.config) as Array<keyof RunConfig>) {
       if (key === 'epochs') continue; // a run may be extended
       if (JSON.stringify(saved[key]) !== JSON.stringify(this.config[key])) {

@@ -26,7 +26,7 @@ test('the paper profile runs Table 1 value for value', () => {
   assert.deepEqual(moco.optimizer, { kind: 'sgd', lr: 0.06, momentum: 0.9, weightDecay: 5e-4 });
   assert.equal(moco.epochs, 1000);
   assert.equal(moco.batchSize, 512);
-  assert.deepEqual([moco.heads.dim, moco.heads.queueSize, moco.heads.momentum, moco.heads.temperature], [128, 4096, 0.99, 0.1]);
+  assert.deepEqual([moco.heads.dim, moco.heads.queueSize, moco.heads.targetMomentum, moco.heads.temperature], [128, 4096, 0.99, 0.1]);
   assert.deepEqual(moco.backbone, { depth: 18, stem: 'cifar', width: 64, seed: 0 });
   assert.equal(moco.trainSubset, null);
   assert.deepEqual(moco.view, { method: 'mixmask', maskType: 'block', gridSize: 8, ratio: 0.5, unmixProb: 0.5 });

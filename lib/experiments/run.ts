@@ -1,12 +1,12 @@
 import * as path from 'node:path';
-import { makeRecipe } from '../data/recipes';
 import { loadSplits } from '../data/named';
+import { runNormalization } from '../data/recipes';
 import { SubsetDataset } from '../data/subset';
 import { knnMonitor } from '../eval/knn';
 import { randomIndices } from '../eval/subsets';
-import type { RunConfig } from '../presets';
-import { ProgressSink } from './progress';
-import { TrainSummary, Trainer } from './trainer';
+import type { RunConfig } from '../train/config';
+import type { ProgressSink } from '../train/progress';
+import { type TrainSummary, Trainer } from '../train/trainer';
 
 /**
  * One pretraining run as the command line and the notebooks start it: the dataset named in the
@@ -31,7 +31,7 @@ export function defaultRunDir(c: RunConfig, root = 'runs'): string {
 export async function startRun(o: StartRunOptions): Promise<TrainSummary> {
   const c = o.config;
   const { train, test } = await loadSplits(c.dataset);
-  const normalize = makeRecipe(c.recipe, { size: c.imageSize }).normalize;
+  const normalize = runNormalization(c);
   const bank = c.knn.bankSubset ? new SubsetDataset(train, randomIndices(train.size, c.knn.bankSubset, c.seed + 11)) : train;
   const query = c.knn.querySubset ? new SubsetDataset(test, randomIndices(test.size, c.knn.querySubset, c.seed + 12)) : test;
   const trainer = new Trainer({
