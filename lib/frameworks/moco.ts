@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { infoNce } from '../losses';
+import { infoNce, l2Normalize } from '../losses';
 import { Linear } from '../models/layers';
 import { MlpHead } from '../models/heads';
 import { ResNet } from '../models/resnet';
@@ -56,7 +56,7 @@ export class Moco extends Framework {
     const init = new Rng(opts.seed + 2).fillNormal(new Float32Array(opts.queueSize * opts.dim));
     this.queue = this.addBuffer('queue', tf.tidy(() => {
       const q = tf.tensor2d(init, [opts.queueSize, opts.dim]);
-      return tf.div(q, tf.norm(q, 'euclidean', 1, true));
+      return l2Normalize(q);
     }));
   }
 
@@ -97,7 +97,7 @@ export class Moco extends Framework {
     // Enqueue the normalised keys, wrapping around the ring buffer.
     tf.tidy(() => {
       const k = keys as tf.Tensor2D;
-      const kn = tf.div(k, tf.norm(k, 'euclidean', 1, true)) as tf.Tensor2D;
+      const kn = l2Normalize(k);
       const size = this.opts.queueSize;
       const n = Math.min(kn.shape[0], size);
       const head = Math.min(n, size - this.queuePtr); // rows written at queuePtr…
