@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { permuteRows } from '../masks/mix';
 
 /**
  * The frameworks' pair losses as pure functions returning one loss per row ([N]), so that the
@@ -118,23 +119,4 @@ const stopGradientOp = tf.customGrad((...inputs) => ({
 
 export function stopGradient<T extends tf.Tensor>(x: T): T {
   return stopGradientOp(x) as T;
-}
-
-/**
- * Rows of x in the order `perm` (a permutation): gather(x, perm), whose gradient is the gather
- * by the inverse permutation — no scatter (UnsortedSegmentSum), which the wasm backend lacks.
- */
-export function permuteRows<T extends tf.Tensor>(x: T, perm: Int32Array): T {
-  const n = x.shape[0];
-  if (perm.length !== n) throw new Error(`permuteRows: ${perm.length} indices for ${n} rows`);
-  const inv = new Int32Array(n).fill(-1);
-  perm.forEach((p, i) => {
-    if (p < 0 || p >= n || inv[p] !== -1) throw new Error(`permuteRows: index ${p} at position ${i} makes this no permutation of 0..${n - 1}`);
-    inv[p] = i;
-  });
-  const op = tf.customGrad((...inputs) => ({
-    value: tf.gather(inputs[0] as tf.Tensor, tf.tensor1d(perm, 'int32')),
-    gradFunc: (dy: tf.Tensor) => tf.gather(dy, tf.tensor1d(inv, 'int32')),
-  }));
-  return op(x) as T;
 }

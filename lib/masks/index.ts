@@ -25,7 +25,7 @@ export {
   flipIndex,
   permutationIndex,
   inverseIndex,
-  reindex,
+  permuteRows,
   mixWithPartner,
   eraseWith,
   mixupWithPartner,

@@ -78,13 +78,26 @@ function isFlip(index: Int32Array): boolean {
   return true;
 }
 
-/** Rows of `t` re-indexed: out[i] = t[index[i]] (a reverse for the flip, a gather otherwise). */
-export function reindex<T extends tf.Tensor>(t: T, index: Int32Array): T {
-  if (index.length !== t.shape[0]) {
-    throw new Error(`masks: index length ${index.length} does not match batch size ${t.shape[0]}`);
-  }
-  if (isFlip(index)) return tf.reverse(t, 0) as T;
-  return tf.tidy(() => tf.gather(t, tf.tensor1d(index, 'int32'), 0)) as T;
+/**
+ * Rows of x in the order `perm` (a permutation of 0..n−1): out[i] = x[perm[i]]. The view methods
+ * pair images with it, the asymmetric loss re-orders embeddings. A reverse for the flip;
+ * otherwise a gather whose gradient is the gather by the inverse permutation — no scatter
+ * (UnsortedSegmentSum), which the wasm backend lacks.
+ */
+export function permuteRows<T extends tf.Tensor>(x: T, perm: Int32Array): T {
+  const n = x.shape[0];
+  if (perm.length !== n) throw new Error(`permuteRows: ${perm.length} indices for ${n} rows`);
+  if (isFlip(perm)) return tf.reverse(x, 0) as T;
+  const inv = new Int32Array(n).fill(-1);
+  perm.forEach((p, i) => {
+    if (p < 0 || p >= n || inv[p] !== -1) throw new Error(`permuteRows: index ${p} at position ${i} makes this no permutation of 0..${n - 1}`);
+    inv[p] = i;
+  });
+  const op = tf.customGrad((...inputs) => ({
+    value: tf.gather(inputs[0] as tf.Tensor, tf.tensor1d(perm, 'int32')),
+    gradFunc: (dy: tf.Tensor) => tf.gather(dy, tf.tensor1d(inv, 'int32')),
+  }));
+  return tf.tidy(() => op(x) as T);
 }
 
 function checkBatch(x: tf.Tensor, what: string): asserts x is tf.Tensor4D {
@@ -108,7 +121,7 @@ function checkMask(x: tf.Tensor4D, mask: tf.Tensor4D): void {
 export function mixWithPartner(x: tf.Tensor4D, mask: tf.Tensor4D, partner: Int32Array): tf.Tensor4D {
   checkBatch(x, 'x');
   checkMask(x, mask);
-  return tf.tidy(() => tf.add(tf.mul(x, mask), tf.mul(reindex(x, partner), tf.sub(1, mask))));
+  return tf.tidy(() => tf.add(tf.mul(x, mask), tf.mul(permuteRows(x, partner), tf.sub(1, mask))));
 }
 
 /**
@@ -133,7 +146,7 @@ export function eraseWith(x: tf.Tensor4D, mask: tf.Tensor4D, fill: number | numb
 export function mixupWithPartner(x: tf.Tensor4D, lambda: number, partner: Int32Array): tf.Tensor4D {
   checkBatch(x, 'x');
   if (!Number.isFinite(lambda) || lambda < 0 || lambda > 1) throw new Error(`masks: mixup lambda must be in [0, 1], got ${lambda}`);
-  return tf.tidy(() => tf.add(tf.mul(x, lambda), tf.mul(reindex(x, partner), 1 - lambda)));
+  return tf.tidy(() => tf.add(tf.mul(x, lambda), tf.mul(permuteRows(x, partner), 1 - lambda)));
 }
 
 /** A CutMix box in pixels, rows [y0, y1) × columns [x0, x1), already clipped to the image. */

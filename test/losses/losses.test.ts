@@ -1,7 +1,7 @@
 import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { byolLoss, crossViewNce, infoNce, mixedTerms, ntXent, permuteRows, simsiamLoss } from '../../lib/losses';
+import { byolLoss, crossViewNce, infoNce, mixedTerms, ntXent, simsiamLoss } from '../../lib/losses';
 import { relError, useBackend } from '../helpers';
 
 before(() => useBackend('cpu'));
@@ -78,13 +78,3 @@ test('mixed terms weight own rows by λ and re-indexed rows by 1 − λ of the p
   for (let j = 0; j < 3; j++) assert.equal(partner[inverse[j]], j);
 });
 
-test('permuteRows: gather forward, inverse-permutation gradient, rejects non-permutations', () => {
-  const x = t2(A);
-  const perm = Int32Array.from([2, 0, 1]);
-  assert.deepEqual(vals(permuteRows(x, perm)), [...A[2], ...A[0], ...A[1]]);
-  const w = tf.tensor2d([[1, 2, 3], [4, 5, 6], [7, 8, 9]]);
-  const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(permuteRows(v as tf.Tensor2D, perm), w)))(x);
-  const ref = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.gather(v, tf.tensor1d(perm, 'int32')), w)))(x);
-  assert.deepEqual(vals(g), vals(ref));
-  assert.throws(() => permuteRows(x, Int32Array.from([0, 0, 1])), /no permutation/);
-});

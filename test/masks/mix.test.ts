@@ -10,6 +10,7 @@ import {
   flipIndex,
   inverseIndex,
   makeView,
+  permuteRows,
   makeViews,
   mixWithPartner,
   partnerShares,
@@ -338,4 +339,27 @@ test('same results on the cpu backend (the ops are backend-independent)', async 
   } finally {
     await useBackend('wasm');
   }
+});
+
+test('permuteRows: gather (or reverse for the flip) forward, inverse-permutation gradient, rejects non-permutations', () => {
+  const rows = [[1, 0, 2], [0.5, -1, 0], [2, 2, -1]];
+  const x = tf.tensor2d(rows);
+  const wRows = [[1, 2, 3], [4, 5, 6], [7, 8, 9]];
+  const w = tf.tensor2d(wRows);
+  for (const perm of [Int32Array.from([2, 0, 1]), Int32Array.from([2, 1, 0])]) {
+    const y = permuteRows(x, perm);
+    assert.deepEqual(Array.from(y.dataSync()), [...perm].flatMap((p) => rows[p]));
+    const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(permuteRows(v as tf.Tensor2D, perm), w)))(x);
+    // d/dx Σ w ⊙ x[perm]: row perm[i] of the gradient is row i of w.
+    const ref = new Array<number[]>(3);
+    perm.forEach((p, i) => (ref[p] = wRows[i]));
+    assert.deepEqual(Array.from(g.dataSync()), ref.flat());
+    tf.dispose([y, g]);
+  }
+  const before = tf.memory().numTensors;
+  permuteRows(x, Int32Array.from([1, 2, 0])).dispose();
+  assert.equal(tf.memory().numTensors, before, 'no index tensor left behind');
+  assert.throws(() => permuteRows(x, Int32Array.from([0, 0, 1])), /index 0 at position 1 makes this no permutation of 0..2/);
+  assert.throws(() => permuteRows(x, Int32Array.from([0, 1])), /permuteRows: 2 indices for 3 rows/);
+  tf.dispose([x, w]);
 });
