@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ts from 'typescript';
 
@@ -69,13 +70,30 @@ function resolve(from: string, spec: string): string {
   throw new Error(`lib/${from} imports '${spec}', which is no file under lib/`);
 }
 
+/** Every module a file names: import (type) / export … from / import x = require() / require() / import() / import('x') types. */
+function moduleSpecifiers(file: string): string[] {
+  const src = ts.createSourceFile(file, fs.readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
+  const out: string[] = [];
+  const literal = (n: ts.Node | undefined): void => {
+    if (n && ts.isStringLiteralLike(n)) out.push(n.text);
+  };
+  const visit = (n: ts.Node): void => {
+    if (ts.isImportDeclaration(n) || ts.isExportDeclaration(n)) literal(n.moduleSpecifier);
+    else if (ts.isImportEqualsDeclaration(n) && ts.isExternalModuleReference(n.moduleReference)) literal(n.moduleReference.expression);
+    else if (ts.isCallExpression(n) && (n.expression.kind === ts.SyntaxKind.ImportKeyword || (ts.isIdentifier(n.expression) && n.expression.text === 'require'))) literal(n.arguments[0]);
+    else if (ts.isImportTypeNode(n) && ts.isLiteralTypeNode(n.argument)) literal(n.argument.literal);
+    ts.forEachChild(n, visit);
+  };
+  visit(src);
+  return out;
+}
+
 /** Every relative import of every file under lib/: `import`, `import type`, `export … from`, `require`, `import()`. */
 function importGraph(): Map<string, string[]> {
   const graph = new Map<string, string[]>();
   for (const file of listTs(LIB)) {
     const rel = path.relative(LIB, file).split(path.sep).join('/');
-    const info = ts.preProcessFile(fs.readFileSync(file, 'utf8'), true, true);
-    const targets = info.importedFiles.map((f) => f.fileName).filter((s) => s.startsWith('.'));
+    const targets = moduleSpecifiers(file).filter((s) => s.startsWith('.'));
     graph.set(rel, [...new Set(targets.map((s) => resolve(rel, s)))].sort());
   }
   return graph;
@@ -186,7 +204,16 @@ test('no import cycle between layer groups (folders)', () => {
   assert.deepEqual(found, [], `cycles between layer groups:\n  ${found.join('\n  ')}`);
 });
 
-test('the cycle finder finds a cycle and the layer check sees an upward import', () => {
+test('lib/index.ts reaches every part of the library, so that a notebook imports one thing', () => {
+  const parts = fs.readdirSync(LIB, { withFileTypes: true })
+    .filter((e) => (e.isDirectory() || e.name.endsWith('.ts')) && e.name !== 'index.ts')
+    .map((e) => e.name.replace(/\.ts$/, ''));
+  const reached = new Set((graph.get('index.ts') ?? []).map((f) => f.split('/')[0].replace(/\.ts$/, '')));
+  const missing = parts.filter((p) => !reached.has(p));
+  assert.deepEqual(missing, [], `lib/index.ts exports nothing from: ${missing.map((p) => `lib/${p}`).join(', ')}`);
+});
+
+test('the cycle finder finds a cycle, the layer check sees an upward import, the parser sees every form of import', () => {
   const g = new Map([
     ['a', new Set(['b'])],
     ['b', new Set(['c'])],
@@ -198,4 +225,12 @@ test('the cycle finder finds a cycle and the layer check sees an upward import',
   assert.ok(groupOf('train/trainer.ts').layer < groupOf('plot/display.ts').layer);
   assert.ok(groupOf('backend/wasm/index.ts').layer < groupOf('backend/index.ts').layer);
   assert.ok(groupOf('backend/types.ts').layer < groupOf('backend/wasm/index.ts').layer);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mixmask-arch-'));
+  const f = path.join(tmp, 'x.ts');
+  fs.writeFileSync(f, [
+    "import type { A } from './a';", "import './b';", "export * as c from './c';", "export { d } from './d';",
+    "const e = require('./e');", "type F = typeof import('./f');", "import g = require('./g');", "void import('./h');", "// import './comment';",
+  ].join('\n'));
+  assert.deepEqual(moduleSpecifiers(f), ['./a', './b', './c', './d', './e', './f', './g', './h']);
+  fs.rmSync(tmp, { recursive: true });
 });
