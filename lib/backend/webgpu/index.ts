@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendCandidate } from '../types';
 import { installWebgpuKernels, WEBGPU_KERNELS } from './kernels';
+import { setTuning } from './program';
 import { type AdapterSummary, describeAdapter, probeDawn, summariseAdapter } from './probe';
 
 export { classifyDawnFailure, describeAdapter, probeDawn, summariseAdapter } from './probe';
@@ -28,6 +29,11 @@ export interface WebgpuCandidateOptions {
   timeoutMs?: number;
   /** Environment of the probe (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Our training kernels (./kernels.ts) instead of tfjs's own (default: yes, unless
+   * MIXMASK_WEBGPU_KERNELS=stock, which the benches use to measure what they replace).
+   */
+  trainingKernels?: boolean;
 }
 
 /** The adapter of the active webgpu backend, once activated. */
@@ -135,7 +141,10 @@ export function webgpuCandidate(opts: WebgpuCandidateOptions = {}): BackendCandi
       installNavigatorGpu(dawnPath, flags);
       // Importing registers the 'webgpu' backend (a no-op after the first time).
       await import('@tensorflow/tfjs-backend-webgpu');
-      installWebgpuKernels();
+      const training = opts.trainingKernels ?? env.MIXMASK_WEBGPU_KERNELS !== 'stock';
+      installWebgpuKernels({ training });
+      // A software adapter runs one workgroup per CPU core: its reductions are split less.
+      setTuning({ software: probed?.software ?? false });
       if (!(await tf.setBackend('webgpu'))) throw new Error('tf.setBackend("webgpu") returned false (see the warning above)');
       await tf.ready();
       const backend = tf.backend();
@@ -144,7 +153,7 @@ export function webgpuCandidate(opts: WebgpuCandidateOptions = {}): BackendCandi
       // The backend keeps only vendor and architecture; the probe saw the rest of the same adapter.
       activeAdapter = probed ?? summariseAdapter(info ?? {});
       const dawn = flags.length > 0 ? `Dawn (${flags.join(' ')})` : 'Dawn';
-      return { detail: `${dawn}, adapter ${describeAdapter(activeAdapter)}; kernels: ${WEBGPU_KERNELS.join(', ')}`, threads: 1 };
+      return { detail: `${dawn}, adapter ${describeAdapter(activeAdapter)}; kernels: ${WEBGPU_KERNELS.join(', ')}${training ? '' : ' (training kernels: tfjs\'s own)'}`, threads: 1 };
     },
   };
 }

@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
+import { installConv2DBackpropFilter } from './conv2d-backprop-filter';
+import { replaceKernel } from './program';
 
 /**
  * Kernels we register for tfjs-backend-webgpu 4.22 where its own fail on our shapes.
@@ -14,8 +16,11 @@ import * as tf from '@tensorflow/tfjs';
  * augmentations' [N·H·W, 3] × [3, 3] colour maps at batch 512 and 64×64) hit the same limit.
  * Such products (also the fused product + bias of tf.fused.matMul) are computed in blocks of
  * rows and concatenated.
+ *
+ * Training kernels, one per file of this folder: Conv2DBackpropFilter as a split-K GEMM
+ * (conv2d-backprop-filter.ts).
  */
-export const WEBGPU_KERNELS = ['Transpose', 'BatchMatMul', '_FusedMatMul'] as const;
+export const WEBGPU_KERNELS = ['Transpose', 'BatchMatMul', '_FusedMatMul', 'Conv2DBackpropFilter'] as const;
 
 interface WebgpuBackendLike extends tf.KernelBackend {
   device: { limits: { maxComputeWorkgroupsPerDimension: number } };
@@ -82,16 +87,15 @@ const rowBlocked = (name: string): Kernel => (args) => {
   }
 };
 
-/** Registers the kernels above for 'webgpu' (once; tfjs-backend-webgpu must be imported). */
-export function installWebgpuKernels(): void {
+/**
+ * Registers the kernels above and, unless `training` is false (tfjs's own then run, for
+ * comparisons), the training kernels of this folder for 'webgpu'. Once per process;
+ * tfjs-backend-webgpu must be imported.
+ */
+export function installWebgpuKernels(opts: { training?: boolean } = {}): void {
   if (stockTranspose) return;
-  const replace = (name: string, f: Kernel): Kernel => {
-    const stock = tf.getKernel(name, 'webgpu');
-    if (!stock) throw new Error(`tfjs-backend-webgpu registered no '${name}' kernel: is @tensorflow/tfjs-backend-webgpu 4.22 imported?`);
-    tf.unregisterKernel(name, 'webgpu');
-    tf.registerKernel({ kernelName: name, backendName: 'webgpu', kernelFunc: f as unknown as tf.KernelFunc });
-    return stock.kernelFunc as unknown as Kernel;
-  };
-  for (const name of ['BatchMatMul', '_FusedMatMul']) stockMatMul.set(name, replace(name, rowBlocked(name)));
-  stockTranspose = replace('Transpose', transpose);
+  for (const name of ['BatchMatMul', '_FusedMatMul']) stockMatMul.set(name, replaceKernel(name, rowBlocked(name)) as Kernel);
+  stockTranspose = replaceKernel('Transpose', transpose) as Kernel;
+  if (opts.training === false) return;
+  installConv2DBackpropFilter();
 }
