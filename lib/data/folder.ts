@@ -122,7 +122,3 @@ export function listImages(dir: string): string[] {
   walk(dir);
   return out;
 }
-
-export function imageFolderDataset(root: string, opts: ImageFolderOptions): ImageFolderDataset {
-  return new ImageFolderDataset(root, opts);
-}

@@ -9,7 +9,7 @@ export { loadFashionMnist, parseIdx, FASHION_MNIST_CLASSES } from './idx';
 export type { IdxArray, LoadIdxDatasetOptions } from './idx';
 export { loadTinyImageNet, tinyImageNetIndex } from './tiny-imagenet';
 export type { TinySplit, LoadTinyImageNetOptions } from './tiny-imagenet';
-export { ImageFolderDataset, imageFolderDataset, listImages, IMAGE_EXTENSIONS } from './folder';
+export { ImageFolderDataset, listImages, IMAGE_EXTENSIONS } from './folder';
 export type { ImageFolderOptions } from './folder';
 export { decodeImageFile, imageDecoderName, loadImageBatch, skimagePhoto, SKIMAGE_DATA_DIR } from './decode';
 export type { DecodedImage, DecodeOptions } from './decode';

@@ -97,14 +97,6 @@ export function countTopK(scores: Float32Array | Float64Array, numClasses: numbe
   return counts;
 }
 
-/** Labels of samples [0, n) or of `indices` of a dataset. */
-export function datasetLabels(ds: Dataset, indices?: ArrayLike<number>): Int32Array {
-  const n = indices ? indices.length : ds.size;
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) out[i] = ds.label(indices ? indices[i] : i);
-  return out;
-}
-
 export function percent(count: number, n: number): number {
   return n === 0 ? 0 : (100 * count) / n;
 }

@@ -1,6 +1,6 @@
 /** Evaluators: feature extraction, weighted kNN monitor, linear probe, semi-supervised and supervised fine-tuning. */
 export type { ProgressInfo, ProgressFn, EvalTransform } from './common';
-export { countTopK, resolveMilestones, datasetLabels } from './common';
+export { countTopK, resolveMilestones } from './common';
 export { extractFeatures, backboneFeatures } from './features';
 export type { FeatureSet, LabelledFeatures, ExtractOptions, FeatureFn } from './features';
 export { knnNeighbours, knnVote, knnClassify, knnMonitor } from './knn';

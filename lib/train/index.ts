@@ -3,7 +3,7 @@ export { Trainer, runTitle, NonFiniteLossError, CHECKPOINT_FILE } from './traine
 export type { TrainerOptions, TrainSummary, MonitorResult } from './trainer';
 export { storedRunConfig, readRunConfig } from './config';
 export type { RunConfig, Profile } from './config';
-export { CHECKPOINT_FORMAT, saveCheckpoint, loadCheckpoint, assignFromCheckpoint, loadBackbone, tensorToSafe, tensorsToSafe } from './checkpoint';
+export { CHECKPOINT_FORMAT, saveCheckpoint, loadCheckpoint, assignFromCheckpoint, loadBackbone, tensorsToSafe } from './checkpoint';
 export type { Checkpoint, CheckpointMeta } from './checkpoint';
 export { JsonlLog } from './log';
 export type { LogRecord, StepRecord, EpochRecord } from './log';

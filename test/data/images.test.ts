@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import sharpDefault from 'sharp';
 import { useBackend } from '../helpers';
-import { decodeImageFile, imageDecoderName, imageFolderDataset, loadAll, loadTinyImageNet } from '../../lib/data';
+import { decodeImageFile, ImageFolderDataset, imageDecoderName, loadAll, loadTinyImageNet } from '../../lib/data';
 
 // sharp's typings are its ESM build; under CommonJS the require() value is the factory.
 const sharp = ((sharpDefault as unknown as { default?: typeof sharpDefault }).default ?? sharpDefault) as typeof sharpDefault;
@@ -116,7 +116,7 @@ test('ImageFolder (ImageNet layout): sorted classes, recursive files, streamed d
   await writeImage(path.join(dir, 'zebra', 'sub', 'b.png'), 30, 50, 'png');
   await writeImage(path.join(dir, 'ant', 'c.JPEG'), 220, 30);
   fs.writeFileSync(path.join(dir, 'ant', 'notes.txt'), 'ignored');
-  const ds = imageFolderDataset(dir, { size: 24 });
+  const ds = new ImageFolderDataset(dir, { size: 24 });
   assert.deepEqual(ds.classNames, ['ant', 'zebra']);
   assert.equal(ds.size, 3);
   assert.deepEqual([0, 1, 2].map((i) => ds.label(i)), [0, 1, 1]);
@@ -126,12 +126,12 @@ test('ImageFolder (ImageNet layout): sorted classes, recursive files, streamed d
   assert.ok(Math.abs(raw.pixels[24 * 24 * 3] - 220) <= 3);
 
   fs.mkdirSync(path.join(dir, 'empty'));
-  assert.throws(() => imageFolderDataset(dir, { size: 24 }), (e: Error) => e.message.includes(path.join(dir, 'empty')) && /is empty/.test(e.message));
+  assert.throws(() => new ImageFolderDataset(dir, { size: 24 }), (e: Error) => e.message.includes(path.join(dir, 'empty')) && /is empty/.test(e.message));
   fs.rmdirSync(path.join(dir, 'empty'));
-  assert.throws(() => imageFolderDataset(path.join(dir, 'nope'), { size: 24 }), /is not a folder/);
-  assert.throws(() => imageFolderDataset(dir, { size: 24, classNames: ['ant', 'bee', 'zebra'] }), /missing class folder .*bee/);
+  assert.throws(() => new ImageFolderDataset(path.join(dir, 'nope'), { size: 24 }), /is not a folder/);
+  assert.throws(() => new ImageFolderDataset(dir, { size: 24, classNames: ['ant', 'bee', 'zebra'] }), /missing class folder .*bee/);
   fs.writeFileSync(path.join(dir, 'ant', 'bad.png'), 'nope');
-  const ds2 = imageFolderDataset(dir, { size: 24 });
+  const ds2 = new ImageFolderDataset(dir, { size: 24 });
   await assert.rejects(ds2.read([ds2.files.findIndex((f) => f.endsWith('bad.png'))]), (e: Error) => e.message.includes('bad.png'));
   fs.rmSync(dir, { recursive: true });
 });
