@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { probeNativeModule } from './native-probe';
 import type { BackendCandidate } from './types';
 import { onednnCandidate, uninstallOnednnKernels } from './onednn';
-import { activateWasm } from './wasm';
+import { activateWasm, wasmAvailable } from './wasm';
 import { webgpuCandidate } from './webgpu';
 
 export type { BackendCandidate } from './types';
@@ -82,12 +82,7 @@ export function defaultCandidates(): BackendCandidate[] {
     {
       name: 'wasm',
       async check() {
-        try {
-          require.resolve('@tensorflow/tfjs-backend-wasm');
-        } catch {
-          return { ok: false, reason: 'not installed' };
-        }
-        return typeof WebAssembly === 'object' ? { ok: true, reason: '' } : { ok: false, reason: 'no WebAssembly' };
+        return wasmAvailable();
       },
       async activate({ threads }) {
         // Plain wasm even if an earlier initBackend in this process installed the oneDNN kernels.

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import type { BackendCandidate } from '../types';
-import { activateWasm } from '../wasm';
+import { activateWasm, wasmAvailable } from '../wasm';
 import { buildStatusReason, defaultAddonPath, loadAddon } from './addon';
 import { installOnednnKernels, ONEDNN_KERNELS } from './kernels';
 
@@ -70,12 +70,8 @@ export function onednnCandidate(opts: OnednnCandidateOptions = {}): BackendCandi
   return {
     name: 'wasm+onednn',
     async check() {
-      try {
-        require.resolve('@tensorflow/tfjs-backend-wasm');
-      } catch {
-        return { ok: false, reason: '@tensorflow/tfjs-backend-wasm not installed' };
-      }
-      if (typeof WebAssembly !== 'object') return { ok: false, reason: 'no WebAssembly' };
+      const wasm = wasmAvailable();
+      if (!wasm.ok) return wasm;
       return probeOnednnAddon(addonPath, opts.timeoutMs);
     },
     async activate({ threads }) {

@@ -89,3 +89,13 @@ export async function activateWasm(opts: WasmOptions = {}): Promise<WasmActivati
     threads,
   };
 }
+
+/** Whether the tfjs wasm backend can load here: its package is installed and WebAssembly exists. */
+export function wasmAvailable(): { ok: boolean; reason: string } {
+  try {
+    require.resolve('@tensorflow/tfjs-backend-wasm');
+  } catch {
+    return { ok: false, reason: '@tensorflow/tfjs-backend-wasm not installed' };
+  }
+  return typeof WebAssembly === 'object' ? { ok: true, reason: '' } : { ok: false, reason: 'no WebAssembly' };
+}
