@@ -11,7 +11,7 @@
  *   → presets, experiments → plot → notebook → this index.
  */
 export * as tf from '@tensorflow/tfjs';
-export { initBackend, backendReport, formatBackendReport, defaultCandidates, nativeModuleCandidate } from './backend';
+export { initBackend, ensureBackend, backendReport, formatBackendReport, defaultCandidates, nativeModuleCandidate } from './backend';
 export type { BackendReport, BackendAttempt, BackendCandidate, InitBackendOptions, BackendName } from './backend';
 export * from './models';
 export { Rng } from './util/rng';
