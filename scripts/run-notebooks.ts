@@ -3,7 +3,8 @@
  * notebook under notebooks/ (or those whose file name contains a filter) headless through
  * Jupyter's nbconvert with the project's tslab kernel, and writes into reports/notebooks/:
  *
- *   <name>.ipynb, <name>.html   the executed notebook and its HTML rendering
+ *   <name>.ipynb, <name>.html   the executed notebook (light: figures load plotly.js from the server)
+ *                               and its HTML rendering (plotly.js inlined once, works offline anywhere)
  *   <name>/<figure>.html|.png   every figure shown with mm.plot.showPlot, as a page and a PNG
  *   <name>.png                  a screenshot of the top of the HTML report
  *   report.json                 per notebook: seconds, profile, and the browser check below
@@ -17,6 +18,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checkPage, findChromium, screenshot, type PageCheck } from '../lib/plot/browser';
+import { inlinePlotlyBundle } from '../lib/plot/display';
 import { mapLimit } from '../lib/util/concurrency';
 import { PROFILES } from '../lib/presets';
 import { KERNEL_NAME, LOCAL_JUPYTER_DIR, PROJECT_ROOT, PYTHON, checkJupyter, writeKernelSpec } from './jupyter';
@@ -147,6 +149,9 @@ async function main(): Promise<number> {
       console.error(rep.error);
       continue;
     }
+    // The notebook's figures load plotly.js from the Jupyter server; the report carries it inline.
+    const htmlFile = path.join(OUT_DIR, `${name}.html`);
+    fs.writeFileSync(htmlFile, inlinePlotlyBundle(fs.readFileSync(htmlFile, 'utf8')));
     let browserNote = '';
     if (chromium) {
       let problem: string | null;

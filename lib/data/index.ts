@@ -11,7 +11,7 @@ export { loadTinyImageNet, tinyImageNetIndex } from './tiny-imagenet';
 export type { TinySplit, LoadTinyImageNetOptions } from './tiny-imagenet';
 export { ImageFolderDataset, listImages, IMAGE_EXTENSIONS } from './folder';
 export type { ImageFolderOptions } from './folder';
-export { decodeImageFile, imageDecoderName, loadImageBatch, skimagePhoto, SKIMAGE_DATA_DIR } from './decode';
+export { decodeImageFile, encodeJpeg, imageDecoderName, loadImageBatch, skimagePhoto, SKIMAGE_DATA_DIR } from './decode';
 export type { DecodedImage, DecodeOptions } from './decode';
 export {
   sampleCrop, sampleCrops, cropResizeFlip, grayscale, adjustBrightness, adjustContrast, adjustSaturation, adjustHue,

@@ -63,19 +63,23 @@ export function encodePng(pixels: Uint8Array, width: number, height: number, cha
  * with `await data()`, so this works on every backend (webgpu included).
  */
 export async function imageDataUri(img: tf.Tensor, scale = 255): Promise<string> {
+  const { pixels, width, height, channels } = await imagePixels(img, scale);
+  return `data:image/png;base64,${encodePng(pixels, width, height, channels).toString('base64')}`;
+}
+
+/** The 8-bit pixels (row-major) of one image tensor, as imageDataUri reads them. */
+export async function imagePixels(img: tf.Tensor, scale = 255): Promise<{ pixels: Uint8Array; width: number; height: number; channels: 1 | 3 }> {
   const shape = img.shape;
   if (img.rank !== 2 && img.rank !== 3) throw new Error(`imageDataUri: expected [H, W] or [H, W, C], got [${shape.join(', ')}]`);
   const [h, w] = shape;
   const c = img.rank === 3 ? shape[2] : 1;
   if (c !== 1 && c !== 3) throw new Error(`imageDataUri: expected 1 or 3 channels, got ${c}`);
   const t = tf.tidy(() => tf.clipByValue(tf.round(tf.mul(img, scale)), 0, 255).cast('int32'));
-  let px: Uint8Array;
   try {
-    px = Uint8Array.from(await t.data());
+    return { pixels: Uint8Array.from(await t.data()), width: w, height: h, channels: c as 1 | 3 };
   } finally {
     t.dispose();
   }
-  return `data:image/png;base64,${encodePng(px, w, h, c as 1 | 3).toString('base64')}`;
 }
 
 /** A panel of an image grid: a title and an image as a data URI (imageDataUri) or nothing (blank). */

@@ -36,5 +36,5 @@ export {
 export type { Box } from './mix';
 export { makeViews, makeView, unmix, partnerShares, disposeView, disposeViews, resolveViewSpec } from './views';
 export type { ViewSpec, ViewMethod, View, ViewKind } from './views';
-export { encodePng, imageDataUri, imageGridFigure, gridHeatmapFigure, maskDrawStats } from './figures';
+export { encodePng, imageDataUri, imagePixels, imageGridFigure, gridHeatmapFigure, maskDrawStats } from './figures';
 export type { MaskFigure, ImagePanel, MaskDrawStats } from './figures';

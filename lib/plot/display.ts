@@ -1,13 +1,19 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../io/atomic';
-import { tslabDisplay } from '../util/tslab';
+import { inNotebook, tslabDisplay } from '../util/tslab';
 
 /**
  * Plotly figures inline in tslab notebooks and as standalone HTML files, fully offline: the
- * plotly.js bundle (plotly.js-dist-min, the minified plotly.js-dist) is inlined, never
- * fetched from a CDN. In a notebook the bundle is sent once per kernel session (by
- * `setupNotebook()` or, failing that, by the first figure); later figures reuse window.Plotly.
+ * plotly.js bundle (plotly.js-dist-min, the minified plotly.js-dist) is never fetched from a CDN.
+ *
+ * In a notebook the 4.6 MB bundle stays out of the saved outputs: the kernel writes it once to
+ * `mixmask-static/plotly-<version>.min.js` next to the notebook (a folder that git-ignores
+ * itself), and each figure output carries a small loader that fetches it from the Jupyter server
+ * (`<base>/files/<notebook folder>/mixmask-static/...`, classic Notebook and JupyterLab) or,
+ * failing that, relative to the page; a figure whose bundle cannot be loaded says so in place of
+ * the plot. HTML exports get the bundle inlined by `inlinePlotlyBundle` (the headless runner does
+ * this), standalone figure pages inline it or load a shared file.
  */
 export interface PlotlyFigure {
   data: Array<Record<string, unknown>>;
@@ -16,7 +22,6 @@ export interface PlotlyFigure {
 }
 
 let bundleCache: string | null = null;
-let bundleSentToKernel = false;
 let figureCounter = 0;
 
 /** plotly.js's version, read from the installed package. */
@@ -36,20 +41,86 @@ export function plotlyBundleScript(): string {
   return bundleCache;
 }
 
-/** HTML for one figure: a div and a script that draws it once Plotly is available. */
-export function figureHtml(fig: PlotlyFigure, opts: { includeBundle?: boolean; id?: string } = {}): string {
+/** The folder, next to a notebook (the kernel's working directory), that holds the bundle for the live page. */
+export const NOTEBOOK_STATIC_DIR = 'mixmask-static';
+
+/** The bundle's file name under NOTEBOOK_STATIC_DIR: versioned, so a browser never runs a stale cached copy. */
+export function notebookPlotlyFile(): string {
+  return `plotly-${plotlyVersion()}.min.js`;
+}
+
+/**
+ * Writes <dir>/mixmask-static/plotly-<version>.min.js (and a .gitignore of `*`, so the folder
+ * never shows up in a commit) unless present; returns the file. `dir` defaults to the kernel's
+ * working directory, which Jupyter sets to the notebook's folder.
+ */
+export function writeNotebookPlotlyFile(dir: string = process.cwd()): string {
+  const staticDir = path.join(dir, NOTEBOOK_STATIC_DIR);
+  fs.mkdirSync(staticDir, { recursive: true });
+  const ignore = path.join(staticDir, '.gitignore');
+  if (!fs.existsSync(ignore)) writeFileAtomic(ignore, '# plotly.js for the live notebook page, written by the kernel (lib/plot/display.ts)\n*\n');
+  return writePlotlyFile(staticDir, notebookPlotlyFile());
+}
+
+/** Marks the loader's <script> (inlinePlotlyBundle looks for it). */
+const LOADER_MARK = 'data-mixmask-plotly-loader';
+
+/**
+ * A small <script> that loads the bundle written by writeNotebookPlotlyFile into the page unless
+ * window.Plotly exists: from the Jupyter server's /files/ route for the notebook's folder (classic
+ * Notebook: the body's data-base-url and data-notebook-path; JupyterLab / Notebook 7: the page
+ * config's baseUrl and the /tree/ path of the URL), else relative to the page. When every source
+ * fails it sets window.__mixmaskPlotlyError, which the figures show in place of the plot.
+ */
+export function plotlyLoaderScript(): string {
+  const file = `${NOTEBOOK_STATIC_DIR}/${notebookPlotlyFile()}`;
+  const help = `Run this notebook's cells in a live kernel (mm.plot.setupNotebook() writes ${file} next to the notebook), or open its HTML report (npm run notebooks), which carries plotly.js inline.`;
+  return `<script type="text/javascript" ${LOADER_MARK}="${plotlyVersion()}">(function(){var W=window,F=${JSON.stringify(file)};
+if(W.Plotly||W.__mixmaskPlotlyLoading){return;}W.__mixmaskPlotlyLoading=true;W.__mixmaskPlotlyError=null;
+var b=document.body,base=b&&b.getAttribute('data-base-url'),nb=b&&b.getAttribute('data-notebook-path'),urls=[];
+if(base===null||base===undefined){var c=document.getElementById('jupyter-config-data');if(c){try{base=JSON.parse(c.textContent).baseUrl;}catch(e){}}}
+if(nb===null||nb===undefined){var m=location.pathname.match(/\\/(?:lab\\/tree|lab\\/workspaces\\/[^/]+\\/tree|notebooks|tree|doc\\/tree)\\/(.*)$/);if(m){nb=m[1];}}
+if(base&&nb!==null&&nb!==undefined){var parts=decodeURIComponent(nb).split('/').slice(0,-1);
+urls.push(decodeURIComponent(String(base)).replace(/\\/?$/,'/')+'files/'+parts.concat(F.split('/')).map(encodeURIComponent).join('/'));}
+urls.push(F);
+function next(i){if(W.Plotly){W.__mixmaskPlotlyLoading=false;return;}
+if(i>=urls.length){W.__mixmaskPlotlyLoading=false;W.__mixmaskPlotlyError='plotly.js could not be loaded (tried '+urls.join(', ')+'). '+${JSON.stringify(help)};return;}
+var s=document.createElement('script');s.type='text/javascript';s.src=urls[i];
+s.onload=function(){next(i+1);};s.onerror=function(){next(i+1);};document.head.appendChild(s);}
+next(0);})();</script>`;
+}
+
+/**
+ * The exported HTML of a notebook with the bundle inlined once into its <head>, so that the
+ * report draws its figures offline wherever it is opened; pages without a figure loader are
+ * returned unchanged.
+ */
+export function inlinePlotlyBundle(html: string): string {
+  if (!html.includes(LOADER_MARK)) return html;
+  const head = html.search(/<\/head>/i);
+  const bundle = plotlyBundleScript();
+  return head < 0 ? bundle + html : html.slice(0, head) + bundle + html.slice(head);
+}
+
+/**
+ * HTML for one figure: a div and a script that draws it once Plotly is available. `loader` adds
+ * plotlyLoaderScript (notebook outputs); `includeBundle` inlines the whole bundle instead.
+ * The mode bar is hidden unless fig.config asks for it.
+ */
+export function figureHtml(fig: PlotlyFigure, opts: { includeBundle?: boolean; loader?: boolean; id?: string } = {}): string {
   const id = opts.id ?? `mixmask-plot-${process.pid}-${Date.now().toString(36)}-${figureCounter++}`;
   const height = typeof fig.layout?.height === 'number' ? `${fig.layout.height}px` : '450px';
-  const payload = JSON.stringify({ data: fig.data, layout: fig.layout ?? {}, config: { responsive: true, ...fig.config } })
+  const payload = JSON.stringify({ data: fig.data, layout: fig.layout ?? {}, config: { responsive: true, displayModeBar: false, ...fig.config } })
     .replace(/</g, '\\u003c');
   const draw = `<div id="${id}" class="mixmask-plot" style="width:100%;height:${height}"></div>
 <script type="text/javascript">(function(){var f=${payload};var tries=0;
 function draw(){var el=document.getElementById(${JSON.stringify(id)});if(!el){return;}
 if(window.Plotly){window.Plotly.newPlot(el,f.data,f.layout,f.config);}
-else if(tries++<200){setTimeout(draw,50);}
-else{el.textContent='plotly.js is not loaded on this page: run the notebook from its first cell.';}}
+else if(window.__mixmaskPlotlyError){el.textContent=window.__mixmaskPlotlyError;el.style.height='auto';el.style.color='#b00';}
+else if(tries++<600){setTimeout(draw,50);}
+else{el.textContent='plotly.js is not loaded on this page (waited 30 s): run the notebook from its first cell.';el.style.height='auto';el.style.color='#b00';}}
 draw();})();</script>`;
-  return (opts.includeBundle ? plotlyBundleScript() : '') + draw;
+  return (opts.includeBundle ? plotlyBundleScript() : opts.loader ? plotlyLoaderScript() : '') + draw;
 }
 
 /** Name of the shared plotly.js file that figure pages written with `bundle: 'file'` load. */
@@ -75,9 +146,9 @@ export function writeFigureHtml(file: string, figs: PlotlyFigure | PlotlyFigure[
   writeFileAtomic(file, standaloneHtml(list, title, opts));
 }
 
-/** Writes <dir>/plotly.min.js (the bundle, wrapped as in plotlyBundleScript) unless present. */
-export function writePlotlyFile(dir: string): string {
-  const file = path.join(dir, PLOTLY_FILE);
+/** Writes <dir>/<name> (default plotly.min.js: the bundle, wrapped as in plotlyBundleScript) unless present. */
+export function writePlotlyFile(dir: string, name: string = PLOTLY_FILE): string {
+  const file = path.join(dir, name);
   if (!fs.existsSync(file)) {
     // The same wrapper as plotlyBundleScript (no <script> escaping needed in a .js file).
     const src = fs.readFileSync(require.resolve('plotly.js-dist-min'), 'utf8');
@@ -112,11 +183,23 @@ export function displayHtml(html: string): boolean {
   return true;
 }
 
-/** Loads plotly.js into the notebook page. Call once at the top of a notebook. */
+let notebookFileWritten = false;
+
+/** In a notebook: writes the bundle next to the notebook once per kernel (writeNotebookPlotlyFile). */
+function ensureNotebookPlotlyFile(): void {
+  if (notebookFileWritten) return;
+  writeNotebookPlotlyFile();
+  notebookFileWritten = true;
+}
+
+/**
+ * Loads plotly.js into the notebook page (from mixmask-static/ next to the notebook, see the
+ * top of this file). Call once at the top of a notebook; figures load it themselves too.
+ */
 export function setupNotebook(): void {
-  if (displayHtml(`${plotlyBundleScript()}<div style="display:none">plotly.js ${plotlyVersion()} loaded</div>`)) {
-    bundleSentToKernel = true;
-  }
+  if (!inNotebook()) return;
+  ensureNotebookPlotlyFile();
+  displayHtml(`${plotlyLoaderScript()}<div style="display:none">plotly.js ${plotlyVersion()}</div>`);
 }
 
 /** Names already used by showPlot in this process (the kernel), so that saved files never collide. */
@@ -152,7 +235,9 @@ export function showPlot(fig: PlotlyFigure, opts: ShowPlotOptions = {}): void {
     writeFigureHtml(saved, page, title ? stripTags(title) : undefined, { bundle: 'file' });
   }
   lastSaved = saved;
-  if (displayHtml(figureHtml(fig, { includeBundle: !bundleSentToKernel }))) bundleSentToKernel = true;
+  if (!inNotebook()) return;
+  ensureNotebookPlotlyFile();
+  displayHtml(figureHtml(fig, { loader: true }));
 }
 
 let lastSaved: string | null = null;

@@ -1,16 +1,21 @@
 export {
+  NOTEBOOK_STATIC_DIR,
   PLOTLY_FILE,
   displayHtml,
   figureDir,
   figureHtml,
+  inlinePlotlyBundle,
   lastSavedFigure,
+  notebookPlotlyFile,
   plotlyBundleScript,
+  plotlyLoaderScript,
   plotlyVersion,
   setupNotebook,
   showHtml,
   showPlot,
   standaloneHtml,
   writeFigureHtml,
+  writeNotebookPlotlyFile,
   writePlotlyFile,
 } from './display';
 export type { PlotlyFigure, ShowPlotOptions } from './display';
@@ -18,7 +23,7 @@ export { METHOD_COLORS, METHOD_LABELS, embeddingStdFigure, finalKnn, readRunLog,
 export type { CurveOptions, CurveRun, RunLog, RunSummary } from './runs';
 export { ABLATION_COLORS, ablationBarsFigure } from './ablations';
 export type { AblationBar } from './ablations';
-export { MASK_TYPE_COLORS, drawStatsHistogram, drawStatsSummary, imageDataUris, maskPatternsFigure, maskSliderFigure, mixedImages } from './mask-panels';
+export { MASK_TYPE_COLORS, drawStatsHistogram, drawStatsSummary, imageDataUris, maskPatternsFigure, maskSliderFigure, mixedImages, photoDataUri } from './mask-panels';
 export type { DrawStatsSummary, MaskSetting, MixedImages } from './mask-panels';
 export { barFigure, escapeHtml, htmlTable, pixelsDataUri, sampleGridFigure, sideBySideTables } from './tables';
 export type { BarSeries, HtmlTable, RawImages } from './tables';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { imageDataUri, imageGridFigure, type ImagePanel, type MaskDrawStats } from '../masks/figures';
+import { encodeJpeg } from '../data/decode';
+import { encodePng, imageDataUri, imageGridFigure, imagePixels, type ImagePanel, type MaskDrawStats } from '../masks/figures';
 import { countComponents, makeGrid, pixelLambda, type Grid, type MaskType } from '../masks/grid';
 import { flipIndex, mixWithPartner, upsampleGrid } from '../masks/mix';
 import type { Rng } from '../util/rng';
@@ -13,7 +14,18 @@ import { METHOD_COLORS } from './runs';
  * pixel keeps its own content, λ = mean(M) as realised.
  */
 
-/** One grid applied to a batch: its pixel mask and each mixed image as PNG data URIs, with the realised λ. */
+/**
+ * A photograph as a data URI: JPEG (quality 90) from 64×64 pixels up where sharp is installed,
+ * else PNG (exact; small images are small as PNG anyway). Saved notebooks stay light this way
+ * (a 224-pixel photo: ~20 KB instead of ~150 KB as PNG).
+ */
+export async function photoDataUri(img: tf.Tensor): Promise<string> {
+  const { pixels, width, height, channels } = await imagePixels(img);
+  const jpeg = width * height >= 64 * 64 ? await encodeJpeg(pixels, width, height, channels) : null;
+  return jpeg ? `data:image/jpeg;base64,${jpeg.toString('base64')}` : `data:image/png;base64,${encodePng(pixels, width, height, channels).toString('base64')}`;
+}
+
+/** One grid applied to a batch: its pixel mask (PNG) and each mixed image (photoDataUri) as data URIs, with the realised λ. */
 export interface MixedImages {
   /** The pixel mask (white = own content, black = filled from the partner). */
   mask: string;
@@ -34,7 +46,7 @@ export async function mixedImages(images: tf.Tensor4D, grid: Grid, partner: Int3
   try {
     return {
       mask: await imageDataUri(mask),
-      mixed: await Promise.all(rows.map((r) => imageDataUri(r))),
+      mixed: await Promise.all(rows.map((r) => photoDataUri(r))),
       lambda: pixelLambda(grid, h, w),
       components: countComponents(grid),
     };
@@ -43,11 +55,11 @@ export async function mixedImages(images: tf.Tensor4D, grid: Grid, partner: Int3
   }
 }
 
-/** Each image of a batch [n, h, w, c] as a PNG data URI. */
+/** Each image of a batch [n, h, w, c] as a data URI (photoDataUri). */
 export async function imageDataUris(images: tf.Tensor4D): Promise<string[]> {
   const rows = tf.unstack(images);
   try {
-    return await Promise.all(rows.map((r) => imageDataUri(r)));
+    return await Promise.all(rows.map((r) => photoDataUri(r)));
   } finally {
     tf.dispose(rows);
   }

@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { checkPage, figureHtml, findChromium, pageSize, plotlyBundleScript, screenshot, writeFigureHtml } from '../../lib/plot';
+import { checkPage, figureHtml, findChromium, inlinePlotlyBundle, notebookPlotlyFile, pageSize, plotlyBundleScript, screenshot, writeFigureHtml, writeNotebookPlotlyFile } from '../../lib/plot';
 
 /** Chromium is a system dependency: CI installs it (scripts/apt-packages.txt), so there its absence fails. */
 function chromiumMissing(): string | false {
@@ -47,4 +47,26 @@ test('figure pages carry their size and render to a PNG of that size', { skip: c
   assert.equal(head.subarray(1, 4).toString('ascii'), 'PNG');
   assert.equal(head.readUInt32BE(16), 516);
   assert.equal(head.readUInt32BE(20), 340);
+});
+
+test('notebook figure outputs draw from the bundle next to the page, from the inlined export, and fail visibly without either', { skip: chromiumMissing() }, async () => {
+  const chromium = findChromium()!;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mixmask-browser-'));
+  const body = `${figureHtml(fig, { loader: true })}${figureHtml(fig, { loader: true })}`;
+  const page = `<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>${body}</body></html>`;
+  // No bundle anywhere: nothing draws, the loader's request fails.
+  const missing = path.join(dir, 'missing.html');
+  fs.writeFileSync(missing, page);
+  const none = await checkPage(chromium, missing);
+  assert.deepEqual([none.figures, none.rendered, none.plotly], [2, 0, false]);
+  assert.ok(none.resourceErrors.some((u) => u.endsWith(notebookPlotlyFile())), `no failed request for the bundle: ${none.resourceErrors.join(', ')}`);
+  // The exported report: the bundle inlined, no file needed.
+  const exported = path.join(dir, 'exported.html');
+  fs.writeFileSync(exported, inlinePlotlyBundle(page));
+  const ex = await checkPage(chromium, exported);
+  assert.deepEqual([ex.figures, ex.rendered, ex.errors, ex.ok], [2, 2, [], true]);
+  // The kernel's file next to the page (the relative fallback of the loader).
+  writeNotebookPlotlyFile(dir);
+  const live = await checkPage(chromium, missing);
+  assert.deepEqual([live.figures, live.rendered, live.errors, live.ok], [2, 2, [], true]);
 });

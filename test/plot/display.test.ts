@@ -3,7 +3,10 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { figureHtml, lastSavedFigure, plotlyBundleScript, showPlot, standaloneHtml, writeFigureHtml } from '../../lib/plot';
+import {
+  NOTEBOOK_STATIC_DIR, figureHtml, inlinePlotlyBundle, lastSavedFigure, notebookPlotlyFile, plotlyBundleScript, plotlyVersion, showPlot, standaloneHtml,
+  writeFigureHtml, writeNotebookPlotlyFile,
+} from '../../lib/plot';
 import { inNotebook } from '../../lib/util/tslab';
 
 const fig = { data: [{ type: 'scatter', x: [1, 2], y: [3, 4], name: '</script><b>x' }], layout: { height: 300 } };
@@ -66,4 +69,37 @@ test('outside a notebook showPlot displays nothing but can still write the page'
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mixmask-plot-')), 'f.html');
   showPlot(fig, { htmlFile: file });
   assert.ok(fs.existsSync(file));
+});
+
+test('a notebook figure output loads plotly.js from the server instead of carrying it, and hides the mode bar', () => {
+  const html = figureHtml(fig, { loader: true, id: 'p2' });
+  assert.ok(!html.includes('window.Plotly = Plotly'), 'the 4.6 MB bundle is in a notebook output');
+  assert.ok(html.length < 5_000, `a two-point figure output weighs ${html.length} characters`);
+  assert.ok(html.includes(`${NOTEBOOK_STATIC_DIR}/plotly-${plotlyVersion()}.min.js`), 'the loader does not name the versioned file');
+  assert.match(html, /data-mixmask-plotly-loader=/);
+  assert.match(html, /'files\/'/, 'the loader does not use the Jupyter server\'s /files/ route');
+  assert.match(html, /plotly\.js could not be loaded \(tried /, 'no message for a bundle that cannot be loaded');
+  assert.match(html, /"displayModeBar":false/);
+  assert.match(figureHtml({ ...fig, config: { displayModeBar: true } }), /"displayModeBar":true/, 'a figure cannot ask for its mode bar');
+});
+
+test('the kernel writes the bundle once next to the notebook, in a folder that git-ignores itself', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mixmask-nb-'));
+  const file = writeNotebookPlotlyFile(dir);
+  assert.equal(file, path.join(dir, NOTEBOOK_STATIC_DIR, notebookPlotlyFile()));
+  assert.match(fs.readFileSync(file, 'utf8').slice(0, 100), /^\(function\(\)\{var define, module, exports;/);
+  assert.match(fs.readFileSync(path.join(dir, NOTEBOOK_STATIC_DIR, '.gitignore'), 'utf8'), /^\*$/m);
+  const mtime = fs.statSync(file).mtimeMs;
+  assert.equal(writeNotebookPlotlyFile(dir), file);
+  assert.equal(fs.statSync(file).mtimeMs, mtime, 'rewritten although present');
+});
+
+test('an exported notebook gets the bundle inlined once; pages without figures stay as they are', () => {
+  const exported = `<!DOCTYPE html><html><head><title>nb</title></head><body>${figureHtml(fig, { loader: true })}${figureHtml(fig, { loader: true })}</body></html>`;
+  const out = inlinePlotlyBundle(exported);
+  assert.equal(out.match(/window\.Plotly = Plotly/g)?.length, 1);
+  assert.ok(out.indexOf('window.Plotly = Plotly') < out.indexOf('</head>'), 'the bundle is not in <head>');
+  assert.equal(out.length, exported.length + plotlyBundleScript().length);
+  const plain = '<html><head></head><body>no figures</body></html>';
+  assert.equal(inlinePlotlyBundle(plain), plain);
 });

@@ -3,7 +3,8 @@ import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import sharpDefault from 'sharp';
 import { maskDrawStats, type Grid, type MaskDrawStats } from '../../lib/masks';
-import { MASK_TYPE_COLORS, drawStatsHistogram, drawStatsSummary, maskPatternsFigure, maskSliderFigure, mixedImages } from '../../lib/plot';
+import { MASK_TYPE_COLORS, drawStatsHistogram, drawStatsSummary, maskPatternsFigure, maskSliderFigure, mixedImages, photoDataUri } from '../../lib/plot';
+import { encodePng } from '../../lib/masks';
 import { Rng } from '../../lib/util/rng';
 import { useBackend } from '../helpers';
 
@@ -108,4 +109,29 @@ test('drawStatsSummary: means, the target floor(r·g²) and the share of draws t
   const real = drawStatsSummary(maskDrawStats('block', 8, 0.5, 200, new Rng(5)));
   assert.equal(real.targetCells, 32);
   assert.ok(real.reachedTarget > 0.5, `reached ${real.reachedTarget}`);
+});
+
+test('photoDataUri: photographs as JPEG a fraction of their PNG size and close to the pixels; small images stay exact PNG', async () => {
+  // A smooth 128×128 "photo" with some texture.
+  const img = tf.tidy(() => {
+    const y = tf.linspace(0, 1, 128).reshape([128, 1, 1]);
+    const x = tf.linspace(0, 1, 128).reshape([1, 128, 1]);
+    return tf.concat([tf.add(tf.mul(y, 0.5), tf.mul(tf.sin(tf.mul(x, 20)), 0.2)).add(0.25), tf.mul(x, y), tf.sub(1, x).mul(0.8)].map((t) => t.broadcastTo([128, 128, 1])), 2);
+  });
+  const before = tf.memory().numTensors;
+  const uri = await photoDataUri(img);
+  assert.equal(tf.memory().numTensors, before);
+  assert.match(uri, /^data:image\/jpeg;base64,/);
+  const px = Uint8Array.from(await tf.tidy(() => tf.round(tf.mul(img, 255))).data());
+  const png = encodePng(px, 128, 128, 3);
+  const jpeg = Buffer.from(uri.slice(uri.indexOf(',') + 1), 'base64');
+  assert.ok(jpeg.length * 3 < png.length, `JPEG ${jpeg.length} B vs PNG ${png.length} B`);
+  const { data } = await sharp(jpeg).raw().toBuffer({ resolveWithObject: true });
+  let err = 0;
+  for (let i = 0; i < px.length; i++) err += Math.abs(data[i] - px[i]);
+  assert.ok(err / px.length < 4, `mean absolute error ${err / px.length} of 255`);
+  img.dispose();
+  const small = tf.ones([4, 4, 3]);
+  assert.match(await photoDataUri(small), /^data:image\/png;base64,/);
+  small.dispose();
 });
