@@ -13,6 +13,40 @@ import * as tf from '@tensorflow/tfjs';
  */
 export const FUSED_BATCH_NORM_KERNEL = 'MixMaskFusedBatchNormTrain';
 
+/**
+ * The fused kernel's gradient, which a backend registering the kernel registers too:
+ *   inputs  { dy, x, y, mean, variance, scale } (y, mean, variance: the forward's outputs)
+ *   attrs   as the forward's
+ *   outputs [ dx, dScale [C], dOffset [C] ]
+ * With g = dy·[y > 0] (ReLU) or dy, x̂ = (x − mean)/√(variance + ε), M elements per channel:
+ *   dOffset = Σ g,  dScale = Σ g·x̂,  dx = scale/√(variance + ε) · (g − (dOffset + x̂·dScale)/M).
+ */
+export const FUSED_BATCH_NORM_GRAD_KERNEL = 'MixMaskFusedBatchNormTrainGrad';
+
+/**
+ * Registers the fused kernel's gradient (for every backend: it runs FUSED_BATCH_NORM_GRAD_KERNEL
+ * on the active one). Idempotent; each backend that registers the kernel calls it.
+ */
+export function registerFusedBatchNormGradient(): void {
+  if (tf.getGradient(FUSED_BATCH_NORM_KERNEL)) return;
+  tf.registerGradient({
+    kernelName: FUSED_BATCH_NORM_KERNEL,
+    inputsToSave: ['x', 'scale'],
+    outputsToSave: [true, true, true],
+    gradFunc: (dys, saved, attrs) => {
+      const dy = (Array.isArray(dys) ? dys[0] : dys) as tf.Tensor;
+      const [x, scale, y, mean, variance] = saved;
+      const a = attrs as unknown as { varianceEpsilon: number; relu: boolean };
+      const [dx, dScale, dOffset] = tf.engine().runKernel(
+        FUSED_BATCH_NORM_GRAD_KERNEL,
+        { dy, x, y, mean, variance, scale } as unknown as tf.NamedTensorMap,
+        { varianceEpsilon: a.varianceEpsilon, relu: a.relu } as unknown as tf.NamedAttrMap,
+      ) as tf.Tensor[];
+      return { x: () => dx, scale: () => dScale, offset: () => dOffset };
+    },
+  });
+}
+
 export interface BatchNormTrainResult {
   y: tf.Tensor;
   mean: tf.Tensor1D;

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { FUSED_BATCH_NORM_KERNEL } from '../batchnorm-op';
+import { FUSED_BATCH_NORM_GRAD_KERNEL, FUSED_BATCH_NORM_KERNEL, registerFusedBatchNormGradient } from '../batchnorm-op';
 import { alloc, f32, Info } from './wasm-ops';
 
 /**
@@ -12,7 +12,7 @@ import { alloc, f32, Info } from './wasm-ops';
  * Statistics are accumulated in float64, so the result is at least as accurate as the
  * float32 composite.
  */
-export const FUSED_BATCH_NORM_GRAD_KERNEL = 'MixMaskFusedBatchNormTrainGrad';
+export { FUSED_BATCH_NORM_GRAD_KERNEL };
 
 interface BnAttrs {
   varianceEpsilon: number;
@@ -181,22 +181,5 @@ export function registerFusedBatchNorm(): void {
       tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
     }
   }
-  if (!tf.getGradient(FUSED_BATCH_NORM_KERNEL)) {
-    tf.registerGradient({
-      kernelName: FUSED_BATCH_NORM_KERNEL,
-      inputsToSave: ['x', 'scale'],
-      outputsToSave: [true, true, true],
-      gradFunc: (dys, saved, attrs) => {
-        const dy = (Array.isArray(dys) ? dys[0] : dys) as tf.Tensor;
-        const [x, scale, y, mean, variance] = saved;
-        const a = attrs as unknown as BnAttrs;
-        const [dx, dScale, dOffset] = tf.engine().runKernel(
-          FUSED_BATCH_NORM_GRAD_KERNEL,
-          { dy, x, y, mean, variance, scale } as unknown as tf.NamedTensorMap,
-          { varianceEpsilon: a.varianceEpsilon, relu: a.relu } as unknown as tf.NamedAttrMap,
-        ) as tf.Tensor[];
-        return { x: () => dx, scale: () => dScale, offset: () => dOffset };
-      },
-    });
-  }
+  registerFusedBatchNormGradient();
 }

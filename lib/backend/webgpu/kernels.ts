@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
+import { installFusedBatchNorm } from './batchnorm';
 import { installConv2DBackpropFilter } from './conv2d-backprop-filter';
 import { replaceKernel } from './program';
+import { FUSED_BATCH_NORM_GRAD_KERNEL, FUSED_BATCH_NORM_KERNEL } from '../batchnorm-op';
 
 /**
  * Kernels we register for tfjs-backend-webgpu 4.22 where its own fail on our shapes.
@@ -18,9 +20,10 @@ import { replaceKernel } from './program';
  * rows and concatenated.
  *
  * Training kernels, one per file of this folder: Conv2DBackpropFilter as a split-K GEMM
- * (conv2d-backprop-filter.ts).
+ * (conv2d-backprop-filter.ts); training-mode BatchNorm (+ ReLU) and its gradient, fused
+ * (batchnorm.ts).
  */
-export const WEBGPU_KERNELS = ['Transpose', 'BatchMatMul', '_FusedMatMul', 'Conv2DBackpropFilter'] as const;
+export const WEBGPU_KERNELS = ['Transpose', 'BatchMatMul', '_FusedMatMul', 'Conv2DBackpropFilter', FUSED_BATCH_NORM_KERNEL, FUSED_BATCH_NORM_GRAD_KERNEL] as const;
 
 interface WebgpuBackendLike extends tf.KernelBackend {
   device: { limits: { maxComputeWorkgroupsPerDimension: number } };
@@ -98,4 +101,5 @@ export function installWebgpuKernels(opts: { training?: boolean } = {}): void {
   stockTranspose = replaceKernel('Transpose', transpose) as Kernel;
   if (opts.training === false) return;
   installConv2DBackpropFilter();
+  installFusedBatchNorm();
 }

@@ -1,0 +1,163 @@
+import { test, before, after } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { batchNormTrain, FUSED_BATCH_NORM_KERNEL, hasFusedBatchNorm } from '../../lib/backend/batchnorm-op';
+import { rowBlocks } from '../../lib/backend/webgpu/batchnorm';
+import { countDispatches } from '../../lib/backend/webgpu/dispatches';
+import { tuning } from '../../lib/backend/webgpu/program';
+import { Rng } from '../../lib/util/rng';
+import { relError, useWebgpu } from '../helpers';
+
+/**
+ * The fused training BatchNorm (+ ReLU) of lib/backend/webgpu against the composite tfjs ops on
+ * the cpu backend: output, batch statistics and the gradients for x, scale and offset, relative
+ * error < 1e-5, on ResNet-18's channel counts, odd shapes, activations whose mean is far from 0,
+ * and with the per-channel sums cut into several blocks of rows (the two-stage reduction a GPU
+ * takes) — and in a handful of dispatches each way.
+ */
+
+const TOL = 1e-5;
+let skip: string | null = null;
+const defaultTarget = tuning.targetWorkgroups;
+
+before(async () => {
+  skip = await useWebgpu();
+});
+
+after(() => {
+  tuning.targetWorkgroups = defaultTarget;
+});
+
+const rng = new Rng(33);
+function randn(n: number): Float32Array {
+  return rng.fillNormal(new Float32Array(n), 0, 1);
+}
+
+interface Run {
+  values: Float32Array[];
+  dispatches: { forward: number; backward: number };
+}
+
+/** y, mean, variance and the gradients of Σ y·dy for x, scale, offset on `backend`. */
+async function bn(backend: string, shape: number[], xs: Float32Array, gs: Float32Array, bs: Float32Array, dys: Float32Array, relu: boolean): Promise<Run> {
+  await tf.setBackend(backend);
+  const x = tf.tensor(xs, shape);
+  const scale = tf.tensor1d(gs);
+  const offset = tf.tensor1d(bs);
+  const dy = tf.tensor(dys, shape);
+  const dispatches = { forward: 0, backward: 0 };
+  const forward = () =>
+    tf.tidy(() => {
+      const r = batchNormTrain(x, scale, offset, 1e-5, relu);
+      return [r.y, r.mean, r.variance];
+    });
+  let out: tf.Tensor[];
+  let grads: tf.Tensor[];
+  const gradsOf = () =>
+    tf.tidy(() => tf.grads((a: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => tf.sum(tf.mul(batchNormTrain(a, s as tf.Tensor1D, o as tf.Tensor1D, 1e-5, relu).y, dy)))([x, scale, offset]));
+  if (backend === 'webgpu') {
+    const f = await countDispatches(forward);
+    out = f.result;
+    dispatches.forward = f.count.total;
+    const g = await countDispatches(gradsOf);
+    grads = g.result;
+    // The gradient pass also runs the forward (and tf.sum / tf.mul / the seed of Σ y·dy).
+    dispatches.backward = g.count.total;
+  } else {
+    out = forward();
+    grads = gradsOf();
+  }
+  const values: Float32Array[] = [];
+  for (const t of [...out, ...grads]) values.push((await t.data()) as Float32Array);
+  tf.dispose([x, scale, offset, dy, ...out, ...grads]);
+  return { values, dispatches };
+}
+
+const NAMES = ['y', 'mean', 'variance', 'dx', 'dScale', 'dOffset'];
+
+async function agree(shape: number[], relu: boolean, opts: { mean?: number; blocksTarget?: number } = {}): Promise<Run> {
+  const c = shape[shape.length - 1];
+  const size = shape.reduce((a, b) => a * b, 1);
+  const xs = randn(size).map((v, i) => 2 * v + (opts.mean ?? 0) + (i % c) * 0.25);
+  const gs = randn(c);
+  const bs = randn(c);
+  const dys = randn(size);
+  tuning.targetWorkgroups = opts.blocksTarget ?? defaultTarget;
+  try {
+    await tf.setBackend('webgpu');
+    const before = tf.memory().numTensors;
+    assert.ok(hasFusedBatchNorm(), `${FUSED_BATCH_NORM_KERNEL} is not registered for webgpu`);
+    const got = await bn('webgpu', shape, xs, gs, bs, dys, relu);
+    await tf.setBackend('cpu');
+    assert.ok(!hasFusedBatchNorm(), 'the cpu reference must be the composite');
+    const want = await bn('cpu', shape, xs, gs, bs, dys, relu);
+    await tf.setBackend('webgpu');
+    assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+    NAMES.forEach((name, i) => {
+      const e = relError(got.values[i], want.values[i]);
+      assert.ok(e < TOL, `${name}: rel err ${e}`);
+    });
+    return got;
+  } finally {
+    tuning.targetWorkgroups = defaultTarget;
+  }
+}
+
+for (const relu of [true, false]) {
+  for (const shape of [
+    [4, 8, 8, 64],
+    [2, 4, 4, 128],
+    [2, 2, 2, 512],
+    [3, 5, 7, 13],
+    [9, 13],
+  ]) {
+    test(`fused BatchNorm${relu ? ' + ReLU' : ''} [${shape}] on webgpu matches the cpu composite: y, statistics, dx, dScale, dOffset`, async (t) => {
+      if (skip) return t.skip(skip);
+      await agree(shape, relu);
+    });
+  }
+}
+
+test('fused BatchNorm on webgpu: activations with a mean far from 0 (statistics without cancellation)', async (t) => {
+  if (skip) return t.skip(skip);
+  await agree([4, 6, 6, 16], true, { mean: 40 });
+});
+
+test('fused BatchNorm on webgpu: per-channel sums over many blocks of rows (two-stage) match, in few dispatches', async (t) => {
+  if (skip) return t.skip(skip);
+  const shape = [8, 16, 16, 32];
+  assert.ok(rowBlocks(8 * 16 * 16, 32, 512).blocks > 8, 'the case must reach several blocks');
+  const many = await agree(shape, true, { blocksTarget: 512 });
+  const one = await agree(shape, true, { blocksTarget: 1 });
+  // Forward: sums, mean, variance, normalise. Backward: sums (+ summing the blocks), dx, dScale, dOffset.
+  assert.equal(many.dispatches.forward, 4);
+  assert.equal(one.dispatches.forward, 4);
+  // The gradient pass: the forward again (4), the loss' multiply and sum and their gradients (a few), BN's 5 (4 with one block).
+  assert.ok(many.dispatches.backward <= one.dispatches.backward + 1, `${many.dispatches.backward} vs ${one.dispatches.backward}`);
+  assert.ok(one.dispatches.backward <= 14, `backward took ${one.dispatches.backward} dispatches`);
+});
+
+test('rowBlocks: blocks cover the rows exactly once and never hold fewer than 64 rows (unless there is one)', () => {
+  for (const [R, C, target] of [
+    [8192, 64, 512],
+    [8192, 64, 8],
+    [100, 512, 512],
+    [63, 3, 512],
+    [1_000_003, 16, 512],
+  ]) {
+    const { blocks, rowsPerBlock } = rowBlocks(R, C, target);
+    assert.ok((blocks - 1) * rowsPerBlock < R && blocks * rowsPerBlock >= R, `[${R}, ${C}]: ${blocks} × ${rowsPerBlock}`);
+    assert.ok(blocks === 1 || rowsPerBlock >= 64, `[${R}, ${C}]: ${rowsPerBlock} rows per block`);
+  }
+  assert.equal(rowBlocks(8192, 64, 1).blocks, 1);
+});
+
+test('fused BatchNorm on webgpu rejects a scale whose length is not the channel count', async (t) => {
+  if (skip) return t.skip(skip);
+  await tf.setBackend('webgpu');
+  const x = tf.zeros([2, 3, 3, 4]);
+  const scale = tf.ones([5]) as tf.Tensor1D;
+  const offset = tf.zeros([4]) as tf.Tensor1D;
+  assert.throws(() => batchNormTrain(x, scale, offset, 1e-5, false), /scale has 5 channels, x has 4/);
+  tf.dispose([x, scale, offset]);
+});
