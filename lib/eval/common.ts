@@ -1,5 +1,6 @@
 import type { NormalizeSpec } from '../data/augment';
 import type { Dataset } from '../data/types';
+import { InterruptedError } from '../train/interrupt';
 
 /**
  * Shared small pieces of the evaluators: progress reporting, option checks, the evaluation
@@ -22,6 +23,14 @@ export interface ProgressInfo {
 }
 
 export type ProgressFn = (info: ProgressInfo) => void;
+
+/**
+ * Stops an evaluation at a batch or epoch boundary once `signal` is aborted (Kernel → Interrupt
+ * through train/interrupt's `interruptible`, or any AbortController), with one line saying where.
+ */
+export function stopIfAborted(signal: AbortSignal | undefined, task: string, where: string, note = 'nothing of it is kept: re-run the cell to start it again'): void {
+  if (signal?.aborted) throw new InterruptedError(`${task} interrupted ${where}; ${note}`);
+}
 
 /**
  * How images become backbone input at evaluation time (resize/centre-crop to `size`, then

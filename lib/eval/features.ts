@@ -4,7 +4,7 @@ import { rawToBatch } from '../data/pipeline';
 import { testTransform } from '../data/recipes';
 import type { Dataset, RawBatch } from '../data/types';
 import type { ResNet } from '../models/resnet';
-import { checkInt, defaultTransform, type EvalTransform, type ProgressFn } from './common';
+import { checkInt, defaultTransform, stopIfAborted, type EvalTransform, type ProgressFn } from './common';
 
 /** Row-major features in plain JS memory: n rows of `dim` floats (a 50k × 2048 bank is 400 MB, no tensor held). */
 export interface FeatureSet {
@@ -28,6 +28,8 @@ export interface ExtractOptions {
   onProgress?: ProgressFn;
   /** Phase name in progress events (default 'features'). */
   phase?: string;
+  /** Stops at the next batch with an InterruptedError once aborted. */
+  signal?: AbortSignal;
 }
 
 /** Anything mapping images [N,H,W,3] → features [N,D] in eval mode (a ResNet, or a test double). */
@@ -68,6 +70,7 @@ export async function extractFeatures(model: ResNet | FeatureFn, ds: Dataset, op
   let pending: Promise<RawBatch> = ds.read(slice(0));
   for (let start = 0; start < n; start += batchSize) {
     const raw = await pending;
+    stopIfAborted(opts.signal, 'feature extraction', `at image ${start} of ${n} (${phase})`);
     const nextStart = start + batchSize;
     if (nextStart < n) {
       pending = ds.read(slice(nextStart));

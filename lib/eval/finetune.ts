@@ -6,7 +6,7 @@ import type { Dataset, RawBatch } from '../data/types';
 import { Linear } from '../models/layers';
 import type { ResNet } from '../models/resnet';
 import { Rng } from '../util/rng';
-import { checkInt, checkNumber, countTopK, defaultTransform, type EvalTransform, percent, type ProgressFn, resolveMilestones } from './common';
+import { checkInt, checkNumber, countTopK, defaultTransform, type EvalTransform, percent, type ProgressFn, resolveMilestones, stopIfAborted } from './common';
 import { extractFeatures } from './features';
 import { Sgd, stepFactor } from '../optim';
 import { labelSubset } from './subsets';
@@ -66,6 +66,8 @@ export interface FineTuneOptions {
   /** Images per forward pass when evaluating (default 256). */
   evalBatchSize?: number;
   onProgress?: ProgressFn;
+  /** Stops at the next batch with an InterruptedError once aborted (the backbone keeps the steps done so far). */
+  signal?: AbortSignal;
 }
 
 export interface FineTuneResult {
@@ -174,6 +176,8 @@ export async function fineTune(backbone: ResNet, opts: FineTuneOptions): Promise
       let pending: Promise<RawBatch> = opts.train.read(batches[0]);
       for (let bi = 0; bi < batches.length; bi++) {
         const raw = await pending;
+        stopIfAborted(opts.signal, 'fine-tuning', `at epoch ${epoch + 1} of ${epochs} (batch ${bi + 1} of ${batches.length})`,
+          'the backbone keeps the steps done so far: rebuild or reload it, then re-run the cell');
         if (bi + 1 < batches.length) {
           pending = opts.train.read(batches[bi + 1]);
           pending.catch(() => undefined);
@@ -205,6 +209,7 @@ export async function fineTune(backbone: ResNet, opts: FineTuneOptions): Promise
       indices: opts.testIndices,
       onProgress: opts.onProgress,
       phase: 'test',
+      signal: opts.signal,
     });
     const [c1, c5] = countTopK(logits.data, numClasses, logits.labels, [1, 5]);
     return {

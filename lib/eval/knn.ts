@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Dataset } from '../data/types';
 import type { ResNet } from '../models/resnet';
 import { l2Normalize } from '../losses';
-import { checkInt, checkNumber, type EvalTransform, labelRank, percent, type ProgressFn } from './common';
+import { checkInt, checkNumber, type EvalTransform, labelRank, percent, type ProgressFn, stopIfAborted } from './common';
 import { extractFeatures, type FeatureFn, type FeatureSet } from './features';
 
 /**
@@ -254,6 +254,8 @@ export interface KnnMonitorOptions extends KnnOptions {
   batchSize?: number;
   /** Input size / pixel normalisation (pass the training recipe); default: dataset size, none. */
   transform?: Partial<EvalTransform>;
+  /** Stops at the next feature batch, or before the search, with an InterruptedError once aborted. */
+  signal?: AbortSignal;
   /** Pixel normalisation (shorthand for transform.normalize; pass recipe.normalize). */
   normalize?: EvalTransform['normalize'];
   /** Subsets of the bank / query (e.g. quick monitors); default all. */
@@ -279,8 +281,10 @@ export async function knnMonitor(backbone: ResNet | FeatureFn, opts: KnnMonitorO
   }
   const transform = { ...opts.transform, ...(opts.normalize !== undefined ? { normalize: opts.normalize } : {}) };
   const t0 = Date.now();
-  const bank = await extractFeatures(backbone, opts.bank, { batchSize: opts.batchSize, transform, indices: opts.bankIndices, onProgress: opts.onProgress, phase: 'bank features' });
-  const query = await extractFeatures(backbone, opts.query, { batchSize: opts.batchSize, transform, indices: opts.queryIndices, onProgress: opts.onProgress, phase: 'query features' });
+  const ex = { batchSize: opts.batchSize, transform, onProgress: opts.onProgress, signal: opts.signal };
+  const bank = await extractFeatures(backbone, opts.bank, { ...ex, indices: opts.bankIndices, phase: 'bank features' });
+  const query = await extractFeatures(backbone, opts.query, { ...ex, indices: opts.queryIndices, phase: 'query features' });
+  stopIfAborted(opts.signal, 'kNN evaluation', 'before the neighbour search');
   const t1 = Date.now();
   const res = await knnClassify(bank, bank.labels, query, query.labels, { ...opts, numClasses: opts.numClasses ?? opts.bank.numClasses });
   return { ...res, featureSeconds: (t1 - t0) / 1000, searchSeconds: (Date.now() - t1) / 1000 };

@@ -4,7 +4,7 @@ import { l2Normalize } from '../losses';
 import { Linear } from '../models/layers';
 import type { ResNet } from '../models/resnet';
 import { Rng } from '../util/rng';
-import { checkInt, checkNumber, countTopK, maxOf, type EvalTransform, percent, type ProgressFn, resolveMilestones } from './common';
+import { checkInt, checkNumber, countTopK, maxOf, type EvalTransform, percent, type ProgressFn, resolveMilestones, stopIfAborted } from './common';
 import { extractFeatures, type FeatureFn, type LabelledFeatures } from './features';
 import { Sgd, stepFactor } from '../optim';
 
@@ -43,6 +43,8 @@ export interface LinearTrainOptions {
   /** Classes (default 1 + the largest training label). */
   numClasses?: number;
   onProgress?: ProgressFn;
+  /** Stops at the next batch (features) or step (training) with an InterruptedError once aborted. */
+  signal?: AbortSignal;
 }
 
 export interface LinearResult {
@@ -108,6 +110,7 @@ export async function trainLinearOnFeatures(train: LabelledFeatures, test: Label
       const order = rng.permutation(train.n);
       let lossSum = 0;
       for (let s = 0; s < steps; s++) {
+        stopIfAborted(opts.signal, 'linear probe', `at epoch ${epoch + 1} of ${epochs} (step ${s + 1} of ${steps})`);
         const idx = order.subarray(s * batchSize, Math.min((s + 1) * batchSize, train.n));
         const lossT = tf.tidy(() => {
           const ib = tf.tensor1d(idx, 'int32');
@@ -158,7 +161,7 @@ export interface LinearProbeOptions extends LinearTrainOptions {
 /** Linear probe of a frozen backbone: features once (eval mode, test transform), then trainLinearOnFeatures. */
 export async function linearProbe(backbone: ResNet | FeatureFn, opts: LinearProbeOptions): Promise<LinearResult> {
   if (!opts || !opts.train || !opts.test) throw new Error('linearProbe: options train and test (datasets) are required');
-  const ex = { batchSize: opts.extractBatchSize, transform: opts.transform, onProgress: opts.onProgress };
+  const ex = { batchSize: opts.extractBatchSize, transform: opts.transform, onProgress: opts.onProgress, signal: opts.signal };
   const train = await extractFeatures(backbone, opts.train, { ...ex, indices: opts.trainIndices, phase: 'train features' });
   const test = await extractFeatures(backbone, opts.test, { ...ex, indices: opts.testIndices, phase: 'test features' });
   return trainLinearOnFeatures(train, test, { ...opts, numClasses: opts.numClasses ?? opts.train.numClasses });
