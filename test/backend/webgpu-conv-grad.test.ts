@@ -2,13 +2,14 @@ import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { conv2DBackpropFilterGemm, chooseSplitK } from '../../lib/backend/webgpu/conv2d-backprop-filter';
+import { DIRECT_MAX_IN_CHANNELS } from '../../lib/backend/webgpu/conv2d-backprop-input';
 import { countDispatches } from '../../lib/backend/webgpu/dispatches';
 import type { WebgpuBackendLike } from '../../lib/backend/webgpu/program';
 import { Rng } from '../../lib/util/rng';
 import { relError, useWebgpu } from '../helpers';
 
 /**
- * Our webgpu convolution gradients (lib/backend/webgpu) against the cpu backend: relative error
+ * Our webgpu convolution gradients (lib/backend/webgpu: dW and dx) against the cpu backend: relative error
  * < 1e-5 on every distinct convolution of ResNet-18 (CIFAR and ImageNet stems) and ResNet-50
  * (channels and strides as in the models, spatial sizes and batches cut down so that the cpu
  * reference stays fast), plus odd shapes: Cin = 3, stride 2 with odd sizes, K not a multiple of
@@ -71,6 +72,10 @@ const RESNET50: ConvCase[] = [
 ];
 
 const ODD: ConvCase[] = [
+  { name: 'Cout 6 (not a multiple of 4: scalar loads), stride 2, odd 7×7', n: 2, hw: 7, ci: 5, co: 6, k: 3, stride: 2, pad: 1 },
+  { name: '1×1 stride 2 pad 0 on even 8×8 (three phases get no tap)', n: 2, hw: 8, ci: 4, co: 8, k: 1, stride: 2, pad: 0 },
+  { name: '2×2 stride 2 valid, Cout 3', n: 1, hw: 6, ci: 4, co: 3, k: 2, stride: 2, pad: 'valid' },
+  { name: 'Cin 4 (direct dx), 3×3 stride 2 even 8×8, Cout 12', n: 2, hw: 8, ci: 4, co: 12, k: 3, stride: 2, pad: 1 },
   { name: 'Cin 3, stride 2, odd 9×9, Cout 5', n: 3, hw: 9, ci: 3, co: 5, k: 3, stride: 2, pad: 1 },
   { name: 'batch 1, 5×5 valid, Cin 7, Cout 33 (tiles not full)', n: 1, hw: 5, ci: 7, co: 33, k: 3, stride: 1, pad: 'valid' },
   { name: "stride 2 'same' (tfjs pads 0/1), 10×10", n: 2, hw: 10, ci: 6, co: 10, k: 3, stride: 2, pad: 'same' },
@@ -87,40 +92,48 @@ function attrsOf(c: ConvCase) {
   return { strides: c.stride, pad: c.pad, dataFormat: 'NHWC' as const, dimRoundingMode: undefined, filterShape: [c.k, c.k, c.ci, c.co] as [number, number, number, number] };
 }
 
-/** dW of one case on `backend`, through the registered kernel; values read back, nothing left. */
-async function filterGrad(backend: string, c: ConvCase, xs: Float32Array, dys: Float32Array, outShape: number[]) {
+/** dW and dx of one case on `backend`, through the registered kernels; values read back, nothing left. */
+async function grads(backend: string, c: ConvCase, data: { xs: Float32Array; ws: Float32Array; dys: Float32Array }, outShape: number[]) {
   await tf.setBackend(backend);
-  const x = tf.tensor4d(xs, [c.n, c.hw, c.hw, c.ci]);
-  const dy = tf.tensor(dys, outShape);
-  const run = () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, attrsOf(c) as unknown as tf.NamedAttrMap) as tf.Tensor;
+  const x = tf.tensor4d(data.xs, [c.n, c.hw, c.hw, c.ci]);
+  const w = tf.tensor4d(data.ws, [c.k, c.k, c.ci, c.co]);
+  const dy = tf.tensor(data.dys, outShape);
+  const { filterShape, ...attrs } = attrsOf(c);
+  const run = () => [
+    tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape } as unknown as tf.NamedAttrMap) as tf.Tensor,
+    tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: x.shape } as unknown as tf.NamedAttrMap) as tf.Tensor,
+  ];
   let programs: string[] = [];
-  let dw: tf.Tensor;
+  let outs: tf.Tensor[];
   if (backend === 'webgpu') {
     const counted = await countDispatches(run);
-    dw = counted.result;
+    outs = counted.result;
     programs = [...counted.count.byProgram.keys()];
   } else {
-    dw = run();
+    outs = run();
   }
-  const values = (await dw.data()) as Float32Array;
-  tf.dispose([x, dy, dw]);
-  return { values, programs };
+  const dW = (await outs[0].data()) as Float32Array;
+  const dx = (await outs[1].data()) as Float32Array;
+  tf.dispose([x, w, dy, ...outs]);
+  return { dW, dx, programs };
 }
 
 for (const c of [...RESNET18, ...RESNET50, ...ODD]) {
-  test(`Conv2DBackpropFilter on webgpu (split-K GEMM) matches cpu: ${c.name}`, async (t) => {
+  test(`Conv2DBackpropFilter (split-K GEMM) and Conv2DBackpropInput (polyphase) on webgpu match cpu: ${c.name}`, async (t) => {
     if (skip) return t.skip(skip);
     const outShape = tf.backend_util.computeConv2DInfo([c.n, c.hw, c.hw, c.ci], [c.k, c.k, c.ci, c.co], c.stride, 1, c.pad).outShape;
-    const xs = randn(c.n * c.hw * c.hw * c.ci);
-    const dys = randn(outShape.reduce((a, b) => a * b, 1));
+    const data = { xs: randn(c.n * c.hw * c.hw * c.ci), ws: randn(c.k * c.k * c.ci * c.co), dys: randn(outShape.reduce((a, b) => a * b, 1)) };
     const before = tf.memory().numTensors;
-    const got = await filterGrad('webgpu', c, xs, dys, outShape);
-    const want = await filterGrad('cpu', c, xs, dys, outShape);
+    const got = await grads('webgpu', c, data, outShape);
+    const want = await grads('cpu', c, data, outShape);
     await tf.setBackend('webgpu');
     assert.equal(tf.memory().numTensors, before, 'tensors leaked');
-    assert.ok(got.programs.includes('FilterGemmProgram'), `ran ${got.programs.join(', ')}, not the GEMM`);
-    const e = relError(got.values, want.values);
-    assert.ok(e < TOL, `rel err ${e}`);
+    const dxProgram = c.ci <= DIRECT_MAX_IN_CHANNELS && c.co % 4 === 0 ? 'InputDirectProgram' : 'InputGemmProgram';
+    assert.ok(got.programs.includes('FilterGemmProgram') && got.programs.includes(dxProgram), `ran ${got.programs.join(', ')}`);
+    const eW = relError(got.dW, want.dW);
+    const eX = relError(got.dx, want.dx);
+    assert.ok(eW < TOL, `dW: rel err ${eW}`);
+    assert.ok(eX < TOL, `dx: rel err ${eX}`);
   });
 }
 

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { installFusedBatchNorm } from './batchnorm';
 import { installConv2DBackpropFilter } from './conv2d-backprop-filter';
+import { installConv2DBackpropInput } from './conv2d-backprop-input';
 import { replaceKernel } from './program';
 import { FUSED_BATCH_NORM_GRAD_KERNEL, FUSED_BATCH_NORM_KERNEL } from '../batchnorm-op';
 
@@ -20,10 +21,10 @@ import { FUSED_BATCH_NORM_GRAD_KERNEL, FUSED_BATCH_NORM_KERNEL } from '../batchn
  * rows and concatenated.
  *
  * Training kernels, one per file of this folder: Conv2DBackpropFilter as a split-K GEMM
- * (conv2d-backprop-filter.ts); training-mode BatchNorm (+ ReLU) and its gradient, fused
- * (batchnorm.ts).
+ * (conv2d-backprop-filter.ts); Conv2DBackpropInput as a polyphase GEMM (conv2d-backprop-input.ts);
+ * training-mode BatchNorm (+ ReLU) and its gradient, fused (batchnorm.ts).
  */
-export const WEBGPU_KERNELS = ['Transpose', 'BatchMatMul', '_FusedMatMul', 'Conv2DBackpropFilter', FUSED_BATCH_NORM_KERNEL, FUSED_BATCH_NORM_GRAD_KERNEL] as const;
+export const WEBGPU_KERNELS = ['Transpose', 'BatchMatMul', '_FusedMatMul', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', FUSED_BATCH_NORM_KERNEL, FUSED_BATCH_NORM_GRAD_KERNEL] as const;
 
 interface WebgpuBackendLike extends tf.KernelBackend {
   device: { limits: { maxComputeWorkgroupsPerDimension: number } };
@@ -101,5 +102,6 @@ export function installWebgpuKernels(opts: { training?: boolean } = {}): void {
   stockTranspose = replaceKernel('Transpose', transpose) as Kernel;
   if (opts.training === false) return;
   installConv2DBackpropFilter();
+  installConv2DBackpropInput();
   installFusedBatchNorm();
 }
