@@ -9,13 +9,26 @@ import { type Kernel, type KernelArgs, type WebgpuBackendLike, type WebgpuProgra
  *   k = (tap of the phase, co),  A = dy at (i + dh, j + dw) (0 outside),  B = W[kh, kw, ci, co],
  * with no product wasted on taps that cannot reach the pixel (a 3×3 stride-2 layer does 9/4
  * taps per pixel on average instead of 9). One dispatch covers all phases (workgroups in z).
- * Each 8×8 workgroup computes a 32×32 tile of dx (4×4 per invocation) from 32-deep slices of A
- * and Bᵀ staged in workgroup memory, as vec4 along co.
+ * Each workgroup of 64 invocations computes a tile of dx (4×4 per invocation: 32 pixels × 32
+ * channels, or taller and narrower for few channels) from slices of A and Bᵀ staged in workgroup
+ * memory, as vec4 along co.
  *
  * tfjs's default (WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE) is a direct loop per dx element; its matmul
  * version visits every tap for every pixel. Both stay the fallback for NCHW and non-float32.
  */
-const TILE = 32;
+/** Tile shapes: dx rows (pixels) × channels per workgroup, and vec4s of K per staged row. */
+export interface InputTile {
+  TM: number;
+  TN: number;
+  TK4: number;
+}
+
+/** A tile that keeps few input channels from idling most of the workgroup. */
+export function chooseInputTile(inChannels: number): InputTile {
+  if (inChannels <= 8) return { TM: 128, TN: 8, TK4: 4 };
+  if (inChannels <= 16) return { TM: 64, TN: 16, TK4: 8 };
+  return { TM: 32, TN: 32, TK4: 8 };
+}
 
 class InputGemmProgram implements WebgpuProgram {
   variableNames = ['dy', 'W'];
@@ -23,37 +36,50 @@ class InputGemmProgram implements WebgpuProgram {
   shaderKey: string;
   dispatchLayout = { x: [3], y: [1, 2], z: [0] };
   dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [8, 8, 1];
+  workgroupSize: [number, number, number];
   variableComponents: number[];
   uniforms =
     'inH : i32, inW : i32, inC : i32, outH : i32, outW : i32, outC : i32, KH : i32, KW : i32, strideH : i32, strideW : i32, padTop : i32, padLeft : i32, batch : i32,';
   /** dy and W read as vec4 along co (Cout a multiple of 4), else as scalars. */
   private readonly vec4: boolean;
+  private readonly tile: InputTile;
 
   constructor(info: tf.backend_util.Conv2DInfo) {
     this.outputShape = info.inShape;
+    this.tile = chooseInputTile(info.inChannels);
+    const { TM, TN, TK4 } = this.tile;
+    this.workgroupSize = [TN / 4, TM / 4, 1];
     const phases = info.strideHeight * info.strideWidth;
     const maxPixels = info.batchSize * Math.ceil(info.inHeight / info.strideHeight) * Math.ceil(info.inWidth / info.strideWidth);
-    this.dispatch = [Math.ceil(info.inChannels / TILE), Math.ceil(maxPixels / TILE), phases];
+    this.dispatch = [Math.ceil(info.inChannels / TN), Math.ceil(maxPixels / TM), phases];
     this.vec4 = info.outChannels % 4 === 0;
     this.variableComponents = this.vec4 ? [4, 4] : [1, 1];
-    this.shaderKey = `mixmaskConv2DInputGemm_${this.vec4 ? 'vec4' : 'scalar'}`;
+    this.shaderKey = `mixmaskConv2DInputGemm_${this.vec4 ? 'vec4' : 'scalar'}_${TM}_${TN}_${TK4}`;
   }
 
   getUserCode(): string {
+    const { TM, TN, TK4 } = this.tile;
+    // The 64 invocations stage rows row0, row0 + STEP, … of A (TM rows) and Bᵀ (TN rows), one
+    // vec4 of K each: QA rows of A, QB of Bᵀ (some invocations idle when TN·TK4 < 64).
+    const STEP = 64 / TK4;
+    const QA = TM / STEP;
+    const QB = Math.max(1, TN / STEP);
     // Vec4: what depends on the staged row (the pixel of A, the channel of Bᵀ) is decoded once,
     // what depends on k (tap, co) once per K-slice; integer division is slow on some adapters.
     const HOISTED_SETUP = `
-        var pixel : array<vec4<i32>, 4>; // (image offset, oh + dh, ow + dw, valid) per staged row
-        var wRow : array<i32, 4>; // ci·Cout per staged row, or -1 past Cin
-        for (var q = 0; q < 4; q++) {
-          let m = m0 + row0 + 8 * q;
+        var pixel : array<vec4<i32>, ${QA}>; // (image offset, oh + dh, ow + dw, valid) per staged row
+        var wRow : array<i32, ${QB}>; // ci·Cout per staged row, or -1 past Cin
+        for (var q = 0; q < ${QA}; q++) {
+          let m = m0 + row0 + ${STEP} * q;
           let img = m / max(phase.pixelsPerImage, 1);
           let p = m - img * phase.pixelsPerImage;
           let i = p / max(phase.cols, 1);
           pixel[q] = vec4<i32>(img * uniforms.outH, i + phase.dh, p - i * phase.cols + phase.dw, select(0, 1, m < phase.pixels));
-          let n = n0 + row0 + 8 * q;
-          wRow[q] = select(-1, n * uniforms.outC, n < uniforms.inC);
+        }
+        for (var q = 0; q < ${QB}; q++) {
+          let r = row0 + ${STEP} * q;
+          let n = n0 + r;
+          wRow[q] = select(-1, n * uniforms.outC, r < ${TN} && n < uniforms.inC);
         }`;
     const HOISTED_STAGE = `
           let co = k % uniforms.outC;
@@ -62,8 +88,8 @@ class InputGemmProgram implements WebgpuProgram {
           let jw = tap - jh * phase.tapsW;
           let inK = k < phase.K;
           let wTap = ((phase.kh0 + jh * uniforms.strideH) * uniforms.KW + phase.kw0 + jw * uniforms.strideW) * uniforms.inC * uniforms.outC + co;
-          for (var q = 0; q < 4; q++) {
-            let r = row0 + 8 * q;
+          for (var q = 0; q < ${QA}; q++) {
+            let r = row0 + ${STEP} * q;
             let px = pixel[q];
             let oh = px.y - jh;
             let ow = px.z - jw;
@@ -71,17 +97,24 @@ class InputGemmProgram implements WebgpuProgram {
             if (inK && px.w == 1 && oh >= 0 && oh < uniforms.outH && ow >= 0 && ow < uniforms.outW) {
               a = dy[(((px.x + oh) * uniforms.outW + ow) * uniforms.outC + co) / 4];
             }
-            As[r * 8 + k4] = a;
-            var b = vec4<f32>(0.0);
-            if (inK && wRow[q] >= 0) {
-              b = W[(wTap + wRow[q]) / 4];
+            As[r * ${TK4} + k4] = a;
+          }
+          for (var q = 0; q < ${QB}; q++) {
+            let r = row0 + ${STEP} * q;
+            if (r < ${TN}) {
+              var b = vec4<f32>(0.0);
+              if (inK && wRow[q] >= 0) {
+                b = W[(wTap + wRow[q]) / 4];
+              }
+              Bs[r * ${TK4} + k4] = b;
             }
-            Bs[r * 8 + k4] = b;
           }`;
     const GENERIC_STAGE = `
-          for (var r = row0; r < ${TILE}; r += 8) {
-            As[r * 8 + k4] = loadA(m0 + r, k);
-            Bs[r * 8 + k4] = loadB(n0 + r, k);
+          for (var r = row0; r < ${TM}; r += ${STEP}) {
+            As[r * ${TK4} + k4] = loadA(m0 + r, k);
+          }
+          for (var r = row0; r < ${TN}; r += ${STEP}) {
+            Bs[r * ${TK4} + k4] = loadB(n0 + r, k);
           }`;
     // A[m, k…k+3] and B[n, k…k+3] (Bᵀ), k = (tap, co) with co a multiple of 4 in the vec4 variant.
     const loads = this.vec4
@@ -124,8 +157,8 @@ class InputGemmProgram implements WebgpuProgram {
         dh : i32, dw : i32,
       };
       var<private> phase : Phase;
-      var<workgroup> As : array<vec4<f32>, ${TILE * 8}>;
-      var<workgroup> Bs : array<vec4<f32>, ${TILE * 8}>;
+      var<workgroup> As : array<vec4<f32>, ${TM * TK4}>;
+      var<workgroup> Bs : array<vec4<f32>, ${TN * TK4}>;
       var<workgroup> tileCount : i32;
 
       fn taps(p : i32, pad : i32, stride : i32, size : i32) -> vec2<i32> {
@@ -155,27 +188,27 @@ class InputGemmProgram implements WebgpuProgram {
         let li = i32(localIndex);
         let tx = i32(localId.x);
         let ty = i32(localId.y);
-        let n0 = i32(workgroupId.x) * ${TILE};
-        let m0 = i32(workgroupId.y) * ${TILE};
+        let n0 = i32(workgroupId.x) * ${TN};
+        let m0 = i32(workgroupId.y) * ${TM};
         if (li == 0) {
-          tileCount = select(0, (phase.K + ${TILE - 1}) / ${TILE}, m0 < phase.pixels);
+          tileCount = select(0, (phase.K + ${4 * TK4 - 1}) / ${4 * TK4}, m0 < phase.pixels);
         }
         let tiles = workgroupUniformLoad(&tileCount);
-        let k4 = li % 8;
-        let row0 = li / 8;
+        let k4 = li % ${TK4};
+        let row0 = li / ${TK4};
         var acc : array<vec4<f32>, 4>;
         ${this.vec4 ? HOISTED_SETUP : ''}
         for (var t = 0; t < tiles; t++) {
-          let k = t * ${TILE} + k4 * 4;
+          let k = t * ${4 * TK4} + k4 * 4;
           ${this.vec4 ? HOISTED_STAGE : GENERIC_STAGE}
           workgroupBarrier();
-          for (var q = 0; q < 8; q++) {
-            let b0 = Bs[(tx * 4) * 8 + q];
-            let b1 = Bs[(tx * 4 + 1) * 8 + q];
-            let b2 = Bs[(tx * 4 + 2) * 8 + q];
-            let b3 = Bs[(tx * 4 + 3) * 8 + q];
+          for (var q = 0; q < ${TK4}; q++) {
+            let b0 = Bs[(tx * 4) * ${TK4} + q];
+            let b1 = Bs[(tx * 4 + 1) * ${TK4} + q];
+            let b2 = Bs[(tx * 4 + 2) * ${TK4} + q];
+            let b3 = Bs[(tx * 4 + 3) * ${TK4} + q];
             for (var i = 0; i < 4; i++) {
-              let a = As[(ty * 4 + i) * 8 + q];
+              let a = As[(ty * 4 + i) * ${TK4} + q];
               acc[i] += vec4<f32>(dot(a, b0), dot(a, b1), dot(a, b2), dot(a, b3));
             }
           }
