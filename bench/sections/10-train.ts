@@ -110,6 +110,15 @@ function wasmHeapMB(): number | null {
   return bytes === undefined ? null : Math.round(bytes / (1 << 20));
 }
 
+/** MIXMASK_BENCH_TRAIN_BATCHES (e.g. "32,256": the GPU check's larger batches), else `dflt`. */
+function trainBatches(dflt: number[]): number[] {
+  const v = process.env.MIXMASK_BENCH_TRAIN_BATCHES;
+  if (v === undefined || v === '') return dflt;
+  const list = v.split(',').map(Number);
+  if (list.some((b) => !Number.isInteger(b) || b <= 0 || b % 2 !== 0)) throw new Error(`MIXMASK_BENCH_TRAIN_BATCHES must list even positive integers, got '${v}'`);
+  return list;
+}
+
 export async function run(ctx: BenchContext): Promise<void> {
   if (ctx.backend === 'cpu') {
     ctx.report({
@@ -123,7 +132,7 @@ export async function run(ctx: BenchContext): Promise<void> {
     });
     return;
   }
-  const batches = ctx.quick ? [32] : [32, 128];
+  const batches = trainBatches(ctx.quick ? [32] : [32, 128]);
   const steps = ctx.quick ? 2 : 5;
   const warmup = ctx.quick ? 1 : 2;
   const peer = torchAvailable();

@@ -11,7 +11,10 @@
  * 2. Every distinct ResNet-18/CIFAR convolution (width 64, 32×32) at batch 8: wall time of the
  *    forward, the filter gradient (dW) and the input gradient (dx), and dW/fwd, dx/fwd.
  *
- * --quick: step at batch 8, width 8; otherwise batch 32, width 64. Convolutions at batch 8 always.
+ * --quick: step at batch 8, width 8; otherwise batch 32, width 64 (MIXMASK_BENCH_WEBGPU_BATCH and
+ * MIXMASK_BENCH_WEBGPU_WIDTH override them). Convolutions at batch 8 always.
+ * MIXMASK_BENCH_WEBGPU=step or =convs runs one half only; MIXMASK_WEBGPU_KERNELS=stock measures
+ * tfjs's own kernels instead of lib/backend/webgpu's.
  */
 import * as tf from '@tensorflow/tfjs';
 import { countDispatches } from '../../lib/backend/webgpu/dispatches';
@@ -22,7 +25,7 @@ import { disposeViews, makeViews } from '../../lib/masks/views';
 import { pretrainConfig } from '../../lib/presets';
 import { makeOptimizer } from '../../lib/optim';
 import { Rng } from '../../lib/util/rng';
-import { BenchContext, timeMedian } from '../harness';
+import type { BenchContext } from '../harness';
 
 /** The distinct convolutions of ResNet-18 with the CIFAR stem at width 64 (calls per forward in `count`). */
 export const RESNET18_CIFAR_CONVS = [
@@ -55,9 +58,18 @@ function top(rows: Map<string, KernelRow>, by: 'calls' | 'ms', n: number): strin
     .join(', ');
 }
 
+/** A positive integer from the environment, or `dflt`. */
+export function envInt(name: string, dflt: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got '${v}'`);
+  return n;
+}
+
 async function stepProfile(ctx: BenchContext): Promise<void> {
-  const batch = ctx.quick ? 8 : 32;
-  const width = ctx.quick ? 8 : 64;
+  const batch = envInt('MIXMASK_BENCH_WEBGPU_BATCH', ctx.quick ? 8 : 32);
+  const width = envInt('MIXMASK_BENCH_WEBGPU_WIDTH', ctx.quick ? 8 : 64);
   const cfg = pretrainConfig('moco-v2', 'cifar100', 'paper', { method: 'mixmask', batchSize: batch, width });
   const fw = makeFramework('moco-v2', cfg.backbone, cfg.heads, 0);
   const projector = (fw as Moco).projector;
@@ -102,13 +114,29 @@ async function stepProfile(ctx: BenchContext): Promise<void> {
   const withoutViews = [...kernels].filter(([k]) => !DISPATCH_FREE.has(k)).reduce((s, [, r]) => s + r.calls, 0);
   const gpuMs = [...kernels.values()].reduce((s, r) => s + r.ms, 0);
 
-  const stepMs = await timeMedian(step, ctx.quick ? 2 : 3, 0);
-  const x = images;
-  const forwardMs = await timeMedian(async () => {
-    const q = tf.tidy(() => projector.apply(fw.backbone.apply(x, true), true));
+  // Step and forward alternate, so that a machine shared with other work slows both alike;
+  // wall time and process CPU time (on a software adapter, all of its threads).
+  const forward = async () => {
+    const q = tf.tidy(() => projector.apply(fw.backbone.apply(images, true), true));
     await q.data();
     q.dispose();
-  }, ctx.quick ? 3 : 5, 1);
+  };
+  await forward();
+  const times = { step: [] as number[], forward: [] as number[], stepCpu: [] as number[], forwardCpu: [] as number[] };
+  for (let trial = 0; trial < (ctx.quick ? 3 : 5); trial++) {
+    for (const [name, fn] of [['step', step], ['forward', forward]] as const) {
+      const t0 = process.hrtime.bigint();
+      const c0 = process.cpuUsage();
+      await fn();
+      const c = process.cpuUsage(c0);
+      times[name].push(Number(process.hrtime.bigint() - t0) / 1e6);
+      times[`${name}Cpu`].push((c.user + c.system) / 1e3);
+    }
+  }
+  const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+  const stepMs = median(times.step);
+  const forwardMs = median(times.forward);
+  const cpuRatio = median(times.stepCpu) / median(times.forwardCpu);
   const passes = 4;
   ctx.report({
     name: 'webgpu moco-v2 + mixmask step',
@@ -126,6 +154,7 @@ async function stepProfile(ctx: BenchContext): Promise<void> {
       'without Reshape/Identity': withoutViews,
       'forward ms': +forwardMs.toFixed(1),
       'step/(4 passes × forward)': +(stepMs / (passes * forwardMs)).toFixed(2),
+      'by CPU time': +(cpuRatio / passes).toFixed(2),
       'GPU ms in kernels (timestamps)': +gpuMs.toFixed(1),
     },
   });
@@ -234,7 +263,6 @@ async function convShapes(ctx: BenchContext): Promise<void> {
   });
 }
 
-/** MIXMASK_BENCH_WEBGPU=step or =convs runs one half only. */
 export async function run(ctx: BenchContext): Promise<void> {
   if (ctx.backend !== 'webgpu') return;
   const part = process.env.MIXMASK_BENCH_WEBGPU ?? 'all';

@@ -57,7 +57,7 @@ mkdir -p "$app/dist/scripts" "$app/dist/test/backend"
 cp -r dist/lib dist/bench "$app/dist/"
 cp dist/scripts/backend-report.js "$app/dist/scripts/"
 cp dist/test/helpers.js "$app/dist/test/"
-cp dist/test/backend/train-step.js dist/test/backend/webgpu-kernels.test.js dist/test/backend/webgpu-train.test.js "$app/dist/test/backend/"
+cp dist/test/backend/train-step.js dist/test/backend/webgpu-*.test.js "$app/dist/test/backend/"
 find "$app/dist" -name '*.map' -delete -o -name '*.d.ts' -delete
 printf '{ "name": "mixmask-gpu-check", "private": true }\n' >"$app/package.json"
 {

@@ -5,11 +5,16 @@
 #   2. if the system has no Vulkan loader, unpacks the .debs into a private folder (not into /);
 #      points Vulkan/EGL at the NVIDIA driver's files when the system does not;
 #   3. the backend report (the chain, then webgpu forced), the kernel agreement and training-step
-#      tests against cpu/wasm (test/backend/webgpu-*.test), and `npm run bench` on webgpu.
+#      tests against cpu/wasm (test/backend/webgpu-*.test), `npm run bench` on webgpu (with the
+#      per-kernel profile and dispatch count of a MoCo v2 + MixMask step, bench/sections/12), then
+#      two extra bench runs: that step at Table 1's batch 512, and the conv shapes with tfjs's own
+#      kernels (MIXMASK_WEBGPU_KERNELS=stock) for a before/after on the same GPU.
 # Results in $OUT (else build/gpu-check/out): summary.json, report.txt, report.json, tests.txt,
-# bench.txt, bench.jsonl. Environment: GPU_CHECK_WORK (unpack folder, default /tmp),
-# GPU_CHECK_BENCH (bench arguments, default "--only 10,20,30,40,50"), GPU_CHECK_TEST_TIMEOUT and
-# GPU_CHECK_BENCH_TIMEOUT (seconds, default 270 and 240: together under the device tool's 600), MIXMASK_DAWN_FLAGS (e.g.
+# bench.txt, bench.jsonl, bench-extra.jsonl. Environment: GPU_CHECK_WORK (unpack folder, default /tmp),
+# GPU_CHECK_BENCH (bench arguments, default "--only 10,12,20,30,40,50"), GPU_CHECK_TRAIN_BATCHES
+# (the training bench's batches, default 32,256), GPU_CHECK_TEST_TIMEOUT, GPU_CHECK_BENCH_TIMEOUT
+# and GPU_CHECK_EXTRA_TIMEOUT (seconds, default 180, 240 and 150: together under the device
+# tool's 600), MIXMASK_DAWN_FLAGS (e.g.
 # backend=opengles to try Dawn's OpenGL ES path instead of Vulkan), GPU_CHECK_PACKED_LOADERS=1
 # (use the packed loaders even where the system has its own).
 set -uo pipefail
@@ -74,15 +79,16 @@ status_report=${PIPESTATUS[0]}
 t1=$(date +%s)
 
 # ---- 3b. kernel agreement and training-step tests (CI=true: a webgpu that cannot start fails)
-CI=true timeout "${GPU_CHECK_TEST_TIMEOUT:-270}" "$node" --test --test-reporter=spec \
-  dist/test/backend/webgpu-kernels.test.js dist/test/backend/webgpu-train.test.js >"$out/tests.txt" 2>&1
+CI=true timeout "${GPU_CHECK_TEST_TIMEOUT:-180}" "$node" --test --test-reporter=spec \
+  dist/test/backend/webgpu-kernels.test.js dist/test/backend/webgpu-conv-grad.test.js dist/test/backend/webgpu-batchnorm.test.js \
+  dist/test/backend/webgpu-train.test.js >"$out/tests.txt" 2>&1
 status_tests=$?
 tail -n 12 "$out/tests.txt" >&2
 t2=$(date +%s)
 
 # ---- 3c. the bench on webgpu
-read -r -a bench_args <<<"${GPU_CHECK_BENCH:---only 10,20,30,40,50}"
-MIXMASK_BACKEND=webgpu timeout "${GPU_CHECK_BENCH_TIMEOUT:-240}" "$node" dist/bench/run.js --json "${bench_args[@]}" >"$out/bench.jsonl" 2>"$out/bench.txt"
+read -r -a bench_args <<<"${GPU_CHECK_BENCH:---only 10,12,20,30,40,50}"
+MIXMASK_BENCH_TRAIN_BATCHES="${GPU_CHECK_TRAIN_BATCHES:-32,256}" MIXMASK_BACKEND=webgpu timeout "${GPU_CHECK_BENCH_TIMEOUT:-240}" "$node" dist/bench/run.js --json "${bench_args[@]}" >"$out/bench.jsonl" 2>"$out/bench.txt"
 status_bench=$?
 "$node" -e '
   const fs = require("node:fs");
@@ -96,9 +102,20 @@ status_bench=$?
   }' "$out/bench.jsonl" | tee -a "$out/bench.txt" >&2
 t3=$(date +%s)
 
+# ---- 3d. the MoCo v2 + MixMask step at batch 512, and the conv shapes with tfjs's own kernels
+extra() { MIXMASK_BACKEND=webgpu "$@" timeout "${GPU_CHECK_EXTRA_TIMEOUT:-150}" "$node" dist/bench/run.js --json --only 12 >>"$out/bench-extra.jsonl" 2>>"$out/bench.txt"; }
+: >"$out/bench-extra.jsonl"
+t_extra=$(date +%s)
+extra env MIXMASK_BENCH_WEBGPU=convs MIXMASK_WEBGPU_KERNELS=stock
+status_extra=$?
+GPU_CHECK_EXTRA_TIMEOUT=$(( ${GPU_CHECK_EXTRA_TIMEOUT:-150} - ($(date +%s) - t_extra) ))
+[ "$GPU_CHECK_EXTRA_TIMEOUT" -gt 10 ] && { extra env MIXMASK_BENCH_WEBGPU=step MIXMASK_BENCH_WEBGPU_BATCH=512 || status_extra=$?; }
+grep -h '"name"' "$out/bench-extra.jsonl" >&2
+t4=$(date +%s)
+
 cat >"$out/summary.json" <<EOF
-{ "report": $status_report, "tests": $status_tests, "bench": $status_bench,
-  "seconds": { "report": $((t1 - t0)), "tests": $((t2 - t1)), "bench": $((t3 - t2)) },
+{ "report": $status_report, "tests": $status_tests, "bench": $status_bench, "benchExtra": $status_extra,
+  "seconds": { "report": $((t1 - t0)), "tests": $((t2 - t1)), "bench": $((t3 - t2)), "benchExtra": $((t4 - t3)) },
   "node": "$("$node" --version)", "gpu": "$(command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)" }
 EOF
 cat "$out/summary.json" >&2
