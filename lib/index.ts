@@ -19,6 +19,7 @@ export type { RngState } from './util/rng';
 export { mapLimit } from './util/concurrency';
 export { inNotebook } from './util/tslab';
 export { relError } from './util/numeric';
+export * as stats from './util/stats';
 export * as io from './io';
 export * as optim from './optim';
 export * as data from './data';

@@ -103,7 +103,7 @@ export function experimentKey(c: RunConfig): string {
   const pick = {
     framework: c.framework, dataset: c.dataset, seed: c.seed, backbone: c.backbone, imageSize: c.imageSize, recipe: c.recipe,
     epochs: c.epochs, batchSize: c.batchSize, trainSubset: c.trainSubset, optimizer: c.optimizer, schedule: c.schedule,
-    heads: c.heads, view: c.view,
+    heads: c.heads, view: c.view, validation: c.validation ?? null,
   };
   return stableJson(pick);
 }

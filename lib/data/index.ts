@@ -27,3 +27,5 @@ export type { DatasetId, RemoteDataset, PrepareOptions, DatasetState } from './d
 export { loadSplits, DATASET_NAMES } from './named';
 export type { DatasetName } from './named';
 export { SubsetDataset } from './subset';
+export { classBalancedDraw, validationSplit } from './split';
+export type { ClassBalancedDraw, ValidationSplit, ValidationSplitSpec } from './split';

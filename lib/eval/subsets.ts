@@ -1,3 +1,4 @@
+import { classBalancedDraw } from '../data/split';
 import type { Dataset } from '../data/types';
 import { Rng } from '../util/rng';
 import { checkInt, checkNumber } from './common';
@@ -33,23 +34,9 @@ export function labelSubset(train: Dataset, opts: LabelSubsetOptions): LabelSubs
   if (fraction > 1) throw new Error(`option fraction must be in (0, 1], got ${fraction}`);
   const seed = opts.seed ?? 0;
   checkInt('seed', seed, 0);
-  const byClass: number[][] = Array.from({ length: train.numClasses }, () => []);
-  for (let i = 0; i < train.size; i++) {
-    const y = train.label(i);
-    if (!(y >= 0 && y < train.numClasses)) throw new Error(`labelSubset: ${train.name} sample ${i} has label ${y}, outside [0, ${train.numClasses})`);
-    byClass[y].push(i);
-  }
-  const perClass = fraction === 1 ? Math.max(...byClass.map((c) => c.length)) : Math.max(1, Math.round((fraction * train.size) / train.numClasses));
-  const rng = new Rng(seed);
-  const chosen: number[] = [];
-  for (const members of byClass) {
-    const r = rng.fork();
-    const take = Math.min(perClass, members.length);
-    const perm = r.permutation(members.length);
-    for (let j = 0; j < take; j++) chosen.push(members[perm[j]]);
-  }
-  chosen.sort((a, b) => a - b);
-  return { indices: Int32Array.from(chosen), perClass, classCounts: byClass.map((c) => c.length) };
+  const perClass = fraction === 1 ? train.size : Math.max(1, Math.round((fraction * train.size) / train.numClasses));
+  const draw = classBalancedDraw(train, perClass, seed);
+  return { indices: draw.indices, perClass: fraction === 1 ? Math.max(...draw.classCounts) : perClass, classCounts: draw.classCounts };
 }
 
 /** `count` distinct indices of [0, n) drawn with a seed, ascending (for --limit-train style quick runs). */

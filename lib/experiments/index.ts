@@ -1,3 +1,3 @@
 /** Experiments composed from the trainer and the evaluators: a pretraining run with its kNN monitor, as the command line and the notebooks start it. */
-export { defaultRunDir, startRun } from './run';
-export type { StartRunOptions } from './run';
+export { defaultRunDir, runDatasets, startRun } from './run';
+export type { RunDatasets, StartRunOptions } from './run';

@@ -1,7 +1,9 @@
 import * as path from 'node:path';
 import { loadSplits } from '../data/named';
 import { runNormalization } from '../data/recipes';
+import { validationSplit } from '../data/split';
 import { SubsetDataset } from '../data/subset';
+import type { Dataset } from '../data/types';
 import { knnMonitor } from '../eval/knn';
 import { randomIndices } from '../eval/subsets';
 import type { RunConfig } from '../train/config';
@@ -10,8 +12,7 @@ import { type TrainSummary, Trainer } from '../train/trainer';
 
 /**
  * One pretraining run as the command line and the notebooks start it: the dataset named in the
- * config, the kNN monitor of Figure 1 on (subsets of) its train and test splits, and the
- * trainer writing into `runDir`.
+ * config, the kNN monitor of Figure 1 (runDatasets), and the trainer writing into `runDir`.
  */
 export interface StartRunOptions {
   config: RunConfig;
@@ -25,15 +26,39 @@ export interface StartRunOptions {
 export function defaultRunDir(c: RunConfig, root = 'runs'): string {
   const mask = c.view.method === 'mixmask' || c.view.method === 'both' || c.view.method === 'erase' ? `-${c.view.maskType}${c.view.gridSize}` : '';
   const asym = c.view.asymmetric === false ? '-noasym' : '';
-  return path.join(root, `${c.dataset}-${c.profile}`, `${c.framework}-${c.view.method}${mask}${asym}-s${c.seed}`);
+  // Runs with a held-out validation split train on other images and monitor on other ones than
+  // runs without (the paper profile, runs stored before the split existed): another folder.
+  const val = c.validation ? '-val' : '';
+  return path.join(root, `${c.dataset}-${c.profile}`, `${c.framework}-${c.view.method}${mask}${asym}${val}-s${c.seed}`);
+}
+
+/** What a run reads: the images pretraining draws from, and the kNN monitor's bank and queries. */
+export interface RunDatasets {
+  /** The trainer takes config.trainSubset images of this. */
+  train: Dataset;
+  bank: Dataset;
+  query: Dataset;
+}
+
+/**
+ * With config.validation set: pretraining and the monitor's bank use the training split less the
+ * validation images, the monitor's queries come from the validation images, and the test split
+ * is not read. Without: the whole train split, and queries from the test split. Bank and query
+ * subsets are seeded by the run's seed, as before the split existed.
+ */
+export function runDatasets(c: RunConfig, splits: { train: Dataset; test: Dataset }): RunDatasets {
+  const held = c.validation ? validationSplit(splits.train, c.validation) : null;
+  const train = held ? held.rest : splits.train;
+  const queries = held ? held.validation : splits.test;
+  const bank = c.knn.bankSubset ? new SubsetDataset(train, randomIndices(train.size, c.knn.bankSubset, c.seed + 11)) : train;
+  const query = c.knn.querySubset ? new SubsetDataset(queries, randomIndices(queries.size, c.knn.querySubset, c.seed + 12)) : queries;
+  return { train, bank, query };
 }
 
 export async function startRun(o: StartRunOptions): Promise<TrainSummary> {
   const c = o.config;
-  const { train, test } = await loadSplits(c.dataset);
+  const { train, bank, query } = runDatasets(c, await loadSplits(c.dataset));
   const normalize = runNormalization(c);
-  const bank = c.knn.bankSubset ? new SubsetDataset(train, randomIndices(train.size, c.knn.bankSubset, c.seed + 11)) : train;
-  const query = c.knn.querySubset ? new SubsetDataset(test, randomIndices(test.size, c.knn.querySubset, c.seed + 12)) : test;
   const trainer = new Trainer({
     config: c,
     runDir: o.runDir,

@@ -19,8 +19,8 @@ export {
   writePlotlyFile,
 } from './display';
 export type { PlotlyFigure, ShowPlotOptions } from './display';
-export { METHOD_COLORS, METHOD_LABELS, embeddingStdFigure, finalKnn, readRunLog, runSummary, trainingCurvesFigure } from './runs';
-export type { CurveOptions, CurveRun, RunLog, RunSummary } from './runs';
+export { METHOD_COLORS, METHOD_LABELS, embeddingStdFigure, finalKnn, readRunLog, runSummary, seedBand, trainingCurvesFigure } from './runs';
+export type { CurveOptions, CurveRun, RunLog, RunSummary, SeedBand } from './runs';
 export { ABLATION_COLORS, ablationBarsFigure } from './ablations';
 export type { AblationBar } from './ablations';
 export { MASK_TYPE_COLORS, drawStatsHistogram, drawStatsSummary, imageDataUris, maskPatternsFigure, maskSliderFigure, mixedImages, photoDataUri } from './mask-panels';

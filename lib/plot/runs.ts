@@ -67,6 +67,45 @@ export interface CurveOptions {
    */
   loss?: 'auto' | 'epoch' | 'step';
   height?: number;
+  /**
+   * Runs of the same group and method (e.g. seeds) drawn as one mean curve with a shaded
+   * min–max band (seedBand) instead of one curve each. Default false.
+   */
+  bands?: boolean;
+}
+
+/** One curve over several runs: at every x that all of them reached, the mean, min and max. */
+export interface SeedBand {
+  x: number[];
+  mean: number[];
+  min: number[];
+  max: number[];
+  /** How many curves went into it. */
+  n: number;
+}
+
+/** Mean and min–max of curves given as (x, y) points, over the x values present in every curve (ascending). */
+export function seedBand(curves: ReadonlyArray<{ x: readonly number[]; y: readonly number[] }>): SeedBand {
+  if (!curves.length) throw new Error('seedBand: no curves');
+  const maps = curves.map((c) => {
+    if (c.x.length !== c.y.length) throw new Error(`seedBand: a curve has ${c.x.length} x values and ${c.y.length} y values`);
+    return new Map(c.x.map((x, i) => [x, c.y[i]]));
+  });
+  const xs = [...maps[0].keys()].filter((x) => maps.every((m) => m.has(x))).sort((a, b) => a - b);
+  const at = (x: number) => maps.map((m) => m.get(x)!);
+  return {
+    x: xs,
+    mean: xs.map((x) => at(x).reduce((s, v) => s + v, 0) / maps.length),
+    min: xs.map((x) => Math.min(...at(x))),
+    max: xs.map((x) => Math.max(...at(x))),
+    n: maps.length,
+  };
+}
+
+/** '#rrggbb' as an rgba() string with the given opacity (for bands). */
+function translucent(hex: string, alpha: number): string {
+  const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex);
+  return m ? `rgba(${parseInt(m[1], 16)}, ${parseInt(m[2], 16)}, ${parseInt(m[3], 16)}, ${alpha})` : hex;
 }
 
 /** x of each step record in (fractional) epochs: epoch + (index within the epoch + 1) / steps of that epoch. */
@@ -81,7 +120,7 @@ function stepX(steps: StepRecord[]): number[] {
   });
 }
 
-/** Figure 1: loss (top row) and kNN top-1 (bottom row) per group, one curve per run. */
+/** Figure 1: loss (top row) and kNN top-1 (bottom row) per group, one curve per run (or per method, with `bands`). */
 export function trainingCurvesFigure(runs: CurveRun[], opts: CurveOptions = {}): PlotlyFigure {
   const groups = opts.groups ?? [...new Set(runs.map((r) => r.group))];
   const n = Math.max(1, groups.length);
@@ -110,6 +149,39 @@ export function trainingCurvesFigure(runs: CurveRun[], opts: CurveOptions = {}):
     (layout.annotations as unknown[]).push({
       text: `<b>${g}</b>`, x: x0 + w / 2, y: 1.0, xref: 'paper', yref: 'paper', xanchor: 'center', yanchor: 'bottom', showarrow: false, font: { size: 14 },
     });
+    if (opts.bands) {
+      const inGroup = runs.filter((run) => run.group === g);
+      for (const method of [...new Set(inGroup.map((r) => r.method))]) {
+        const same = inGroup.filter((r) => r.method === method);
+        const first = same[0];
+        const color = first.color ?? METHOD_COLORS[method] ?? '#17becf';
+        const label = `${first.label ?? METHOD_LABELS[method] ?? method}${same.length > 1 ? `, mean and min–max of ${same.length} runs` : ''}`;
+        const showlegend = !legendShown.has(label);
+        legendShown.add(label);
+        const loss = seedBand(same.map((r) => (useSteps
+          ? { x: stepX(r.log.steps), y: r.log.steps.map((s) => s.loss) }
+          : { x: r.log.epochs.map((e) => e.epoch + 1), y: r.log.epochs.map((e) => e.loss) })));
+        const knn = seedBand(same.map((r) => {
+          const k = r.log.epochs.filter((e) => typeof e.knnTop1 === 'number');
+          return { x: k.map((e) => e.epoch + 1), y: k.map((e) => e.knnTop1!) };
+        }));
+        for (const [b, row, mode] of [[loss, top, 'lines'], [knn, bottom, 'lines+markers']] as const) {
+          const axes = { xaxis: `x${ax(row)}`, yaxis: `y${ax(row)}` };
+          if (same.length > 1) {
+            data.push({
+              type: 'scatter', mode: 'lines', name: `${label} (band)`, legendgroup: label, showlegend: false, hoverinfo: 'skip',
+              x: [...b.x, ...[...b.x].reverse()], y: [...b.max, ...[...b.min].reverse()],
+              fill: 'toself', fillcolor: translucent(color, 0.2), line: { width: 0, color }, ...axes,
+            });
+          }
+          data.push({
+            type: 'scatter', mode, name: label, legendgroup: label, showlegend: row === top && showlegend,
+            line: { color, width: 2 }, marker: { color, size: 5 }, x: b.x, y: b.mean, ...axes,
+          });
+        }
+      }
+      return;
+    }
     for (const r of runs.filter((run) => run.group === g)) {
       const label = r.label ?? METHOD_LABELS[r.method] ?? r.method;
       const color = r.color ?? METHOD_COLORS[r.method] ?? '#17becf';

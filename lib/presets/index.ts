@@ -35,6 +35,8 @@ export interface PresetOverrides {
   minCropScale?: number;
   /** false: the asymmetric loss off (one plain term for the mixed view; see ViewSpec.asymmetric). Absent: on. */
   asymmetric?: boolean;
+  /** The held-out validation split (RunConfig.validation); null: none, the monitor on test (the paper profile's and the old protocol). Absent: the profile's. */
+  validation?: RunConfig['validation'];
 }
 
 const SIZE: Record<DatasetName, number> = { cifar100: 32, cifar10: 32, 'tiny-imagenet': 64, 'fashion-mnist': 32, synthetic: 32 };
@@ -87,6 +89,18 @@ const CPU_SIMSIAM_DIM = 512;
  * runs); at 32 the pair scored 80.01 / 81.72 % (baseline / MixMask, seed 0).
  */
 const CPU_SIMSIAM_EPOCHS = 32;
+
+/**
+ * The short profiles hold out a validation split of the training images (RunConfig.validation):
+ * the kNN monitor queries it and budget decisions are taken on it, so the test split serves only
+ * the final evaluation. 10,000 images, class-balanced, for every real dataset: a sixth of
+ * Fashion-MNIST's 60,000 (1,000 per class), a fifth of CIFAR's 50,000 (1,000 / 100 per class), a
+ * tenth of Tiny-ImageNet's 100,000 (50 per class); the synthetic set's 512 give 80 (8 per class).
+ * The `paper` profile holds out nothing and monitors on test, as the paper's Figure 1 does.
+ */
+const VALIDATION_IMAGES: Record<DatasetName, number> = { 'fashion-mnist': 10_000, cifar10: 10_000, cifar100: 10_000, 'tiny-imagenet': 10_000, synthetic: 80 };
+/** Seed of the validation draw: a constant, so that every run and every seed holds out the same images. */
+export const VALIDATION_SEED = 2024;
 
 function table1Key(framework: FrameworkName): Table1Framework {
   return framework.startsWith('moco') ? 'moco' : (framework as Table1Framework);
@@ -160,6 +174,7 @@ export function pretrainConfig(framework: FrameworkName, dataset: DatasetName, p
     heads,
     view,
     knn: { every: o.knnEvery ?? budget?.knnEvery ?? 1, k: 200, t: 0.1, bankSubset: budget?.bank ?? null, querySubset: budget?.query ?? null },
+    validation: o.validation !== undefined ? o.validation : budget ? { images: VALIDATION_IMAGES[dataset], seed: VALIDATION_SEED } : null,
     source: `supplementary Table 1 (${table1Key(framework)}, ${tiny ? 'Tiny-ImageNet' : 'CIFAR-100'} column)${profile === 'paper' ? '' : `, ${profile} profile`}`,
   };
 }

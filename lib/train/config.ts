@@ -35,6 +35,14 @@ export interface RunConfig {
   view: ViewSpec;
   /** kNN monitor: every N epochs (0: never), k, temperature, optional bank/query subsets. */
   knn: { every: number; k: number; t: number; bankSubset: number | null; querySubset: number | null };
+  /**
+   * The validation split held out from the training split (lib/data/split): `images` samples,
+   * class-balanced, drawn with its own `seed` (a preset constant, the same for every run seed).
+   * Pretraining and the kNN monitor's bank use the rest; the monitor queries the validation
+   * images, so the test split is left for the final evaluation. null: nothing held out and the
+   * monitor queries the test split (the paper's protocol, and every run stored before this field).
+   */
+  validation: { images: number; seed: number } | null;
   /** Where the values come from, for the record. */
   source: string;
 }
@@ -45,13 +53,21 @@ export interface RunConfig {
  */
 export function storedRunConfig(raw: unknown, where: string): RunConfig {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${where}: the run config is not an object`);
-  const c = raw as RunConfig;
+  let c = raw as RunConfig;
   const heads = c.heads as unknown as Record<string, unknown> | undefined;
   // Runs saved before the target networks' EMA coefficient was named `targetMomentum` stored it
   // as `heads.momentum` (reports/fashion-mnist-cpu): renamed in place, keeping the key order.
   if (heads && typeof heads === 'object' && !('targetMomentum' in heads) && 'momentum' in heads) {
     const renamed = Object.fromEntries(Object.entries(heads).map(([k, v]) => [k === 'momentum' ? 'targetMomentum' : k, v]));
-    return { ...c, heads: renamed as unknown as HeadConfig };
+    c = { ...c, heads: renamed as unknown as HeadConfig };
+  }
+  // Runs saved before the validation split existed held nothing out and monitored on test:
+  // validation null, inserted after `knn` where pretrainConfig puts it (configs compare as JSON).
+  if (!('validation' in c)) {
+    const entries = Object.entries(c);
+    const at = entries.findIndex(([k]) => k === 'knn');
+    entries.splice(at < 0 ? entries.length : at + 1, 0, ['validation', null]);
+    c = Object.fromEntries(entries) as unknown as RunConfig;
   }
   return c;
 }

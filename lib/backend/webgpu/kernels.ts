@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { installFusedBatchNorm } from './batchnorm';
 import { installConv2DBackpropFilter } from './conv2d-backprop-filter';
 import { installConv2DBackpropInput } from './conv2d-backprop-input';
+import { installOptimizerUpdates, MIXMASK_ADAM_UPDATE, MIXMASK_EMA_UPDATE, MIXMASK_SGD_UPDATE } from './optimizer-update';
 import { replaceKernel } from './program';
 import { FUSED_BATCH_NORM_GRAD_KERNEL, FUSED_BATCH_NORM_KERNEL } from '../batchnorm-op';
 
@@ -22,9 +23,10 @@ import { FUSED_BATCH_NORM_GRAD_KERNEL, FUSED_BATCH_NORM_KERNEL } from '../batchn
  *
  * Training kernels, one per file of this folder: Conv2DBackpropFilter as a split-K GEMM
  * (conv2d-backprop-filter.ts); Conv2DBackpropInput as a polyphase GEMM (conv2d-backprop-input.ts);
- * training-mode BatchNorm (+ ReLU) and its gradient, fused (batchnorm.ts).
+ * training-mode BatchNorm (+ ReLU) and its gradient, fused (batchnorm.ts); fused SGD, Adam and
+ * EMA parameter updates (optimizer-update.ts).
  */
-export const WEBGPU_KERNELS = ['Transpose', 'BatchMatMul', '_FusedMatMul', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', FUSED_BATCH_NORM_KERNEL, FUSED_BATCH_NORM_GRAD_KERNEL] as const;
+export const WEBGPU_KERNELS = ['Transpose', 'BatchMatMul', '_FusedMatMul', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', FUSED_BATCH_NORM_KERNEL, FUSED_BATCH_NORM_GRAD_KERNEL, MIXMASK_SGD_UPDATE, MIXMASK_ADAM_UPDATE, MIXMASK_EMA_UPDATE] as const;
 
 interface WebgpuBackendLike extends tf.KernelBackend {
   device: { limits: { maxComputeWorkgroupsPerDimension: number } };
@@ -104,4 +106,5 @@ export function installWebgpuKernels(opts: { training?: boolean } = {}): void {
   installConv2DBackpropFilter();
   installConv2DBackpropInput();
   installFusedBatchNorm();
+  installOptimizerUpdates();
 }
