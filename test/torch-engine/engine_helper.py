@@ -57,7 +57,7 @@ def cmd_parity(spec):
             grads = {n: p.grad if p.grad is not None else torch.zeros_like(p) for n, p in fw.named_trainable()}
             meta = {"loss": total.item(), "terms": {k: v.item() for k, v in terms.items()}, "embeddingStd": std.item(),
                     "lambdas": [v.lambdas for v in views]}
-            ck.mixmask_torch.write_safetensors(out, {n: ck.to_ours(g) for n, g in grads.items()}, {"result": json.dumps(meta)})
+            ck.mixmask_torch.write_safetensors(out, {n: ck.to_ours(g, n) for n, g in grads.items()}, {"result": json.dumps(meta)})
 
 
 if __name__ == "__main__":

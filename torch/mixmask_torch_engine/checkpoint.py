@@ -11,24 +11,30 @@ from .models import mixmask_torch
 FORMAT = "mixmask-ts-checkpoint/1"
 
 
-def to_ours(t):
-    """A PyTorch tensor in our layout and dtype."""
+def _is_matrix_weight(name, t):
+    # Rank-2 weights are Linear layers' ([out, in] here, [in, out] ours); the MoCo queue
+    # ([K, dim]) keeps its layout. Optimiser slots (optim.<slot>.<param>) follow their parameter.
+    return t.dim() == 2 and name.endswith("weight")
+
+
+def to_ours(t, name):
+    """A PyTorch tensor named `name` in our layout and dtype."""
     t = t.detach().cpu()
     if t.dtype == torch.int64:
         return t.to(torch.int32)
     t = t.float()
     if t.dim() == 4:
         return t.permute(2, 3, 1, 0).contiguous()
-    if t.dim() == 2:
+    if _is_matrix_weight(name, t):
         return t.t().contiguous()
     return t.contiguous()
 
 
-def from_ours(t, like):
-    """One of our tensors in the layout and dtype of `like` (a PyTorch tensor)."""
+def from_ours(t, like, name):
+    """One of our tensors named `name` in the layout and dtype of `like` (a PyTorch tensor)."""
     if t.dim() == 4:
         t = t.permute(3, 2, 0, 1)
-    elif t.dim() == 2:
+    elif _is_matrix_weight(name, t):
         t = t.t()
     t = t.to(like.dtype).contiguous()
     if tuple(t.shape) != tuple(like.shape):
@@ -59,7 +65,7 @@ def write(path, named, meta):
     metadata = {"format": FORMAT}
     for k, v in meta.items():
         metadata[k] = json.dumps(v, separators=(",", ":"))
-    mixmask_torch.write_safetensors(path, {n: to_ours(t) for n, t in named.items()}, metadata)
+    mixmask_torch.write_safetensors(path, {n: to_ours(t, n) for n, t in named.items()}, metadata)
 
 
 def framework_state(fw):
@@ -76,7 +82,7 @@ def load_framework_state(fw, tensors, source, prefix=""):
         if key not in tensors:
             raise ValueError(f'{source}: missing tensor "{key}"')
         try:
-            pending.append((like, from_ours(tensors[key], like)))
+            pending.append((like, from_ours(tensors[key], like, key)))
         except ValueError as e:
             raise ValueError(f'{source}: tensor "{key}": {e}')
     with torch.no_grad():
@@ -106,11 +112,11 @@ def load_optimizer_state(opt, named_params, kind, tensors, scalars, source):
             key = f"optim.velocity.{name}"
             if key not in tensors:
                 raise ValueError(f'{source}: missing tensor "{key}"')
-            opt.state[p]["momentum_buffer"] = from_ours(tensors[key], p.detach()).to(p.device)
+            opt.state[p]["momentum_buffer"] = from_ours(tensors[key], p.detach(), key).to(p.device)
         else:
             st = opt.state[p]
             for slot, key in (("exp_avg", f"optim.m.{name}"), ("exp_avg_sq", f"optim.v.{name}")):
                 if key not in tensors:
                     raise ValueError(f'{source}: missing tensor "{key}"')
-                st[slot] = from_ours(tensors[key], p.detach()).to(p.device)
+                st[slot] = from_ours(tensors[key], p.detach(), key).to(p.device)
             st["step"] = torch.tensor(float(scalars.get("t", 0)))
