@@ -23,6 +23,7 @@ export const USAGE = `usage: npm run train -- --framework <${FRAMEWORKS.join('|'
   --resume               continue the run in --run-dir from its checkpoint (its config.json is reused)
   --mask <block|discrete> --grid <g> --ratio <r>   MixMask grid (default block, 8, 0.5)
   --no-asymmetric        score the mixed view with one plain term L(x_m → x2) instead of the two λ-weighted ones (ablation)
+  --no-validation        hold out no validation split and monitor on the test split (the paper profile's protocol; runs made before the split)
   --epochs <n> --batch-size <n> --width <n> --train-subset <n|all> --seed <n> --knn-every <n>
   --min-crop-scale <s>   raise every view's crop-scale lower bound to s (default: 0.5 on fashion-mnist, else the recipe's own)
   --max-steps <n>        stop (with a checkpoint) after n steps of this call
@@ -38,7 +39,7 @@ export interface TrainArgs {
 export function parseTrainArgs(argv: readonly string[]): TrainArgs | 'help' {
   const args = new Args(argv, {
     options: ['--framework', '--method', '--dataset', '--profile', '--run-dir', '--mask', '--grid', '--ratio', '--epochs', '--batch-size', '--width', '--train-subset', '--seed', '--knn-every', '--min-crop-scale', '--max-steps'],
-    flags: ['--resume', '--no-asymmetric'],
+    flags: ['--resume', '--no-asymmetric', '--no-validation'],
   });
   if (args.help) return 'help';
   const resume = args.flag('--resume');
@@ -68,6 +69,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs | 'help' {
     knnEvery: args.int('--knn-every', 0),
     minCropScale: args.number('--min-crop-scale', { min: 0, max: 1 }),
     ...(args.flag('--no-asymmetric') ? { asymmetric: false } : {}),
+    ...(args.flag('--no-validation') ? { validation: null } : {}),
   };
   const required = <T>(name: string, v: T | undefined, options: readonly string[]): T => {
     if (v === undefined) throw new Error(`${name} is required (one of ${options.join(', ')})`);

@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { METHOD_COLORS, barFigure, embeddingStdFigure, finalKnn, htmlTable, readRunLog, runSummary, sampleGridFigure, sideBySideTables, trainingCurvesFigure } from '../../lib/plot';
+import { METHOD_COLORS, barFigure, embeddingStdFigure, finalKnn, htmlTable, readRunLog, runSummary, sampleGridFigure, seedBand, sideBySideTables, trainingCurvesFigure } from '../../lib/plot';
 
 function fakeRun(epochs: number, stepsPerEpoch: number, method: string, opts: { torn?: boolean } = {}): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mixmask-run-'));
@@ -106,4 +106,43 @@ test('barFigure with stack: one stacked bar per category', () => {
   assert.deepEqual(fig.data.map((d) => d.y), [[1, 2], [3, 4]]);
   assert.equal(fig.data[0].text, undefined);
   assert.equal(barFigure(['a'], [{ name: 'x', values: [1] }]).layout!.barmode, 'group');
+});
+
+test('seedBand: mean and min–max over the x values every curve reached', () => {
+  const b = seedBand([
+    { x: [1, 2, 3], y: [10, 20, 30] },
+    { x: [1, 2, 3], y: [14, 18, 36] },
+    { x: [1, 2], y: [12, 22] }, // an unfinished run: x = 3 is left out
+  ]);
+  assert.deepEqual(b, { x: [1, 2], mean: [12, 20], min: [10, 18], max: [14, 22], n: 3 });
+  assert.throws(() => seedBand([]), /no curves/);
+  assert.throws(() => seedBand([{ x: [1, 2], y: [1] }]), /2 x values and 1 y values/);
+});
+
+test('Figure 1 with bands: one mean curve per method and a filled min–max band under it, per row', () => {
+  const seeds = [0, 1, 2];
+  const runs = ['MoCo', 'SimCLR'].flatMap((group) => ['none', 'mixmask'].flatMap((method) => seeds.map((s) => {
+    const log = readRunLog(fakeRun(12, 2, method));
+    // Seed s shifts the kNN curve by s points.
+    for (const e of log.epochs) e.knnTop1 = e.knnTop1! + s;
+    return { group, method, log };
+  })));
+  const fig = trainingCurvesFigure(runs, { bands: true, loss: 'epoch' });
+  const data = fig.data as Array<Record<string, unknown>>;
+  // 2 groups × 2 methods × 2 rows × (band + mean).
+  assert.equal(data.length, 16);
+  const bands = data.filter((d) => d.fill === 'toself');
+  assert.equal(bands.length, 8);
+  assert.ok(bands.every((d) => d.showlegend === false && typeof d.fillcolor === 'string' && (d.fillcolor as string).startsWith('rgba(')));
+  const knnMean = data.find((d) => d.fill === undefined && d.yaxis === 'y2' && (d.line as { color: string }).color === METHOD_COLORS.mixmask)!;
+  assert.deepEqual(knnMean.y, Array.from({ length: 12 }, (_, e) => 10 + e + 1)); // mean of +0, +1, +2
+  const knnBand = data.find((d) => d.fill === 'toself' && d.yaxis === 'y2' && d.legendgroup === knnMean.legendgroup)!;
+  const y = knnBand.y as number[];
+  assert.equal(y.length, 24);
+  assert.deepEqual([y[0], y[11], y[12], y[23]], [12, 23, 21, 10]); // max forwards, then min backwards
+  const legend = data.filter((d) => d.showlegend === true).map((d) => d.name);
+  assert.deepEqual(legend, ['baseline, mean and min–max of 3 runs', 'MixMask, mean and min–max of 3 runs']);
+  // One run per method: plain curves, no band.
+  const single = trainingCurvesFigure(runs.filter((_, i) => i % 3 === 0), { bands: true, loss: 'epoch' });
+  assert.ok((single.data as Array<Record<string, unknown>>).every((d) => d.fill === undefined));
 });

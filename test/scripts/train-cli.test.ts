@@ -22,7 +22,10 @@ test('train arguments: defaults from the preset, overrides, clear errors', () =>
   const off = parseTrainArgs(['--framework', 'byol', '--dataset', 'cifar100', '--profile', 'cpu', '--no-asymmetric']);
   assert.ok(off !== 'help');
   assert.equal(off.config.view.asymmetric, false);
-  assert.equal(off.runDir, path.join('runs', 'cifar100-cpu', 'byol-mixmask-block8-noasym-s0'));
+  assert.equal(off.runDir, path.join('runs', 'cifar100-cpu', 'byol-mixmask-block8-noasym-val-s0'));
+  const old = parseTrainArgs(['--framework', 'byol', '--dataset', 'fashion-mnist', '--profile', 'cpu', '--no-validation']);
+  assert.ok(old !== 'help' && off.config.validation !== null);
+  assert.deepEqual([old.config.validation, old.runDir], [null, path.join('runs', 'fashion-mnist-cpu', 'byol-mixmask-block8-s0')]);
   assert.equal(runTitle(off.config), 'byol + mixmask (block, g = 8, r = 0.5, asymmetric off)');
   assert.equal(runTitle(a.config), 'moco-v2 + mixmask (block, g = 4, r = 0.25)');
   assert.throws(() => parseTrainArgs(['--framework', 'byol', '--dataset', 'cifar100', '--profile', 'cpu', '--method', 'erase', '--no-asymmetric']), /method 'erase' has no partner/);

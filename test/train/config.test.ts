@@ -21,14 +21,25 @@ test('storedRunConfig renames the old heads.momentum to targetMomentum in place 
   assert.throws(() => storedRunConfig(null, 'run/config.json'), /run\/config\.json: the run config is not an object/);
 });
 
+test('a config stored before the validation split existed reads as validation null, in pretrainConfig\'s key order', () => {
+  const today = pretrainConfig('simclr', 'fashion-mnist', 'cpu', { validation: null });
+  const { validation, ...old } = today;
+  assert.equal(validation, null);
+  assert.equal(JSON.stringify(storedRunConfig(old, 'x')), JSON.stringify(today));
+  const held = pretrainConfig('simclr', 'fashion-mnist', 'cpu');
+  assert.equal(storedRunConfig(held, 'x'), held);
+});
+
 test('the committed Fashion-MNIST runs load in today\'s field names and equal what the cpu preset gives', () => {
   const dirs = fs.readdirSync(REPORT).filter((d) => fs.existsSync(path.join(REPORT, d, 'config.json')));
-  assert.equal(dirs.length, 8, `runs under ${REPORT}: ${dirs.join(', ')}`);
+  // The eight seed-0 runs monitored on test (before the validation split), and any run since.
+  assert.equal(dirs.filter((d) => !/-val-s\d+$/.test(d)).length, 8, `runs under ${REPORT}: ${dirs.join(', ')}`);
   for (const d of dirs) {
     const c = readRunConfig(path.join(REPORT, d, 'config.json'));
     assert.equal(typeof c.heads.targetMomentum, 'number', d);
     assert.ok(!('momentum' in c.heads), d);
-    const preset = pretrainConfig(c.framework as FrameworkName, c.dataset, c.profile, { method: c.view.method as ViewMethod, seed: c.seed });
+    const preset = pretrainConfig(c.framework as FrameworkName, c.dataset, c.profile, { method: c.view.method as ViewMethod, seed: c.seed, validation: c.validation });
     assert.equal(JSON.stringify(c.heads), JSON.stringify(preset.heads), `${d}: heads`);
+    assert.equal(/-val-s\d+$/.test(d), c.validation !== null, `${d}: folder name and validation split disagree`);
   }
 });
