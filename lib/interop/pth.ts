@@ -43,7 +43,8 @@ const torchProbe = new Map<string, boolean>();
 export function findTorchPython(candidates: string[] = pythonCandidates()): string | null {
   for (const py of candidates) {
     if (!torchProbe.has(py)) {
-      const r = spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore', timeout: 120_000 });
+      // From a neutral folder: a folder named torch/ in the working directory would be imported instead.
+      const r = spawnSync(py, ['-c', 'import torch; torch.zeros(1)'], { stdio: 'ignore', timeout: 120_000, cwd: os.tmpdir() });
       torchProbe.set(py, r.status === 0);
     }
     if (torchProbe.get(py)) return py;
