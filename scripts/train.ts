@@ -3,8 +3,10 @@
  * Pretrains one framework with one view method, writing config.json, log.jsonl (per step and
  * epoch, with the kNN monitor) and checkpoint.safetensors into the run directory, which the
  * notebooks and `npm run eval` read. Ctrl-C stops after the current step with a checkpoint;
- * `--resume` continues exactly where it stopped.
+ * `--resume` continues exactly where it stopped. `--engine torch` trains the same config.json on
+ * PyTorch DistributedDataParallel through torchrun instead (docs/torch-engine.md).
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { formatBackendReport, initBackend } from '../lib/backend';
@@ -27,31 +29,46 @@ export const USAGE = `usage: npm run train -- --framework <${FRAMEWORKS.join('|'
   --epochs <n> --batch-size <n> --width <n> --train-subset <n|all> --seed <n> --knn-every <n>
   --min-crop-scale <s>   raise every view's crop-scale lower bound to s (default: 0.5 on fashion-mnist, else the recipe's own)
   --max-steps <n>        stop (with a checkpoint) after n steps of this call
+  --engine <tfjs|torch>  torch: write config.json and train it with PyTorch DDP through torchrun (docs/torch-engine.md)
+  --nproc-per-node <n>   torch: processes per machine (default 1)   --nnodes <n>  machines (default 1)
+  --rdzv-endpoint <host:port>   torch: the rendezvous of a multi-machine job (required with --nnodes > 1)
+  --print-command        torch: write config.json and print the torchrun line (for a cluster scheduler) instead of running it
   --help`;
+
+export interface TorchLaunch {
+  nprocPerNode: number;
+  nnodes: number;
+  rdzvEndpoint?: string;
+  printCommand: boolean;
+}
 
 export interface TrainArgs {
   config: RunConfig;
   runDir: string;
   resume: boolean;
   maxSteps?: number;
+  /** Set with `--engine torch`: how torchrun starts the PyTorch engine. */
+  torch?: TorchLaunch;
 }
 
 export function parseTrainArgs(argv: readonly string[]): TrainArgs | 'help' {
   const args = new Args(argv, {
-    options: ['--framework', '--method', '--dataset', '--profile', '--run-dir', '--mask', '--grid', '--ratio', '--epochs', '--batch-size', '--width', '--train-subset', '--seed', '--knn-every', '--min-crop-scale', '--max-steps'],
-    flags: ['--resume', '--no-asymmetric', '--no-validation'],
+    options: ['--framework', '--method', '--dataset', '--profile', '--run-dir', '--mask', '--grid', '--ratio', '--epochs', '--batch-size', '--width', '--train-subset', '--seed', '--knn-every', '--min-crop-scale', '--max-steps',
+      '--engine', '--nproc-per-node', '--nnodes', '--rdzv-endpoint'],
+    flags: ['--resume', '--no-asymmetric', '--no-validation', '--print-command'],
   });
   if (args.help) return 'help';
   const resume = args.flag('--resume');
   const maxSteps = args.int('--max-steps', 1);
   const runDir = args.string('--run-dir');
+  const torch = parseTorchLaunch(args);
 
   if (resume && runDir !== undefined) {
     const file = path.join(runDir, 'config.json');
     if (!fs.existsSync(file)) throw new Error(`--resume: ${file} does not exist`);
     const config = readRunConfig(file);
     const epochs = args.int('--epochs', 1);
-    return { config: epochs ? { ...config, epochs } : config, runDir, resume, maxSteps };
+    return { config: epochs ? { ...config, epochs } : config, runDir, resume, maxSteps, ...(torch ? { torch } : {}) };
   }
 
   const framework = args.string('--framework') === 'moco' ? 'moco-v2' : args.oneOf('--framework', FRAMEWORKS); // the paper's "MoCo" is v2
@@ -81,7 +98,80 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs | 'help' {
     required('--profile', args.oneOf('--profile', PROFILES), PROFILES),
     overrides,
   );
-  return { config, runDir: runDir ?? defaultRunDir(config), resume, maxSteps };
+  return { config, runDir: runDir ?? defaultRunDir(config), resume, maxSteps, ...(torch ? { torch } : {}) };
+}
+
+function parseTorchLaunch(args: Args): TorchLaunch | undefined {
+  const engine = args.oneOf('--engine', ['tfjs', 'torch'] as const) ?? 'tfjs';
+  if (engine === 'tfjs') {
+    for (const name of ['--nproc-per-node', '--nnodes', '--rdzv-endpoint', '--print-command']) {
+      if (args.has(name)) throw new Error(`${name} needs --engine torch`);
+    }
+    return undefined;
+  }
+  const nnodes = args.int('--nnodes', 1) ?? 1;
+  const rdzvEndpoint = args.string('--rdzv-endpoint');
+  if (nnodes > 1 && rdzvEndpoint === undefined) throw new Error(`--nnodes ${nnodes} needs --rdzv-endpoint <host:port> (the rendezvous every machine reaches)`);
+  if (rdzvEndpoint !== undefined && !/^[^\s:]+:\d+$/.test(rdzvEndpoint)) throw new Error(`--rdzv-endpoint must be host:port, got ${JSON.stringify(rdzvEndpoint)}`);
+  return { nprocPerNode: args.int('--nproc-per-node', 1) ?? 1, nnodes, rdzvEndpoint, printCommand: args.flag('--print-command') };
+}
+
+/** The PyTorch engine's package folder (torch/ at the project root). */
+export const TORCH_ENGINE_DIR = path.resolve(__dirname, '..', '..', 'torch');
+
+/**
+ * The torchrun command line that trains `runDir/config.json` with the PyTorch engine: program,
+ * arguments and the environment it needs (PYTHONPATH to the engine). `torchrun` comes from
+ * $MIXMASK_TORCHRUN or PATH. One machine runs a standalone rendezvous; several meet at
+ * --rdzv-endpoint. `--redirects 1 --tee 1` keeps the output on the console (the value 0 trips
+ * torchrun 1.13 under Python ≥ 3.11).
+ */
+export function torchCommand(
+  a: Pick<TrainArgs, 'runDir' | 'resume' | 'maxSteps' | 'config'> & { torch: TorchLaunch },
+  env: NodeJS.ProcessEnv = process.env,
+): { program: string; args: string[]; env: Record<string, string> } {
+  const t = a.torch;
+  const rdzv = t.nnodes > 1 || t.rdzvEndpoint
+    ? ['--rdzv_backend', 'c10d', '--rdzv_endpoint', t.rdzvEndpoint!, '--rdzv_id', path.basename(path.resolve(a.runDir))]
+    : ['--standalone'];
+  const args = [
+    '--nnodes', String(t.nnodes), '--nproc_per_node', String(t.nprocPerNode), ...rdzv, '--redirects', '1', '--tee', '1',
+    '-m', 'mixmask_torch_engine', '--run-dir', path.resolve(a.runDir),
+    ...(a.resume ? ['--resume', '--epochs', String(a.config.epochs)] : []),
+    ...(a.maxSteps !== undefined ? ['--max-steps', String(a.maxSteps)] : []),
+  ];
+  return { program: env.MIXMASK_TORCHRUN || 'torchrun', args, env: { PYTHONPATH: TORCH_ENGINE_DIR } };
+}
+
+/** A command as one shell line (single-quoted where needed). */
+export function shellLine(env: Record<string, string>, program: string, args: readonly string[]): string {
+  const q = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+  return [...Object.entries(env).map(([k, v]) => `${k}=${q(v)}`), q(program), ...args.map(q)].join(' ');
+}
+
+/** `--engine torch`: writes config.json (a new run), then runs or prints the torchrun line. */
+function runTorch(a: TrainArgs & { torch: TorchLaunch }): number {
+  const dir = a.runDir;
+  if (!a.resume) {
+    if (fs.existsSync(path.join(dir, 'checkpoint.safetensors'))) throw new Error(`${dir} already holds a run (checkpoint.safetensors); resume it or choose another directory`);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(a.config, null, 2) + '\n');
+  }
+  const cmd = torchCommand(a);
+  if (a.torch.printCommand) {
+    console.log(shellLine(cmd.env, cmd.program, cmd.args));
+    return 0;
+  }
+  console.error(`${runTitle(a.config)} on ${a.config.dataset} (${a.config.profile}) with the PyTorch engine, ${a.torch.nnodes * a.torch.nprocPerNode} process(es) → ${dir}`);
+  const r = spawnSync(cmd.program, cmd.args, { stdio: 'inherit', env: { ...process.env, ...cmd.env } });
+  if (r.error) throw new Error(`could not start ${cmd.program} (${r.error.message}); install PyTorch (apt-get install python3-torch python3-torchvision) or set MIXMASK_TORCHRUN`);
+  if (r.status !== 0) {
+    const ckpt = path.join(dir, 'checkpoint.safetensors');
+    const last = fs.existsSync(ckpt) ? `; the last checkpoint, ${ckpt}, is intact: continue with --engine torch --resume --run-dir ${dir}` : '';
+    console.error(`train: the PyTorch engine failed (torchrun exit code ${r.status ?? r.signal}; the failing rank's error is above)${last}`);
+    return 1;
+  }
+  return 0;
 }
 
 async function main(): Promise<number> {
@@ -95,6 +185,14 @@ async function main(): Promise<number> {
   if (args === 'help') {
     console.log(USAGE);
     return 0;
+  }
+  if (args.torch) {
+    try {
+      return runTorch({ ...args, torch: args.torch });
+    } catch (e) {
+      console.error(`train: ${(e as Error).message}`);
+      return 2;
+    }
   }
   const report = await initBackend();
   console.error(formatBackendReport(report));

@@ -97,12 +97,40 @@ def load_train(name, data_dir=None):
     raise ValueError(f"the torch engine reads fashion-mnist, cifar10, cifar100, tiny-imagenet and image folders; got dataset {name!r}")
 
 
-def train_subset(seed, size, subset):
-    """The trainer's seeded subset: the first `subset` entries of a permutation (all when None)."""
-    n = size if subset is None else min(subset, size)
-    if n == size:
-        return list(range(size))
-    return Rng(stream_seed(seed, -1, -1, 0)).permutation(size)[:n]
+def validation_rest(labels, images, seed):
+    """The training images left once RunConfig.validation is held out (lib/data/split.ts
+    validationSplit: images / classes of every class, each class by its own fork of Rng(seed))."""
+    labels = [int(v) for v in labels]
+    classes = max(labels) + 1
+    if images < classes or images % classes:
+        raise ValueError(f"validation.images must be a positive multiple of {classes} (the classes), got {images}")
+    per_class = images // classes
+    by_class = [[] for _ in range(classes)]
+    for i, y in enumerate(labels):
+        by_class[y].append(i)
+    rng = Rng(seed)
+    held = set()
+    for c, members in enumerate(by_class):
+        r = rng.fork()
+        if len(members) < per_class:
+            raise ValueError(f"validation.images ({images}) needs {per_class} images of every class; class {c} has {len(members)}")
+        perm = r.permutation(len(members))
+        held.update(members[perm[j]] for j in range(per_class))
+    return [i for i in range(len(labels)) if i not in held]
+
+
+def training_indices(cfg, labels):
+    """The images a run trains on, as lib/train/trainer.ts and lib/experiments/run.ts pick them:
+    the training split less the validation images, then the first trainSubset entries of a
+    permutation seeded by (seed, -1, -1, 0)."""
+    pool = list(range(len(labels)))
+    if cfg.get("validation"):
+        pool = validation_rest(labels, cfg["validation"]["images"], cfg["validation"]["seed"])
+    subset = cfg.get("trainSubset")
+    n = len(pool) if subset is None else min(subset, len(pool))
+    if n == len(pool):
+        return pool
+    return [pool[i] for i in Rng(stream_seed(cfg["seed"], -1, -1, 0)).permutation(len(pool))[:n]]
 
 
 class RunSampler(DistributedSampler):

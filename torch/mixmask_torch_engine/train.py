@@ -20,7 +20,7 @@ import torch.distributed.nn.functional as dnn
 from torch import nn
 
 from . import checkpoint as ck
-from .data import RunSampler, TwoViews, load_train, make_recipe, train_subset
+from .data import RunSampler, TwoViews, load_train, make_recipe, training_indices
 from .frameworks import make_framework
 from .masks import make_views
 from .rng import Rng, stream_seed
@@ -234,7 +234,7 @@ def run(args):
     scaler = torch.cuda.amp.GradScaler() if args.amp and cuda else None
 
     base = load_train(cfg["dataset"], args.data_dir)
-    indices = train_subset(cfg["seed"], len(base), cfg.get("trainSubset"))
+    indices = training_indices(cfg, base.labels.tolist())
     sampler = RunSampler(indices, cfg["batchSize"], cfg["seed"], world, rank)
     recipe = make_recipe(cfg["recipe"], cfg["imageSize"], cfg.get("minCropScale"))
     views_ds = TwoViews(base, recipe, cfg["imageSize"], cfg["seed"])
