@@ -22,6 +22,12 @@ export async function interruptible<T>(fn: (signal: AbortSignal) => Promise<T>, 
   const onOuter = () => controller.abort(outer?.reason);
   if (outer?.aborted) controller.abort(outer.reason);
   else outer?.addEventListener('abort', onOuter, { once: true });
+  // tslab runs the synchronous part of each cell under vm's breakOnSigint, whose watchdog puts
+  // back the SIGINT disposition it found when that part ends: a listener added meanwhile stays
+  // registered in JavaScript but no longer catches the signal, and Kernel → Interrupt kills the
+  // kernel. Taking SIGINT over on the next turn of the event loop, after that part, avoids it
+  // (removing every listener first makes Node install its signal handler afresh).
+  await new Promise<void>((resolve) => setImmediate(resolve));
   const others = process.listeners('SIGINT');
   const onSigint = () => {
     if (controller.signal.aborted) return; // a second interrupt while stopping: the step still finishes

@@ -63,7 +63,10 @@ test('every notebook runs headless at the smoke profile; every figure renders in
 
   const outputs = outputsOf(path.join(reportDir, '00-environment.ipynb'));
   assert.ok(outputs.some((o) => /backend: \S+/.test(o) && /tfjs-node-gpu/.test(o)), 'no backend report in the outputs');
-  assert.ok(outputs.some((o) => /window\.Plotly = Plotly/.test(o)), 'the plotly.js bundle is not inlined');
+  // Saved notebooks stay light: figures load plotly.js from the server; the HTML report carries it.
+  assert.ok(!outputs.some((o) => /window\.Plotly = Plotly/.test(o)), 'the plotly.js bundle is in the saved outputs');
+  assert.ok(outputs.some((o) => /data-mixmask-plotly-loader=/.test(o)), 'no plotly.js loader in the outputs');
+  assert.match(fs.readFileSync(path.join(reportDir, '00-environment.html'), 'utf8'), /window\.Plotly = Plotly/, 'the HTML report does not carry plotly.js');
   assert.ok(outputs.some((o) => /class="mixmask-plot"/.test(o) && /Plotly\.newPlot/.test(o)), 'no plotly figure in the outputs');
 
   const report = JSON.parse(fs.readFileSync(path.join(reportDir, 'report.json'), 'utf8')) as Report;
@@ -74,6 +77,8 @@ test('every notebook runs headless at the smoke profile; every figure renders in
     const name = path.basename(n.notebook, '.ipynb');
     assert.ok(n.ok, `${n.notebook} failed`);
     assert.ok(fs.existsSync(path.join(reportDir, `${name}.html`)), `${name}.html missing`);
+    const bytes = fs.statSync(path.join(reportDir, `${name}.ipynb`)).size;
+    assert.ok(bytes < 1_000_000, `${name}.ipynb weighs ${(bytes / 1e6).toFixed(2)} MB after the run (limit 1 MB)`);
     for (const fig of EXPECTED_FIGURES[name] ?? []) assert.ok(fs.existsSync(path.join(reportDir, name, `${fig}.html`)), `${name}: figure ${fig} was not saved`);
     if (!report.browserCheck) continue;
     const c = n.check!;
