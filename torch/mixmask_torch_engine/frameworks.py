@@ -21,6 +21,12 @@ def rank():
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
+def all_gather_grad(x):
+    """Rows of every rank, in rank order, with gradients flowing back to each rank's rows."""
+    import torch.distributed.nn.functional as dnn
+    return torch.cat(dnn.all_gather(x.contiguous()), 0)
+
+
 @torch.no_grad()
 def all_gather_cat(x):
     """Rows of every rank, in rank order (no gradient)."""
@@ -198,14 +204,18 @@ class Simclr(Framework):
         z = self.projector(self.backbone(x))
         return z, z
 
+    # Under DDP the negatives are every rank's rows (gathered with their gradients), so W
+    # processes train exactly as one process with the whole batch.
     def base_loss(self, o1, o2, targets):
+        if world() > 1:
+            return L.nt_xent(all_gather_grad(o1[1]), all_gather_grad(o2[1]), self.temperature).mean()
         return L.nt_xent(o1[1], o2[1], self.temperature).mean()
 
     def second_view_target(self, o2, targets):
-        return o2[1]
+        return all_gather_grad(o2[1]) if world() > 1 else o2[1]
 
     def row_loss(self, a, b, targets):
-        return L.cross_view_nce(a, b, self.temperature)
+        return L.cross_view_nce(a, b, self.temperature, rank() * a.shape[0] if world() > 1 else 0)
 
 
 class Byol(Framework):

@@ -27,9 +27,11 @@ def nt_xent(a, b, temperature):
     return -torch.log_softmax(logits, 1).gather(1, pos[:, None])[:, 0]
 
 
-def cross_view_nce(anchors, targets, temperature):
+def cross_view_nce(anchors, targets, temperature, offset=0):
+    """Anchor i's positive is target row offset + i (offset: where a rank's rows start when the
+    targets are every rank's), the other target rows its negatives."""
     logits = (l2n(anchors) @ l2n(targets).t()) / temperature
-    idx = torch.arange(anchors.shape[0], device=anchors.device)
+    idx = torch.arange(anchors.shape[0], device=anchors.device) + offset
     return -torch.log_softmax(logits, 1).gather(1, idx[:, None])[:, 0]
 
 
