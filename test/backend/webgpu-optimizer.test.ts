@@ -109,6 +109,23 @@ test(`${MIXMASK_EMA_UPDATE} on webgpu matches lib/optim's emaUpdate on cpu, in 1
   assert.equal(count.total, 1);
 });
 
+test(`${MIXMASK_EMA_UPDATE} with onlineScale updates a BatchNorm running variance as lib/models does (unbiased batch variance)`, async (t) => {
+  if (skip) return t.skip(skip);
+  const running = Float32Array.from({ length: 16 }, (_, i) => 1 + 0.1 * i);
+  const batchVar = Float32Array.from({ length: 16 }, (_, i) => 0.5 + 0.05 * i);
+  const n = 8 * 32 * 32;
+  const m = 0.1; // BatchNorm's momentum: running ← (1 − m)·running + m·unbiased
+  await tf.setBackend('cpu');
+  const want = (await tf.tidy(() => tf.add(tf.mul(tf.tensor1d(running), 1 - m), tf.mul(tf.mul(tf.tensor1d(batchVar), n / (n - 1)), m))).data()) as Float32Array;
+  await tf.setBackend('webgpu');
+  const r = tf.tensor1d(running);
+  const b = tf.tensor1d(batchVar);
+  const [out] = tf.engine().runKernel(MIXMASK_EMA_UPDATE, { target: r, online: b }, { momentum: 1 - m, onlineScale: n / (n - 1) }) as tf.Tensor[];
+  const got = (await out.data()) as Float32Array;
+  tf.dispose([r, b, out]);
+  assert.ok(relError(got, want) < 1e-6, `rel err ${relError(got, want)}`);
+});
+
 test('the fused updates reject operands of different shapes and a step below 1, naming them', async (t) => {
   if (skip) return t.skip(skip);
   await tf.setBackend('webgpu');

@@ -11,8 +11,10 @@ import { type KernelArgs, type WebgpuBackendLike, type WebgpuProgram, addKernel 
  *                        outputs [ w', v' ]     v' = μ·v + (g + wd·w);  w' = w − lr·(nesterov ? g + wd·w + μ·v' : v')
  *   MIXMASK_ADAM_UPDATE  inputs { w, g, m, v }  attrs { lr, beta1, beta2, eps, weightDecay, step }
  *                        outputs [ w', m', v' ] (bias correction with `step` ≥ 1, as torch.optim.Adam)
- *   MIXMASK_EMA_UPDATE   inputs { target, online }  attrs { momentum }
- *                        outputs [ target' ]    target' = m·target + (1 − m)·online
+ *   MIXMASK_EMA_UPDATE   inputs { target, online }  attrs { momentum, onlineScale? (default 1) }
+ *                        outputs [ target' ]    target' = m·target + (1 − m)·s·online
+ *                        (also BatchNorm's running statistics: m = 1 − its momentum, s = n/(n − 1)
+ *                        for the unbiased running variance)
  *
  * Outputs are new tensors (the caller assigns them to its variables), so the kernels keep tfjs's
  * value semantics. Registered for webgpu only; an optimiser uses them where
@@ -108,9 +110,9 @@ function adamUpdate(args: KernelArgs): tf.TensorInfo[] {
 function emaUpdate(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as WebgpuBackendLike;
   const { target, online } = args.inputs as Record<string, tf.TensorInfo>;
-  const { momentum } = args.attrs as unknown as { momentum: number };
+  const { momentum, onlineScale } = args.attrs as unknown as { momentum: number; onlineScale?: number };
   checkSameShape(MIXMASK_EMA_UPDATE, { target, online });
-  return [run(backend, ['t', 'o'], [target, online], 'uniforms.a * t[i] + uniforms.b * o[i]', 'ema', [momentum, 1 - momentum])];
+  return [run(backend, ['t', 'o'], [target, online], 'uniforms.a * t[i] + uniforms.b * o[i]', 'ema', [momentum, (1 - momentum) * (onlineScale ?? 1)])];
 }
 
 let installed = false;
