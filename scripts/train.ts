@@ -104,9 +104,10 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs | 'help' {
 function parseTorchLaunch(args: Args): TorchLaunch | undefined {
   const engine = args.oneOf('--engine', ['tfjs', 'torch'] as const) ?? 'tfjs';
   if (engine === 'tfjs') {
-    for (const name of ['--nproc-per-node', '--nnodes', '--rdzv-endpoint', '--print-command']) {
+    for (const name of ['--nproc-per-node', '--nnodes', '--rdzv-endpoint']) {
       if (args.has(name)) throw new Error(`${name} needs --engine torch`);
     }
+    if (args.flag('--print-command')) throw new Error('--print-command needs --engine torch');
     return undefined;
   }
   const nnodes = args.int('--nnodes', 1) ?? 1;
