@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { conv2DBackpropFilterGemm, chooseSplitK } from '../../lib/backend/webgpu/conv2d-backprop-filter';
 import { DIRECT_MAX_IN_CHANNELS } from '../../lib/backend/webgpu/conv2d-backprop-input';
 import { countDispatches } from '../../lib/backend/webgpu/dispatches';
-import type { WebgpuBackendLike } from '../../lib/backend/webgpu/program';
+import { tuning, type WebgpuBackendLike } from '../../lib/backend/webgpu/program';
 import { Rng } from '../../lib/util/rng';
 import { relError, useWebgpu } from '../helpers';
 
@@ -139,6 +139,24 @@ for (const c of [...RESNET18, ...RESNET50, ...ODD]) {
     assert.ok(eX < TOL, `dx: rel err ${eX}`);
   });
 }
+
+test('dx with more pixel tiles than workgroups allowed along y (ImageNet sizes at large batches) continues them in z', async (t) => {
+  if (skip) return t.skip(skip);
+  // 2 images of 12×12, stride 2: 36 pixels per phase and image → 3 tiles of 32 per phase; at most 2 along y.
+  const c: ConvCase = { name: 'fold', n: 2, hw: 12, ci: 40, co: 8, k: 3, stride: 2, pad: 1 };
+  const outShape = tf.backend_util.computeConv2DInfo([c.n, c.hw, c.hw, c.ci], [c.k, c.k, c.ci, c.co], c.stride, 1, c.pad).outShape;
+  const data = { xs: randn(c.n * c.hw * c.hw * c.ci), ws: randn(c.k * c.k * c.ci * c.co), dys: randn(outShape.reduce((a, b) => a * b, 1)) };
+  tuning.maxWorkgroupsY = 2;
+  let got;
+  try {
+    got = await grads('webgpu', c, data, outShape);
+  } finally {
+    tuning.maxWorkgroupsY = null;
+  }
+  const want = await grads('cpu', c, data, outShape);
+  await tf.setBackend('webgpu');
+  assert.ok(relError(got.dx, want.dx) < TOL, `dx: rel err ${relError(got.dx, want.dx)}`);
+});
 
 test('split-K: any number of chunks (the last one short) gives the one-chunk result, and the same bits every run', async (t) => {
   if (skip) return t.skip(skip);

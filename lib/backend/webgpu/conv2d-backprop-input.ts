@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { type Kernel, type KernelArgs, type WebgpuBackendLike, type WebgpuProgram, ints, replaceKernel } from './program';
+import { type Kernel, type KernelArgs, type WebgpuBackendLike, type WebgpuProgram, ints, replaceKernel, tuning } from './program';
 
 /**
  * Conv2DBackpropInput (dx) as a stride-aware (polyphase) implicit GEMM. An input pixel
@@ -44,14 +44,20 @@ class InputGemmProgram implements WebgpuProgram {
   private readonly vec4: boolean;
   private readonly tile: InputTile;
 
-  constructor(info: tf.backend_util.Conv2DInfo) {
+  /**
+   * Workgroups: x over channel tiles, y over pixel tiles, z over phases × chunks of pixel tiles
+   * (more pixel tiles than `maxY`, e.g. ImageNet-sized inputs at large batches, go on in z).
+   */
+  constructor(info: tf.backend_util.Conv2DInfo, maxY: number) {
     this.outputShape = info.inShape;
     this.tile = chooseInputTile(info.inChannels);
     const { TM, TN, TK4 } = this.tile;
     this.workgroupSize = [TN / 4, TM / 4, 1];
     const phases = info.strideHeight * info.strideWidth;
     const maxPixels = info.batchSize * Math.ceil(info.inHeight / info.strideHeight) * Math.ceil(info.inWidth / info.strideWidth);
-    this.dispatch = [Math.ceil(info.inChannels / TN), Math.ceil(maxPixels / TM), phases];
+    const pixelTiles = Math.ceil(maxPixels / TM);
+    const rows = Math.min(pixelTiles, maxY);
+    this.dispatch = [Math.ceil(info.inChannels / TN), rows, phases * Math.ceil(pixelTiles / rows)];
     this.vec4 = info.outChannels % 4 === 0;
     this.variableComponents = this.vec4 ? [4, 4] : [1, 1];
     this.shaderKey = `mixmaskConv2DInputGemm_${this.vec4 ? 'vec4' : 'scalar'}_${TM}_${TN}_${TK4}`;
@@ -168,7 +174,8 @@ class InputGemmProgram implements WebgpuProgram {
       ${loads}
 
       fn main() {
-        let z = i32(workgroupId.z);
+        let phases = uniforms.strideH * uniforms.strideW;
+        let z = i32(workgroupId.z) % phases;
         phase.ph = z / uniforms.strideW;
         phase.pw = z - phase.ph * uniforms.strideW;
         phase.rows = max(0, (uniforms.inH - phase.ph + uniforms.strideH - 1) / uniforms.strideH);
@@ -189,7 +196,7 @@ class InputGemmProgram implements WebgpuProgram {
         let tx = i32(localId.x);
         let ty = i32(localId.y);
         let n0 = i32(workgroupId.x) * ${TN};
-        let m0 = i32(workgroupId.y) * ${TM};
+        let m0 = (i32(workgroupId.y) + (i32(workgroupId.z) / phases) * i32(numWorkgroups.y)) * ${TM};
         if (li == 0) {
           tileCount = select(0, (phase.K + ${4 * TK4 - 1}) / ${4 * TK4}, m0 < phase.pixels);
         }
@@ -319,7 +326,8 @@ function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] 
     info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left, info.batchSize,
   );
   const direct = info.inChannels <= DIRECT_MAX_IN_CHANNELS && info.outChannels % 4 === 0;
-  return backend.runWebGPUProgram(direct ? new InputDirectProgram(info) : new InputGemmProgram(info), [dy, filter], 'float32', uniforms);
+  const maxY = tuning.maxWorkgroupsY ?? backend.device.limits.maxComputeWorkgroupsPerDimension;
+  return backend.runWebGPUProgram(direct ? new InputDirectProgram(info) : new InputGemmProgram(info, maxY), [dy, filter], 'float32', uniforms);
 }
 
 export function installConv2DBackpropInput(): void {

@@ -69,6 +69,8 @@ export const tuning = {
    * GPU needs thousands of invocations in flight, a software adapter only one workgroup per core.
    */
   targetWorkgroups: 512,
+  /** Cap on workgroups along y (null: the device's maxComputeWorkgroupsPerDimension; tests lower it). */
+  maxWorkgroupsY: null as number | null,
 };
 
 export function setTuning(opts: { software: boolean }): void {
