@@ -63,7 +63,12 @@ export class NonFiniteLossError extends Error {}
 
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 
-function streamSeed(seed: number, epoch: number, step: number, stream: number): number {
+/**
+ * The seed of one random stream of a run: (seed, epoch, step, stream) hashed to 32 bits. Stream 0
+ * picks the training subset (epoch = step = −1), 1 the epoch order (step = −1), 2 a step's draws.
+ * Exported for the PyTorch engine's tests, which check that its port draws the same.
+ */
+export function streamSeed(seed: number, epoch: number, step: number, stream: number): number {
   let h = (seed ^ 0x9e3779b9) >>> 0;
   for (const v of [epoch, step, stream]) {
     h = Math.imul(h ^ (v + 0x7f4a7c15), 0x85ebca6b) >>> 0;

@@ -60,7 +60,23 @@ def cmd_parity(spec):
             ck.mixmask_torch.write_safetensors(out, {n: ck.to_ours(g, n) for n, g in grads.items()}, {"result": json.dumps(meta)})
 
 
+def cmd_order(spec):
+    """spec: {config, world, out}: the engine's training images (validation split and subset) and
+    the images of every step of epoch 0, as the ranks' samplers deal them (ranks concatenated)."""
+    from mixmask_torch_engine.data import RunSampler, load_train, training_indices
+    from mixmask_torch_engine.rng import stream_seed
+    cfg = spec["config"]
+    base = load_train(cfg["dataset"])
+    indices = training_indices(cfg, base.labels.tolist())
+    per_rank = [[k[0] for k in RunSampler(indices, cfg["batchSize"], cfg["seed"], spec["world"], r)] for r in range(spec["world"])]
+    local = cfg["batchSize"] // spec["world"]
+    steps = len(indices) // cfg["batchSize"]
+    epoch0 = [i for s in range(steps) for r in range(spec["world"]) for i in per_rank[r][s * local:(s + 1) * local]]
+    with open(spec["out"], "w") as f:
+        json.dump({"indices": indices, "epoch0": epoch0, "streamSeeds": [stream_seed(sd, e, s, k) for sd, e, s, k in spec["streams"]]}, f)
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     cmd, arg = sys.argv[1], json.loads(sys.argv[2])
-    {"grids": cmd_grids, "parity": cmd_parity}[cmd](arg)
+    {"grids": cmd_grids, "parity": cmd_parity, "order": cmd_order}[cmd](arg)
