@@ -504,7 +504,7 @@ export async function reproduce(o: ReproduceArgs, signal?: AbortSignal): Promise
   const now = () => new Date().toISOString();
   let rawPixels = previous ? previous.rawPixelKnn : split === 'test' && !o.evalSubset ? RAW_PIXEL_KNN : null;
   if (!previous && split === 'validation') {
-    // Measured once per results file: the reference on the validation split (~1 min for the full sets).
+    // Measured once per results file: the raw-pixel reference on the same bank and validation queries.
     const { bank, query } = await evalSets(pretrainConfig(o.frameworks[0], DATASET, o.profile), split, o.evalSubset);
     rawPixels = await rawPixelKnn(bank, query);
     console.error(`raw-pixel kNN on ${query.size} validation images (bank ${bank.size}): ${rawPixels.toFixed(2)} %`);
