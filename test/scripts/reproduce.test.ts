@@ -200,4 +200,5 @@ test('npm run reproduce: three seeds per pair, the report from results.json, res
   const regen = spawnSync(process.execPath, [path.join(PROJECT_ROOT, 'dist', 'scripts', 'reproduce.js'), '--regenerate', path.join(out, 'results.json')], { encoding: 'utf8' });
   assert.equal(regen.status, 0, regen.stderr);
   assert.equal(fs.readFileSync(path.join(out, 'results.md'), 'utf8'), resultsMarkdown(r));
+  fs.rmSync(root, { recursive: true, force: true });
 });
