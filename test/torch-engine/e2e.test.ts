@@ -5,24 +5,32 @@
  * it tensor for tensor. A run stopped, then killed by a failing rank, then resumed ends exactly
  * where an uninterrupted one does, and the failure leaves the last checkpoint intact.
  */
-import { test } from 'node:test';
+import { before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { loadSplits } from '../../lib/data/named';
+import { knnMonitor } from '../../lib/eval';
+import { runDatasets } from '../../lib/experiments';
 import { makeFramework } from '../../lib/frameworks';
 import { makeOptimizer } from '../../lib/optim';
 import { readRunLog, runSummary, trainingCurvesFigure } from '../../lib/plot/runs';
-import { assignFromCheckpoint, loadCheckpoint } from '../../lib/train/checkpoint';
+import { assignFromCheckpoint, loadBackbone, loadCheckpoint } from '../../lib/train/checkpoint';
 import { readRunConfig } from '../../lib/train/config';
 import type { StepRecord } from '../../lib/train/log';
 import { FASHION_MNIST_DEBIAN_DIR } from '../../lib/data/paths';
 import * as tf from '@tensorflow/tfjs';
+import { useBackend } from '../helpers';
 import { ROOT, pyEnv, skip as noTorch } from './common';
 
 const hasData = fs.existsSync(path.join(FASHION_MNIST_DEBIAN_DIR, 'train-images-idx3-ubyte.gz'));
 const skip = noTorch || (!hasData && !process.env.CI ? `needs Debian's dataset-fashion-mnist in ${FASHION_MNIST_DEBIAN_DIR}` : false);
+
+before(async () => {
+  await useBackend('wasm');
+});
 
 function train(args: string[], env: Record<string, string> = {}) {
   return spawnSync(process.execPath, [path.join(ROOT, 'dist', 'scripts', 'train.js'), ...args], {
@@ -75,6 +83,20 @@ test('torch engine end to end: 2 processes on Fashion-MNIST, stop, rank failure,
     } finally {
       fw.dispose();
       opt.dispose();
+    }
+
+    // The engine's kNN monitor is ours: same bank and queries (validation split, seeded subsets),
+    // same vote, on the final weights.
+    const lastEpoch = log.epochs[log.epochs.length - 1];
+    assert.ok(lastEpoch.knnTop1 !== undefined, 'the last epoch record has the kNN monitor');
+    const sets = runDatasets(cfg, await loadSplits(cfg.dataset));
+    const backbone = loadBackbone(path.join(a, 'checkpoint.safetensors'));
+    try {
+      const knn = await knnMonitor(backbone, { bank: sets.bank, query: sets.query, k: cfg.knn.k, t: cfg.knn.t, transform: { size: cfg.imageSize, normalize: null } });
+      t.diagnostic(`kNN monitor: engine ${lastEpoch.knnTop1}%, ours on its checkpoint ${knn.top1}% (${sets.query.size} queries)`);
+      assert.ok(Math.abs(knn.top1 - lastEpoch.knnTop1!) <= 100 / sets.query.size + 1e-9, `kNN top-1 ${lastEpoch.knnTop1} vs ours ${knn.top1}`);
+    } finally {
+      backbone.dispose();
     }
 
     // npm run eval reads it.

@@ -18,6 +18,7 @@ def main(argv=None):
     p.add_argument("--cpu", action="store_true", help="stay on the CPU even when CUDA is available")
     p.add_argument("--workers", type=int, default=0, help="data-loader worker processes per rank")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads per process (default: torch's)")
+    p.add_argument("--no-knn", action="store_true", help="skip the kNN monitor of config.knn (rank 0, between epochs)")
     p.add_argument("--progress", type=int, default=0, help="print a progress line every n steps (rank 0)")
     args = p.parse_args(argv)
     import torch

@@ -75,29 +75,33 @@ class FolderImages(Dataset):
         return TF.pil_to_tensor(img.convert("RGB"))
 
 
-def load_train(name, data_dir=None):
-    """The training split of a dataset of lib/data/named.ts."""
+def load_train(name, data_dir=None, split="train"):
+    """The training (or test: split="test") split of a dataset of lib/data/named.ts."""
     root = data_dir or _datasets_dir()
+    train = split == "train"
     if name == "fashion-mnist":
         dirs = [data_dir] if data_dir else [os.path.join(root, "fashion-mnist"), *FASHION_MNIST_DIRS]
-        x = _read_idx(_find(dirs, "train-images-idx3-ubyte"))
-        y = _read_idx(_find(dirs, "train-labels-idx1-ubyte")).long()
+        prefix = "train" if train else "t10k"
+        x = _read_idx(_find(dirs, f"{prefix}-images-idx3-ubyte"))
+        y = _read_idx(_find(dirs, f"{prefix}-labels-idx1-ubyte")).long()
         return TensorImages(x[:, None], y, name)
     if name in ("cifar10", "cifar100"):
         import torchvision
         cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
-        ds = cls(os.path.join(root, name), train=True, download=False)
+        ds = cls(os.path.join(root, name), train=train, download=False)
         return TensorImages(torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets), name)
     if name == "tiny-imagenet":
-        return FolderImages(os.path.join(root, "tiny-imagenet-200", "train"), name)
+        return FolderImages(os.path.join(root, "tiny-imagenet-200", "train" if train else "val"), name)
     if name == "folder":
         if not data_dir:
             raise ValueError("dataset 'folder' needs --data-dir (an ImageFolder root: one sub-folder per class)")
+        if not train:
+            raise ValueError("dataset 'folder' has no test split: give the run config a validation split or knn.every = 0")
         return FolderImages(data_dir, name)
     raise ValueError(f"the torch engine reads fashion-mnist, cifar10, cifar100, tiny-imagenet and image folders; got dataset {name!r}")
 
 
-def validation_rest(labels, images, seed):
+def validation_split(labels, images, seed):
     """The training images left once RunConfig.validation is held out (lib/data/split.ts
     validationSplit: images / classes of every class, each class by its own fork of Rng(seed))."""
     labels = [int(v) for v in labels]
@@ -116,7 +120,7 @@ def validation_rest(labels, images, seed):
             raise ValueError(f"validation.images ({images}) needs {per_class} images of every class; class {c} has {len(members)}")
         perm = r.permutation(len(members))
         held.update(members[perm[j]] for j in range(per_class))
-    return [i for i in range(len(labels)) if i not in held]
+    return [i for i in range(len(labels)) if i not in held], sorted(held)
 
 
 def training_indices(cfg, labels):
@@ -125,7 +129,7 @@ def training_indices(cfg, labels):
     permutation seeded by (seed, -1, -1, 0)."""
     pool = list(range(len(labels)))
     if cfg.get("validation"):
-        pool = validation_rest(labels, cfg["validation"]["images"], cfg["validation"]["seed"])
+        pool, _ = validation_split(labels, cfg["validation"]["images"], cfg["validation"]["seed"])
     subset = cfg.get("trainSubset")
     n = len(pool) if subset is None else min(subset, len(pool))
     if n == len(pool):

@@ -22,6 +22,7 @@ from torch import nn
 from . import checkpoint as ck
 from .data import RunSampler, TwoViews, load_train, make_recipe, training_indices
 from .frameworks import make_framework
+from .knn import knn_monitor, monitor_sets
 from .masks import make_views
 from .rng import Rng, stream_seed
 
@@ -240,6 +241,8 @@ def run(args):
     views_ds = TwoViews(base, recipe, cfg["imageSize"], cfg["seed"])
     steps_per_epoch = sampler.steps
     total_steps = cfg["epochs"] * steps_per_epoch
+    knn_every = cfg.get("knn", {}).get("every", 0) if not args.no_knn else 0
+    monitor = monitor_sets(cfg, base, args.data_dir) if knn_every > 0 and rank == 0 else None
     fail_at = os.environ.get("MIXMASK_TORCH_FAIL_AT")  # test hook: "rank:step" raises there
 
     def save():
@@ -312,10 +315,13 @@ def run(args):
                 return {"status": "stopped", "epochsDone": epoch, "step": global_step, "lastLoss": last_loss, "seconds": time.time() - t0, "checkpoint": ckpt_path}
             if step_in_epoch >= steps_per_epoch:
                 break
-        if rank == 0:
-            _append(log_path, {"type": "epoch", "epoch": epoch, "step": global_step, **sums.means()})
+        record = {"type": "epoch", "epoch": epoch, "step": global_step, **sums.means()}
         sums = Sums()
         epoch += 1
+        if monitor is not None and (epoch % knn_every == 0 or epoch == cfg["epochs"]):
+            record["knnTop1"], record["knnTop5"] = knn_monitor(fw.backbone, cfg, monitor, device)
+        if rank == 0:
+            _append(log_path, record)
         step_in_epoch = 0
         save()
     return {"status": "completed", "epochsDone": epoch, "step": global_step, "lastLoss": last_loss, "seconds": time.time() - t0, "checkpoint": ckpt_path}
