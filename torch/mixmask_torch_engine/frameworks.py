@@ -1,6 +1,7 @@
 """The five frameworks with the loss template of docs/method.md#the-loss-template, mirroring
 lib/frameworks/*.ts: the same heads, targets, pair losses and state names (backbone.*,
 projector.*, predictor.*, target.backbone.*, target.projector.*, queue)."""
+import copy
 import math
 
 import torch
@@ -9,6 +10,7 @@ from torch import nn
 
 from . import losses as L
 from .models import MlpHead, build_backbone, feature_dim
+from .rng import Rng
 
 FRAMEWORKS = ("moco-v1", "moco-v2", "simclr", "byol", "simsiam")
 
@@ -114,11 +116,10 @@ class _Target(nn.Module):
 
 
 def _copy_target(framework, names):
+    """The EMA copies of online modules under target.<name> (lib/frameworks/target.ts)."""
     framework.target = _Target()
     for n in names:
-        online = getattr(framework, n)
-        import copy
-        t = copy.deepcopy(online)
+        t = copy.deepcopy(getattr(framework, n))
         for p in t.parameters():
             p.requires_grad_(False)
         framework.target.add_module(n, t)
@@ -132,7 +133,6 @@ class Moco(Framework):
         self.projector = nn.Linear(d, dim) if version == 1 else MlpHead(d, [d], dim, bn=False)
         _copy_target(self, ["backbone", "projector"])
         self.momentum, self.temperature, self.bn_splits, self.queue_size = momentum, temperature, bn_splits, queue_size
-        from .rng import Rng
         init = torch.tensor(Rng(seed + 2).fill_normal(queue_size * dim), dtype=torch.float32).reshape(queue_size, dim)
         self.register_buffer("queue", L.l2n(init))
         self.queue_ptr = 0
