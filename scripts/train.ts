@@ -125,7 +125,7 @@ export const TORCH_ENGINE_DIR = path.resolve(__dirname, '..', '..', 'torch');
  * arguments and the environment it needs (PYTHONPATH to the engine). `torchrun` comes from
  * $MIXMASK_TORCHRUN or PATH. One machine runs a standalone rendezvous; several meet at
  * --rdzv-endpoint. `--redirects 1 --tee 1` keeps the output on the console (the value 0 trips
- * torchrun 1.13 under Python ≥ 3.11).
+ * torchrun 1.13 under Python ≥ 3.11) and each rank's stdout in the run's torchrun-logs/.
  */
 export function torchCommand(
   a: Pick<TrainArgs, 'runDir' | 'resume' | 'maxSteps' | 'config'> & { torch: TorchLaunch },
@@ -136,7 +136,8 @@ export function torchCommand(
     ? ['--rdzv_backend', 'c10d', '--rdzv_endpoint', t.rdzvEndpoint!, '--rdzv_id', path.basename(path.resolve(a.runDir))]
     : ['--standalone'];
   const args = [
-    '--nnodes', String(t.nnodes), '--nproc_per_node', String(t.nprocPerNode), ...rdzv, '--redirects', '1', '--tee', '1',
+    '--nnodes', String(t.nnodes), '--nproc_per_node', String(t.nprocPerNode), ...rdzv,
+    '--redirects', '1', '--tee', '1', '--log_dir', path.join(path.resolve(a.runDir), 'torchrun-logs'),
     '-m', 'mixmask_torch_engine', '--run-dir', path.resolve(a.runDir),
     ...(a.resume ? ['--resume', '--epochs', String(a.config.epochs)] : []),
     ...(a.maxSteps !== undefined ? ['--max-steps', String(a.maxSteps)] : []),

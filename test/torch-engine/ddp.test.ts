@@ -55,7 +55,7 @@ test('torch engine DDP: 2 processes × 8 images = 1 process × 16 images after o
     const two = path.join(dir, 'two.json');
     let r = spawnSync(PYTHON, [HELPER, JSON.stringify({ out: one, cases })], { encoding: 'utf8', env: pyEnv(), timeout: 300_000 });
     assert.equal(r.status, 0, r.stderr);
-    r = spawnSync(TORCHRUN, ['--standalone', '--nnodes', '1', '--nproc_per_node', '2', '--redirects', '1', '--tee', '1', HELPER, JSON.stringify({ out: two, cases })], {
+    r = spawnSync(TORCHRUN, ['--standalone', '--nnodes', '1', '--nproc_per_node', '2', '--redirects', '1', '--tee', '1', '--log_dir', path.join(dir, 'logs'), HELPER, JSON.stringify({ out: two, cases })], {
       encoding: 'utf8', env: pyEnv(), timeout: 300_000,
     });
     assert.equal(r.status, 0, `torchrun failed:\n${r.stdout}\n${r.stderr}`);

@@ -20,7 +20,7 @@ test('--engine torch: one machine runs a standalone torchrun; several meet at --
   const c1 = torchCommand({ ...one, torch: one.torch }, {});
   assert.equal(c1.program, 'torchrun');
   assert.deepEqual(c1.env, { PYTHONPATH: TORCH_ENGINE_DIR });
-  assert.deepEqual(c1.args, ['--nnodes', '1', '--nproc_per_node', '2', '--standalone', '--redirects', '1', '--tee', '1',
+  assert.deepEqual(c1.args, ['--nnodes', '1', '--nproc_per_node', '2', '--standalone', '--redirects', '1', '--tee', '1', '--log_dir', '/tmp/r un/torchrun-logs',
     '-m', 'mixmask_torch_engine', '--run-dir', '/tmp/r un', '--max-steps', '5']);
   assert.equal(shellLine(c1.env, c1.program, c1.args).split(' --run-dir ')[1], `'/tmp/r un' --max-steps 5`);
 
@@ -48,7 +48,7 @@ test('--print-command writes config.json and prints the torchrun line without ru
     const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'scripts', 'train.js'), '--engine', 'torch', '--framework', 'simsiam', '--method', 'both',
       '--dataset', 'cifar10', '--profile', 'cpu', '--run-dir', runDir, '--nproc-per-node', '4', '--print-command'], { encoding: 'utf8', env: { ...process.env, MIXMASK_TORCHRUN: '' } });
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(r.stdout.trim(), `PYTHONPATH=${TORCH_ENGINE_DIR} torchrun --nnodes 1 --nproc_per_node 4 --standalone --redirects 1 --tee 1 -m mixmask_torch_engine --run-dir ${runDir}`);
+    assert.equal(r.stdout.trim(), `PYTHONPATH=${TORCH_ENGINE_DIR} torchrun --nnodes 1 --nproc_per_node 4 --standalone --redirects 1 --tee 1 --log_dir ${runDir}/torchrun-logs -m mixmask_torch_engine --run-dir ${runDir}`);
     const cfg = JSON.parse(fs.readFileSync(path.join(runDir, 'config.json'), 'utf8')) as { framework: string; view: { method: string } };
     assert.equal(cfg.framework, 'simsiam');
     assert.equal(cfg.view.method, 'both');
