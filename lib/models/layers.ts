@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../util/rng';
 import { Module } from './module';
 import { batchNormTrain } from '../backend/batchnorm-op';
+import { emaAssign } from '../backend/fused-update-op';
 
 /**
  * 2-D convolution on NHWC tensors with HWIO weights and explicit symmetric zero padding,
@@ -91,13 +92,11 @@ export class BatchNorm extends Module {
   }
 
   private updateRunningStats(mean: tf.Tensor1D, variance: tf.Tensor1D, n: number): void {
-    tf.tidy(() => {
-      const m = this.momentum;
-      const unbiased = n > 1 ? tf.mul(variance, n / (n - 1)) : variance;
-      this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));
-      this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(unbiased, m)));
-      this.numBatchesTracked.assign(tf.add(this.numBatchesTracked, tf.scalar(1, 'int32')));
-    });
+    const m = this.momentum;
+    // running ← (1 − m)·running + m·batch, with the unbiased batch variance (one kernel call each where the backend fuses it).
+    emaAssign(this.runningMean, mean, 1 - m);
+    emaAssign(this.runningVar, variance, 1 - m, n > 1 ? n / (n - 1) : 1);
+    tf.tidy(() => this.numBatchesTracked.assign(tf.add(this.numBatchesTracked, tf.scalar(1, 'int32'))));
   }
 
   override dispose(): void {

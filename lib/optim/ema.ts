@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { emaAssign } from '../backend/fused-update-op';
 import type { NamedVariables } from './optimizers';
 
 /**
@@ -7,12 +8,10 @@ import type { NamedVariables } from './optimizers';
  */
 export function emaUpdate(target: NamedVariables, online: NamedVariables, m: number): void {
   if (target.length !== online.length) throw new Error(`emaUpdate: ${target.length} target vs ${online.length} online parameters`);
-  tf.tidy(() => {
-    target.forEach(([name, t], i) => {
-      const [oname, o] = online[i];
-      if (name !== oname) throw new Error(`emaUpdate: parameter ${i} is "${name}" in the target but "${oname}" online`);
-      t.assign(tf.add(tf.mul(t, m), tf.mul(o, 1 - m)));
-    });
+  target.forEach(([name, t], i) => {
+    const [oname, o] = online[i];
+    if (name !== oname) throw new Error(`emaUpdate: parameter ${i} is "${name}" in the target but "${oname}" online`);
+    emaAssign(t, o, m);
   });
 }
 

@@ -1,28 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
+import { FUSED_ADAM_UPDATE as MIXMASK_ADAM_UPDATE, FUSED_EMA_UPDATE as MIXMASK_EMA_UPDATE, FUSED_SGD_UPDATE as MIXMASK_SGD_UPDATE } from '../fused-update-op';
 import { type KernelArgs, type WebgpuBackendLike, type WebgpuProgram, addKernel } from './program';
 
 /**
- * Fused parameter updates for webgpu, one elementwise program per updated tensor: what the
- * per-parameter tfjs ops of lib/optim take 3 (EMA), ~6 (SGD with momentum and weight decay) or
- * ~10 (Adam) dispatches for. PyTorch semantics, as lib/optim: weight decay is L2 added to the
- * gradient before momentum / Adam's moments.
- *
- *   MIXMASK_SGD_UPDATE   inputs { w, g, v }     attrs { lr, momentum, weightDecay, nesterov }
- *                        outputs [ w', v' ]     v' = μ·v + (g + wd·w);  w' = w − lr·(nesterov ? g + wd·w + μ·v' : v')
- *   MIXMASK_ADAM_UPDATE  inputs { w, g, m, v }  attrs { lr, beta1, beta2, eps, weightDecay, step }
- *                        outputs [ w', m', v' ] (bias correction with `step` ≥ 1, as torch.optim.Adam)
- *   MIXMASK_EMA_UPDATE   inputs { target, online }  attrs { momentum, onlineScale? (default 1) }
- *                        outputs [ target' ]    target' = m·target + (1 − m)·s·online
- *                        (also BatchNorm's running statistics: m = 1 − its momentum, s = n/(n − 1)
- *                        for the unbiased running variance)
- *
- * Outputs are new tensors (the caller assigns them to its variables), so the kernels keep tfjs's
- * value semantics. Registered for webgpu only; an optimiser uses them where
- * `tf.getKernel(name, tf.getBackend())` exists and keeps its ops elsewhere.
+ * The fused update kernels of lib/backend/fused-update-op.ts (their contract) for webgpu: one
+ * elementwise program per output tensor.
  */
-export const MIXMASK_SGD_UPDATE = 'MixMaskSgdUpdate';
-export const MIXMASK_ADAM_UPDATE = 'MixMaskAdamUpdate';
-export const MIXMASK_EMA_UPDATE = 'MixMaskEmaUpdate';
+export { FUSED_SGD_UPDATE as MIXMASK_SGD_UPDATE, FUSED_ADAM_UPDATE as MIXMASK_ADAM_UPDATE, FUSED_EMA_UPDATE as MIXMASK_EMA_UPDATE } from '../fused-update-op';
 
 const WG = 64;
 
