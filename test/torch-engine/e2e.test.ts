@@ -125,6 +125,18 @@ test('torch engine end to end: 2 processes on Fashion-MNIST, stop, rank failure,
     const wa = loadCheckpoint(path.join(a, 'checkpoint.safetensors')).tensors.get('backbone.conv1.weight')!.data as Float32Array;
     const wb = loadCheckpoint(path.join(b, 'checkpoint.safetensors')).tensors.get('backbone.conv1.weight')!.data as Float32Array;
     assert.ok(wa.every((v, i) => Math.abs(v - wb[i]) <= 1e-6 + 1e-5 * Math.abs(v)), 'resumed weights differ from the uninterrupted run');
+
+    // The engines continue each other's runs: ours takes one step of a third epoch from the
+    // engine's checkpoint, the engine finishes that epoch from ours.
+    r = train(['--resume', '--run-dir', a, '--epochs', '3', '--max-steps', '1']);
+    assert.equal(r.status, 0, `our trainer could not resume the engine's run:\n${r.stderr}`);
+    assert.equal(loadCheckpoint(path.join(a, 'checkpoint.safetensors')).meta.engine, undefined, 'our trainer wrote the checkpoint');
+    r = train(['--engine', 'torch', '--nproc-per-node', '2', '--resume', '--run-dir', a, '--epochs', '3']);
+    assert.equal(r.status, 0, `the engine could not resume our checkpoint:\n${r.stderr}`);
+    const ext = readRunLog(a);
+    assert.deepEqual(ext.steps.map((s) => s.step), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    assert.equal(ext.epochs.length, 3);
+    assert.ok(ext.steps.every((s) => Number.isFinite(s.loss)));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
