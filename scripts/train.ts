@@ -6,7 +6,6 @@
  * `--resume` continues exactly where it stopped. `--engine torch` trains the same config.json on
  * PyTorch DistributedDataParallel through torchrun instead (docs/torch-engine.md).
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { formatBackendReport, initBackend } from '../lib/backend';
@@ -14,6 +13,7 @@ import { FRAMEWORKS } from '../lib/frameworks';
 import type { ViewMethod } from '../lib/masks/views';
 import { DATASET_NAMES, PROFILES, PresetOverrides, RunConfig, pretrainConfig } from '../lib/presets';
 import { defaultRunDir, startRun } from '../lib/experiments';
+import { prepareTorchRun, runTorchEngine, shellLine, torchCommand, type TorchLaunch } from '../lib/experiments/torch-engine';
 import { readRunConfig } from '../lib/train/config';
 import { runTitle } from '../lib/train/trainer';
 import { Args, runCli, stopSignal } from './cli';
@@ -35,10 +35,8 @@ export const USAGE = `usage: npm run train -- --framework <${FRAMEWORKS.join('|'
   --print-command        torch: write config.json and print the torchrun line (for a cluster scheduler) instead of running it
   --help`;
 
-export interface TorchLaunch {
-  nprocPerNode: number;
-  nnodes: number;
-  rdzvEndpoint?: string;
+/** How torchrun starts the PyTorch engine, and whether to print the line instead. */
+export interface CliTorchLaunch extends TorchLaunch {
   printCommand: boolean;
 }
 
@@ -48,7 +46,7 @@ export interface TrainArgs {
   resume: boolean;
   maxSteps?: number;
   /** Set with `--engine torch`: how torchrun starts the PyTorch engine. */
-  torch?: TorchLaunch;
+  torch?: CliTorchLaunch;
 }
 
 export function parseTrainArgs(argv: readonly string[]): TrainArgs | 'help' {
@@ -101,7 +99,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs | 'help' {
   return { config, runDir: runDir ?? defaultRunDir(config), resume, maxSteps, ...(torch ? { torch } : {}) };
 }
 
-function parseTorchLaunch(args: Args): TorchLaunch | undefined {
+function parseTorchLaunch(args: Args): CliTorchLaunch | undefined {
   const engine = args.oneOf('--engine', ['tfjs', 'torch'] as const) ?? 'tfjs';
   if (engine === 'tfjs') {
     for (const name of ['--nproc-per-node', '--nnodes', '--rdzv-endpoint']) {
@@ -117,60 +115,20 @@ function parseTorchLaunch(args: Args): TorchLaunch | undefined {
   return { nprocPerNode: args.int('--nproc-per-node', 1) ?? 1, nnodes, rdzvEndpoint, printCommand: args.flag('--print-command') };
 }
 
-/** The PyTorch engine's package folder (torch/ at the project root). */
-export const TORCH_ENGINE_DIR = path.resolve(__dirname, '..', '..', 'torch');
-
-/**
- * The torchrun command line that trains `runDir/config.json` with the PyTorch engine: program,
- * arguments and the environment it needs (PYTHONPATH to the engine). `torchrun` comes from
- * $MIXMASK_TORCHRUN or PATH. One machine runs a standalone rendezvous; several meet at
- * --rdzv-endpoint. `--redirects 1 --tee 1` keeps the output on the console (the value 0 trips
- * torchrun 1.13 under Python ≥ 3.11) and each rank's stdout in the run's torchrun-logs/.
- */
-export function torchCommand(
-  a: Pick<TrainArgs, 'runDir' | 'resume' | 'maxSteps' | 'config'> & { torch: TorchLaunch },
-  env: NodeJS.ProcessEnv = process.env,
-): { program: string; args: string[]; env: Record<string, string> } {
-  const t = a.torch;
-  const rdzv = t.nnodes > 1 || t.rdzvEndpoint
-    ? ['--rdzv_backend', 'c10d', '--rdzv_endpoint', t.rdzvEndpoint!, '--rdzv_id', path.basename(path.resolve(a.runDir))]
-    : ['--standalone'];
-  const args = [
-    '--nnodes', String(t.nnodes), '--nproc_per_node', String(t.nprocPerNode), ...rdzv,
-    '--redirects', '1', '--tee', '1', '--log_dir', path.join(path.resolve(a.runDir), 'torchrun-logs'),
-    '-m', 'mixmask_torch_engine', '--run-dir', path.resolve(a.runDir),
-    ...(a.resume ? ['--resume', '--epochs', String(a.config.epochs)] : []),
-    ...(a.maxSteps !== undefined ? ['--max-steps', String(a.maxSteps)] : []),
-  ];
-  return { program: env.MIXMASK_TORCHRUN || 'torchrun', args, env: { PYTHONPATH: TORCH_ENGINE_DIR } };
-}
-
-/** A command as one shell line (single-quoted where needed). */
-export function shellLine(env: Record<string, string>, program: string, args: readonly string[]): string {
-  const q = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
-  return [...Object.entries(env).map(([k, v]) => `${k}=${q(v)}`), q(program), ...args.map(q)].join(' ');
-}
-
-/** `--engine torch`: writes config.json (a new run), then runs or prints the torchrun line. */
-function runTorch(a: TrainArgs & { torch: TorchLaunch }): number {
-  const dir = a.runDir;
-  if (!a.resume) {
-    if (fs.existsSync(path.join(dir, 'checkpoint.safetensors'))) throw new Error(`${dir} already holds a run (checkpoint.safetensors); resume it or choose another directory`);
-    fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(a.config, null, 2) + '\n');
-  }
-  const cmd = torchCommand(a);
+/** `--engine torch`: writes config.json (a new run), then runs (runTorchEngine) or prints the torchrun line. */
+async function runTorch(a: TrainArgs & { torch: CliTorchLaunch }): Promise<number> {
+  const o = { config: a.config, runDir: a.runDir, resume: a.resume, maxSteps: a.maxSteps, launch: a.torch };
   if (a.torch.printCommand) {
+    prepareTorchRun(o);
+    const cmd = torchCommand(o);
     console.log(shellLine(cmd.env, cmd.program, cmd.args));
     return 0;
   }
-  console.error(`${runTitle(a.config)} on ${a.config.dataset} (${a.config.profile}) with the PyTorch engine, ${a.torch.nnodes * a.torch.nprocPerNode} process(es) → ${dir}`);
-  const r = spawnSync(cmd.program, cmd.args, { stdio: 'inherit', env: { ...process.env, ...cmd.env } });
-  if (r.error) throw new Error(`could not start ${cmd.program} (${r.error.message}); install PyTorch (apt-get install python3-torch python3-torchvision) or set MIXMASK_TORCHRUN`);
-  if (r.status !== 0) {
-    const ckpt = path.join(dir, 'checkpoint.safetensors');
-    const last = fs.existsSync(ckpt) ? `; the last checkpoint, ${ckpt}, is intact: continue with --engine torch --resume --run-dir ${dir}` : '';
-    console.error(`train: the PyTorch engine failed (torchrun exit code ${r.status ?? r.signal}; the failing rank's error is above)${last}`);
+  console.error(`${runTitle(a.config)} on ${a.config.dataset} (${a.config.profile}) with the PyTorch engine, ${a.torch.nnodes * a.torch.nprocPerNode} process(es) → ${a.runDir}`);
+  try {
+    await runTorchEngine(o);
+  } catch (e) {
+    console.error(`train: ${(e as Error).message}`);
     return 1;
   }
   return 0;
@@ -190,7 +148,7 @@ async function main(): Promise<number> {
   }
   if (args.torch) {
     try {
-      return runTorch({ ...args, torch: args.torch });
+      return await runTorch({ ...args, torch: args.torch });
     } catch (e) {
       console.error(`train: ${(e as Error).message}`);
       return 2;

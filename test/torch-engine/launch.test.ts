@@ -8,7 +8,10 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseTrainArgs, shellLine, torchCommand, TORCH_ENGINE_DIR } from '../../scripts/train';
+import { parseTrainArgs } from '../../scripts/train';
+import { shellLine, torchCommand, torchEngineDir } from '../../lib/experiments/torch-engine';
+
+const TORCH_ENGINE_DIR = torchEngineDir();
 import { ROOT } from './common';
 
 const BASE = ['--framework', 'byol', '--dataset', 'fashion-mnist', '--profile', 'smoke', '--run-dir', '/tmp/r un'];
@@ -17,7 +20,7 @@ test('--engine torch: one machine runs a standalone torchrun; several meet at --
   const one = parseTrainArgs([...BASE, '--engine', 'torch', '--nproc-per-node', '2', '--max-steps', '5']);
   assert.ok(one !== 'help' && one.torch);
   assert.deepEqual(one.torch, { nprocPerNode: 2, nnodes: 1, rdzvEndpoint: undefined, printCommand: false });
-  const c1 = torchCommand({ ...one, torch: one.torch }, {});
+  const c1 = torchCommand({ ...one, launch: one.torch! }, {});
   assert.equal(c1.program, 'torchrun');
   assert.deepEqual(c1.env, { PYTHONPATH: TORCH_ENGINE_DIR });
   assert.deepEqual(c1.args, ['--nnodes', '1', '--nproc_per_node', '2', '--standalone', '--redirects', '1', '--tee', '1', '--log_dir', '/tmp/r un/torchrun-logs',
@@ -26,7 +29,7 @@ test('--engine torch: one machine runs a standalone torchrun; several meet at --
 
   const many = parseTrainArgs([...BASE, '--engine', 'torch', '--nproc-per-node', '8', '--nnodes', '4', '--rdzv-endpoint', 'node01:29400']);
   assert.ok(many !== 'help' && many.torch);
-  const c2 = torchCommand({ ...many, torch: many.torch }, { MIXMASK_TORCHRUN: '/opt/venv/bin/torchrun' });
+  const c2 = torchCommand({ ...many, launch: many.torch! }, { MIXMASK_TORCHRUN: '/opt/venv/bin/torchrun' });
   assert.equal(c2.program, '/opt/venv/bin/torchrun');
   assert.deepEqual(c2.args.slice(0, 10), ['--nnodes', '4', '--nproc_per_node', '8', '--rdzv_backend', 'c10d', '--rdzv_endpoint', 'node01:29400', '--rdzv_id', 'r un']);
 });
