@@ -5,7 +5,7 @@ import { datasetStatus, DATASETS, manualInstructions } from './data/download';
 import type { DatasetName } from './data/named';
 import { repoRoot } from './data/paths';
 import { PROFILES, type Profile, type RunConfig } from './presets';
-import { defaultRunDir, startRun } from './experiments';
+import { defaultRunDir, runTorchEngine, startRun, torchEngineUnavailable } from './experiments';
 import { storedRunConfig } from './train/config';
 import { JsonlLog } from './train/log';
 import type { ProgressSink } from './train/progress';
@@ -184,6 +184,32 @@ export async function trainOrLoad(
       `${runTitle(config)} stopped at epoch ${summary.epochsDone + 1} (step ${summary.step}) with a checkpoint in ${runDir}; re-run the cell to resume`,
     );
   }
+  return { runDir, loaded: false, seconds: (Date.now() - t0) / 1000 };
+}
+
+/**
+ * trainOrLoad for the PyTorch engine (lib/experiments/torch-engine): the same config
+ * trained by `nproc` processes of PyTorch DDP through torchrun in `runDir` (default: the tfjs
+ * run's folder name with `-torch<nproc>`), reused when finished, resumed when a checkpoint is
+ * there; Kernel → Interrupt stops torchrun with the last checkpoint intact. Output lines go to
+ * `onLine`.
+ */
+export async function trainOrLoadTorch(
+  config: RunConfig,
+  opts: { nproc?: number; runDir?: string; onLine?: (line: string) => void } = {},
+): Promise<TrainOrLoadResult> {
+  const nproc = opts.nproc ?? 2;
+  const runDir = opts.runDir ?? `${defaultRunDir(config, notebookRunsRoot())}-torch${nproc}`;
+  const key = storedKey(runDir);
+  if (key !== null && key !== experimentKey(config)) {
+    throw new Error(`${runDir} holds a run of another configuration (see its config.json); choose another runDir or delete it`);
+  }
+  if (runComplete(runDir)) return { runDir, loaded: true, seconds: 0 };
+  const why = torchEngineUnavailable(config);
+  if (why) throw new Error(`PyTorch engine: ${why}`);
+  const resume = fs.existsSync(path.join(runDir, 'checkpoint.safetensors'));
+  const t0 = Date.now();
+  await interruptible((signal) => runTorchEngine({ config, runDir, resume, launch: { nprocPerNode: nproc, nnodes: 1 }, signal, onLine: opts.onLine }));
   return { runDir, loaded: false, seconds: (Date.now() - t0) / 1000 };
 }
 

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { repoRoot } from '../data/paths';
@@ -73,8 +73,8 @@ export function prepareTorchRun(o: TorchRunOptions): void {
 }
 
 /**
- * Trains with the PyTorch engine and resolves when torchrun ends; output lines go to `onLine`
- * (default: stderr). A failing rank fails the job with an error naming the intact checkpoint.
+ * Trains with the PyTorch engine and resolves when torchrun ends; the command line (after `$ `)
+ * and torchrun's output lines go to `onLine` (default: stderr). A failing rank fails the job with an error naming the intact checkpoint.
  * `signal` (e.g. Kernel → Interrupt through `interruptible`) stops torchrun with SIGINT; its
  * workers stop, and the last checkpoint stays intact.
  */
@@ -82,6 +82,7 @@ export function runTorchEngine(o: TorchRunOptions & { signal?: AbortSignal; onLi
   prepareTorchRun(o);
   const cmd = torchCommand(o);
   const onLine = o.onLine ?? ((l: string) => process.stderr.write(l + '\n'));
+  onLine(`$ ${shellLine(cmd.env, cmd.program, cmd.args)}`);
   return new Promise((resolve, reject) => {
     const child = spawn(cmd.program, cmd.args, { env: { ...process.env, ...cmd.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let rest = '';
@@ -105,4 +106,13 @@ export function runTorchEngine(o: TorchRunOptions & { signal?: AbortSignal; onLi
       else reject(new Error(`the PyTorch engine failed (torchrun exit code ${code ?? sig}; the failing rank's error is above)${last}`));
     });
   });
+}
+
+/** Why the PyTorch engine cannot run here (torchrun missing, or a dataset it does not read), or null when it can. */
+export function torchEngineUnavailable(config: RunConfig, env: NodeJS.ProcessEnv = process.env): string | null {
+  if (config.dataset === 'synthetic') return "the PyTorch engine reads real datasets only (Fashion-MNIST, CIFAR, image folders), not 'synthetic'";
+  const program = env.MIXMASK_TORCHRUN || 'torchrun';
+  const r = spawnSync(program, ['--help'], { stdio: 'ignore', timeout: 60_000, cwd: repoRoot() });
+  if (r.error || r.status !== 0) return `${program} does not run here (install PyTorch: apt-get install python3-torch python3-torchvision, or set MIXMASK_TORCHRUN)`;
+  return null;
 }
