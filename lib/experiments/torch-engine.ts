@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { repoRoot } from '../data/paths';
 import type { RunConfig } from '../train/config';
@@ -56,6 +57,18 @@ export function torchCommand(o: TorchRunOptions, env: NodeJS.ProcessEnv = proces
   return { program: env.MIXMASK_TORCHRUN || 'torchrun', args, env: { PYTHONPATH: torchEngineDir() } };
 }
 
+/** A TCP port free on this machine right now (for a local rendezvous). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 /** A command as one shell line (single-quoted where needed). */
 export function shellLine(env: Record<string, string>, program: string, args: readonly string[]): string {
   const q = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
@@ -78,9 +91,12 @@ export function prepareTorchRun(o: TorchRunOptions): void {
  * `signal` (e.g. Kernel → Interrupt through `interruptible`) stops torchrun with SIGINT; its
  * workers stop, and the last checkpoint stays intact.
  */
-export function runTorchEngine(o: TorchRunOptions & { signal?: AbortSignal; onLine?: (line: string) => void }): Promise<void> {
+export async function runTorchEngine(o: TorchRunOptions & { signal?: AbortSignal; onLine?: (line: string) => void }): Promise<void> {
   prepareTorchRun(o);
-  const cmd = torchCommand(o);
+  // One machine: a rendezvous on a free local port rather than --standalone's fixed 29400, which
+  // a second job on the same machine (another run, a test) would collide with.
+  const launch = o.launch.nnodes === 1 && !o.launch.rdzvEndpoint ? { ...o.launch, rdzvEndpoint: `127.0.0.1:${await freePort()}` } : o.launch;
+  const cmd = torchCommand({ ...o, launch });
   const onLine = o.onLine ?? ((l: string) => process.stderr.write(l + '\n'));
   onLine(`$ ${shellLine(cmd.env, cmd.program, cmd.args)}`);
   return new Promise((resolve, reject) => {

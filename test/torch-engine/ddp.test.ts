@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PYTHON, ROOT, pyEnv, skip } from './common';
+import { freePort } from '../../lib/experiments/torch-engine';
 
 const HELPER = path.join(ROOT, 'test', 'torch-engine', 'ddp_helper.py');
 const TORCHRUN = process.env.MIXMASK_TORCHRUN || '/usr/bin/torchrun';
@@ -47,7 +48,7 @@ function maxRel(a: number[], b: number[], floor: number): number {
   return num / den;
 }
 
-test('torch engine DDP: 2 processes × 8 images = 1 process × 16 images after one step (SyncBatchNorm)', { skip }, (t) => {
+test('torch engine DDP: 2 processes × 8 images = 1 process × 16 images after one step (SyncBatchNorm)', { skip }, async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mixmask-torch-ddp-'));
   try {
     const cases = CASES.flatMap((c) => [true, false].map((syncBn) => ({ syncBn, config: { ...c, backbone: BACKBONE, heads: HEADS, seed: 0 } })));
@@ -55,7 +56,8 @@ test('torch engine DDP: 2 processes × 8 images = 1 process × 16 images after o
     const two = path.join(dir, 'two.json');
     let r = spawnSync(PYTHON, [HELPER, JSON.stringify({ out: one, cases })], { encoding: 'utf8', env: pyEnv(), timeout: 300_000 });
     assert.equal(r.status, 0, r.stderr);
-    r = spawnSync(TORCHRUN, ['--standalone', '--nnodes', '1', '--nproc_per_node', '2', '--redirects', '1', '--tee', '1', '--log_dir', path.join(dir, 'logs'), HELPER, JSON.stringify({ out: two, cases })], {
+    const rdzv = ['--rdzv_backend', 'c10d', '--rdzv_endpoint', `127.0.0.1:${await freePort()}`, '--rdzv_id', 'ddp-test'];
+    r = spawnSync(TORCHRUN, [...rdzv, '--nnodes', '1', '--nproc_per_node', '2', '--redirects', '1', '--tee', '1', '--log_dir', path.join(dir, 'logs'), HELPER, JSON.stringify({ out: two, cases })], {
       encoding: 'utf8', env: pyEnv(), timeout: 300_000,
     });
     assert.equal(r.status, 0, `torchrun failed:\n${r.stdout}\n${r.stderr}`);
