@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { type Kernel, type KernelArgs, type WebgpuBackendLike, type WebgpuProgram, ints, replaceKernel, tuning } from './program';
+import { type ConvGradAttrs, type Kernel, type KernelArgs, type WebgpuBackendLike, type WebgpuProgram, ints, replaceKernel, tuning } from './program';
 
 /**
  * Conv2DBackpropFilter (dW) as an implicit-im2col GEMM:
@@ -214,11 +214,7 @@ export class SumSplitsProgram implements WebgpuProgram {
   }
 }
 
-interface FilterAttrs {
-  strides: number | [number, number];
-  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
-  dataFormat: 'NHWC' | 'NCHW';
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+interface FilterAttrs extends ConvGradAttrs {
   filterShape: [number, number, number, number];
 }
 

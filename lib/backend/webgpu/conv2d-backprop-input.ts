@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { type Kernel, type KernelArgs, type WebgpuBackendLike, type WebgpuProgram, ints, replaceKernel, tuning } from './program';
+import { type ConvGradAttrs, type Kernel, type KernelArgs, type WebgpuBackendLike, type WebgpuProgram, ints, replaceKernel, tuning } from './program';
 
 /**
  * Conv2DBackpropInput (dx) as a stride-aware (polyphase) implicit GEMM. An input pixel
@@ -303,11 +303,7 @@ class InputDirectProgram implements WebgpuProgram {
   }
 }
 
-interface InputAttrs {
-  strides: number | [number, number];
-  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
-  dataFormat: 'NHWC' | 'NCHW';
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+interface InputAttrs extends ConvGradAttrs {
   inputShape: [number, number, number, number];
 }
 

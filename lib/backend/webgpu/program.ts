@@ -36,6 +36,14 @@ export interface WebgpuBackendLike extends tf.KernelBackend {
   runWebGPUProgram(program: WebgpuProgram, inputs: tf.TensorInfo[], dtype: tf.DataType, uniforms?: Uniform[]): tf.TensorInfo;
 }
 
+/** The attributes tfjs gives both convolution-gradient kernels (each adds the shape it produces). */
+export interface ConvGradAttrs {
+  strides: number | [number, number];
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dataFormat: 'NHWC' | 'NCHW';
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
 export type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
 export type Kernel = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
 
