@@ -47,7 +47,7 @@ export function makeFramework(name: FrameworkName, backbone: Required<ResNetConf
     case 'moco-v2':
       return new Moco({
         ...common, version: name === 'moco-v1' ? 1 : 2, dim: heads.dim, queueSize: heads.queueSize,
-        momentum: heads.targetMomentum, temperature: heads.temperature, bnSplits: heads.bnSplits,
+        targetMomentum: heads.targetMomentum, temperature: heads.temperature, bnSplits: heads.bnSplits,
       });
     case 'simclr':
       return new Simclr({ ...common, projHidden: heads.projHidden, dim: heads.dim, temperature: heads.temperature });

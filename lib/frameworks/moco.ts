@@ -25,7 +25,7 @@ export interface MocoOptions extends FrameworkCommon {
   /** Queue length (moco-k). */
   queueSize: number;
   /** Key encoder momentum (moco-m). */
-  momentum: number;
+  targetMomentum: number;
   /** Temperature (moco-t). */
   temperature: number;
   /** Virtual devices for shuffle-BN (default 4; 1 disables it). */
@@ -93,7 +93,7 @@ export class Moco extends Framework {
 
   override afterStep([keys]: tf.Tensor[]): void {
     const { target, online } = emaPairs(this);
-    emaUpdate(target, online, this.opts.momentum);
+    emaUpdate(target, online, this.opts.targetMomentum);
     // Enqueue the normalised keys, wrapping around the ring buffer.
     tf.tidy(() => {
       const k = keys as tf.Tensor2D;
