@@ -61,7 +61,7 @@ for suite in $(printf '%s\n' "${backports[@]}" | sort -u); do
   fi
 done
 "${sudo_cmd[@]}" apt-get update -qq
-# Without recommendations: on a fresh Debian 12 machine the list pulls in 306 packages this way
-# and 565 with them (a database server's config, a terminal emulator, media codecs, ...), none of
+# Without recommendations: on a fresh Debian 12 machine the list pulls in 325 packages this way
+# and 586 with them (a database server's config, a terminal emulator, media codecs, ...), none of
 # which the notebooks or tests use.
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
