@@ -3,7 +3,8 @@ import * as tf from '@tensorflow/tfjs';
 /**
  * Fused parameter updates: one kernel call per updated tensor where the per-parameter tfjs ops
  * take 3 (EMA), ~6 (SGD with momentum and weight decay) or ~10 (Adam) dispatches. A backend may
- * register them (webgpu does: lib/backend/webgpu/optimizer-update.ts); the optimisers
+ * register them (webgpu: lib/backend/webgpu/optimizer-update.ts; wasm, and so wasm+onednn:
+ * lib/backend/wasm/fused-update.ts); the optimisers
  * (lib/optim) and BatchNorm's running statistics (lib/models/layers.ts) use them where the active
  * backend has them and their tfjs ops elsewhere. PyTorch semantics, as lib/optim: weight decay is
  * L2 added to the gradient before momentum / Adam's moments. Outputs are new tensors (the
@@ -21,6 +22,18 @@ import * as tf from '@tensorflow/tfjs';
 export const FUSED_SGD_UPDATE = 'MixMaskSgdUpdate';
 export const FUSED_ADAM_UPDATE = 'MixMaskAdamUpdate';
 export const FUSED_EMA_UPDATE = 'MixMaskEmaUpdate';
+
+/** Throws, naming the operand, unless every operand is float32 of the first one's shape. */
+export function checkFusedOperands(kernel: string, operands: Record<string, tf.TensorInfo>): void {
+  const entries = Object.entries(operands);
+  const [n0, t0] = entries[0];
+  for (const [n, t] of entries) {
+    if (t.dtype !== 'float32') throw new Error(`${kernel}: ${n} must be float32, got ${t.dtype}`);
+    if (t.shape.length !== t0.shape.length || t.shape.some((d, i) => d !== t0.shape[i])) {
+      throw new Error(`${kernel}: ${n} has shape [${t.shape}], ${n0} has [${t0.shape}]`);
+    }
+  }
+}
 
 /** Whether the active backend registered `kernel` (one of the names above). */
 export function hasFusedUpdate(kernel: string): boolean {

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import type * as WasmPackage from '@tensorflow/tfjs-backend-wasm';
 import { registerFusedBatchNorm } from './batchnorm';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv-grad';
+import { FUSED_UPDATE_KERNELS, setWasmFusedUpdates } from './fused-update';
 import { maxPoolGrad } from './maxpool-grad';
 import { registerThreadedWasm, threadedPoolSize } from './threaded';
 
@@ -16,7 +17,9 @@ import { registerThreadedWasm, threadedPoolSize } from './threaded';
  *   (conv-grad.ts, conv-filter-gemm.ts), and a fast Conv2DBackpropInput as XNNPACK forward
  *   convolutions;
  * - a fused training BatchNorm(+ReLU) with its gradient (batchnorm.ts);
- * - a MaxPoolGrad that replaces the stock one, which loses entries (maxpool-grad.ts).
+ * - a MaxPoolGrad that replaces the stock one, which loses entries (maxpool-grad.ts);
+ * - the fused SGD/Adam/EMA parameter updates (fused-update.ts), unless MIXMASK_FUSED_UPDATES=0
+ *   (then lib/optim uses its tfjs ops: the "before" of bench/profile-step.ts).
  */
 export interface WasmActivation {
   /** One line for the backend report, e.g. "SIMD, 2 threads; kernels: …". */
@@ -29,7 +32,7 @@ export interface WasmOptions {
   threads?: number;
 }
 
-const OWN_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'MixMaskFusedBatchNormTrain'] as const;
+const OWN_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'MixMaskFusedBatchNormTrain'];
 
 let threadedRegistered = false;
 let kernelsInstalled = false;
@@ -46,7 +49,16 @@ function installKernels(): void {
     tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
   }
   registerFusedBatchNorm();
+  setWasmFusedUpdates(fusedUpdatesWanted(process.env.MIXMASK_FUSED_UPDATES));
   kernelsInstalled = true;
+}
+
+/** MIXMASK_FUSED_UPDATES: unset, '' or '1' → on, '0' → off; anything else is an error. */
+function fusedUpdatesWanted(value: string | undefined): boolean {
+  const v = value?.trim() ?? '';
+  if (v === '' || v === '1') return true;
+  if (v === '0') return false;
+  throw new Error(`MIXMASK_FUSED_UPDATES is '${value}', expected 0 or 1`);
 }
 
 function stockThreads(pkg: typeof WasmPackage): number {
@@ -85,7 +97,7 @@ export async function activateWasm(opts: WasmOptions = {}): Promise<WasmActivati
   const threads = threadedPoolSize() ?? stockThreads(pkg);
   const note = threads !== requested ? ` (${requested} requested; the pool is fixed at the first start)` : '';
   return {
-    detail: `${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}${note}${fallback}; kernels: ${OWN_KERNELS.join(', ')}`,
+    detail: `${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}${note}${fallback}; kernels: ${[...OWN_KERNELS, ...FUSED_UPDATE_KERNELS.filter((k) => tf.getKernel(k, 'wasm'))].join(', ')}`,
     threads,
   };
 }

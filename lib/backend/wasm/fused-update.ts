@@ -1,0 +1,105 @@
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { FUSED_ADAM_UPDATE, FUSED_EMA_UPDATE, FUSED_SGD_UPDATE, checkFusedOperands } from '../fused-update-op';
+import { alloc, f32, Info } from './wasm-ops';
+
+/**
+ * The fused parameter updates of lib/backend/fused-update-op.ts (their contract) for the wasm
+ * backend, and so for wasm+onednn: one JavaScript pass over Float32Array views of the wasm heap
+ * per update, writing new output tensors, where the tfjs ops make 3–10 passes and as many
+ * intermediate tensors. Arithmetic in float64, rounded once per stored value.
+ */
+
+type Args = { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: tf.NamedAttrMap };
+
+function sgdUpdate(args: Args): Info[] {
+  const backend = args.backend as BackendWasm;
+  const { w, g, v } = args.inputs as Record<string, Info>;
+  const { lr, momentum: mu, weightDecay: wd, nesterov } = args.attrs as unknown as { lr: number; momentum: number; weightDecay: number; nesterov?: boolean };
+  checkFusedOperands(FUSED_SGD_UPDATE, { w, g, v });
+  const wOut = alloc(backend, w.shape);
+  const vOut = alloc(backend, w.shape);
+  // Views after the allocations: a heap growth would detach earlier ones.
+  const ws = f32(backend, w), gs = f32(backend, g), vs = f32(backend, v);
+  const w2 = f32(backend, wOut), v2 = f32(backend, vOut);
+  const n = ws.length;
+  if (nesterov) {
+    for (let i = 0; i < n; i++) {
+      const wi = ws[i];
+      const gi = gs[i] + wd * wi;
+      const vi = mu * vs[i] + gi;
+      v2[i] = vi;
+      w2[i] = wi - lr * (gi + mu * vi);
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
+      const wi = ws[i];
+      const vi = mu * vs[i] + (gs[i] + wd * wi);
+      v2[i] = vi;
+      w2[i] = wi - lr * vi;
+    }
+  }
+  return [wOut, vOut];
+}
+
+function adamUpdate(args: Args): Info[] {
+  const backend = args.backend as BackendWasm;
+  const { w, g, m, v } = args.inputs as Record<string, Info>;
+  const a = args.attrs as unknown as { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number };
+  checkFusedOperands(FUSED_ADAM_UPDATE, { w, g, m, v });
+  if (!(Number.isInteger(a.step) && a.step >= 1)) throw new Error(`${FUSED_ADAM_UPDATE}: step must be an integer ≥ 1 (the update's number), got ${a.step}`);
+  const wOut = alloc(backend, w.shape);
+  const mOut = alloc(backend, w.shape);
+  const vOut = alloc(backend, w.shape);
+  const ws = f32(backend, w), gs = f32(backend, g), ms = f32(backend, m), vs = f32(backend, v);
+  const w2 = f32(backend, wOut), m2 = f32(backend, mOut), v2 = f32(backend, vOut);
+  const { beta1: b1, beta2: b2, eps, weightDecay: wd } = a;
+  const c1 = 1 - b1 ** a.step;
+  const c2 = 1 - b2 ** a.step;
+  const step = a.lr / c1;
+  const n = ws.length;
+  for (let i = 0; i < n; i++) {
+    const wi = ws[i];
+    const gi = gs[i] + wd * wi;
+    // Rounded to float32 as stored, so that the weight update uses the moments the slots keep.
+    const mi = Math.fround(b1 * ms[i] + (1 - b1) * gi);
+    const vi = Math.fround(b2 * vs[i] + (1 - b2) * gi * gi);
+    m2[i] = mi;
+    v2[i] = vi;
+    w2[i] = wi - (step * mi) / (Math.sqrt(vi / c2) + eps);
+  }
+  return [wOut, mOut, vOut];
+}
+
+function emaUpdate(args: Args): Info[] {
+  const backend = args.backend as BackendWasm;
+  const { target, online } = args.inputs as Record<string, Info>;
+  const { momentum: mu, onlineScale } = args.attrs as unknown as { momentum: number; onlineScale?: number };
+  checkFusedOperands(FUSED_EMA_UPDATE, { target, online });
+  const out = alloc(backend, target.shape);
+  const ts = f32(backend, target), os = f32(backend, online), t2 = f32(backend, out);
+  const k = (1 - mu) * (onlineScale ?? 1);
+  for (let i = 0, n = ts.length; i < n; i++) t2[i] = mu * ts[i] + k * os[i];
+  return [out];
+}
+
+const KERNELS: Array<[string, (args: Args) => Info[]]> = [
+  [FUSED_SGD_UPDATE, sgdUpdate],
+  [FUSED_ADAM_UPDATE, adamUpdate],
+  [FUSED_EMA_UPDATE, emaUpdate],
+];
+
+/** The kernel names, for the backend report. */
+export const FUSED_UPDATE_KERNELS = KERNELS.map(([name]) => name);
+
+/**
+ * Registers (true) or removes (false) the three update kernels for 'wasm'. Without them lib/optim
+ * and BatchNorm's running statistics fall back to their tfjs ops (the bench's "before").
+ */
+export function setWasmFusedUpdates(on: boolean): void {
+  for (const [kernelName, kernelFunc] of KERNELS) {
+    const present = tf.getKernel(kernelName, 'wasm') !== undefined;
+    if (on && !present) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
+    if (!on && present) tf.unregisterKernel(kernelName, 'wasm');
+  }
+}

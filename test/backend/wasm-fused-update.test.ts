@@ -1,0 +1,127 @@
+import { test, before } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { FUSED_ADAM_UPDATE, FUSED_EMA_UPDATE, FUSED_SGD_UPDATE, emaAssign, hasFusedUpdate } from '../../lib/backend/fused-update-op';
+import { setWasmFusedUpdates } from '../../lib/backend/wasm/fused-update';
+import { makeOptimizer, type OptimizerConfig } from '../../lib/optim';
+import { Rng } from '../../lib/util/rng';
+import { relError, useBackend } from '../helpers';
+
+/**
+ * The fused parameter updates of lib/backend/wasm, driven through lib/optim's optimisers and
+ * emaAssign, against the same code on the `cpu` backend (which has no fused kernels, so runs the
+ * tfjs ops): four steps with different gradients, weights and slots within 1e-5 relative, and
+ * tf.memory().numTensors flat from step to step.
+ */
+
+const rng = new Rng(11);
+const SHAPES = [[3, 3, 8, 16], [37], [5, 7]];
+const STEPS = 4;
+const init = SHAPES.map((s) => rng.fillNormal(new Float32Array(s.reduce((a, b) => a * b, 1)), 0, 0.5));
+const grads = Array.from({ length: STEPS }, () => SHAPES.map((s) => rng.fillNormal(new Float32Array(s.reduce((a, b) => a * b, 1)), 0, 1)));
+
+before(async () => {
+  await useBackend('wasm');
+});
+
+/** Weights and optimiser slots after STEPS steps of lib/optim on `backend`, and numTensors after each step. */
+async function run(backend: 'cpu' | 'wasm', cfg: OptimizerConfig): Promise<{ values: Float32Array[]; counts: number[] }> {
+  await tf.setBackend(backend);
+  const vars = SHAPES.map((s, i) => tf.variable(tf.tensor(init[i], s), true, `p${i}_${backend}_${Math.random()}`));
+  const opt = makeOptimizer(cfg, vars.map((v, i) => [`p${i}`, v]));
+  const counts: number[] = [];
+  for (const g of grads) {
+    const gt = Object.fromEntries(vars.map((v, i) => [v.name, tf.tensor(g[i], SHAPES[i])]));
+    opt.step(gt, cfg.lr);
+    tf.dispose(Object.values(gt));
+    counts.push(tf.memory().numTensors);
+  }
+  const values: Float32Array[] = [];
+  for (const v of vars) values.push((await v.data()) as Float32Array);
+  for (const [, t] of opt.namedState()) values.push((await t.data()) as Float32Array);
+  opt.dispose();
+  tf.dispose(vars);
+  return { values, counts };
+}
+
+async function compare(cfg: OptimizerConfig, kernel: string): Promise<void> {
+  await tf.setBackend('wasm');
+  assert.ok(hasFusedUpdate(kernel), `${kernel} is not registered for wasm`);
+  const want = await run('cpu', cfg);
+  const got = await run('wasm', cfg);
+  assert.equal(got.values.length, want.values.length);
+  got.values.forEach((g, i) => {
+    const e = relError(g, want.values[i]);
+    assert.ok(e < 1e-5, `tensor ${i} (weights, then slots): rel err ${e}`);
+  });
+  // The updates moved the weights (a kernel that copied its inputs would fail here).
+  assert.ok(relError(got.values[0], init[0]) > 1e-3);
+  assert.deepEqual(got.counts, Array(STEPS).fill(got.counts[0]), `numTensors per step ${got.counts}`);
+}
+
+for (const weightDecay of [0, 5e-4]) {
+  for (const nesterov of [false, true]) {
+    test(`${FUSED_SGD_UPDATE} on wasm (momentum${weightDecay ? ', weight decay' : ''}${nesterov ? ', Nesterov' : ''}) matches lib/optim's Sgd on cpu over ${STEPS} steps`, async () => {
+      await compare({ kind: 'sgd', lr: 0.05, momentum: 0.9, weightDecay, nesterov }, FUSED_SGD_UPDATE);
+    });
+  }
+}
+
+for (const weightDecay of [0, 1e-4]) {
+  test(`${FUSED_ADAM_UPDATE} on wasm (bias correction${weightDecay ? ', weight decay' : ''}) matches lib/optim's Adam on cpu over ${STEPS} steps`, async () => {
+    await compare({ kind: 'adam', lr: 1e-2, weightDecay, beta1: 0.9, beta2: 0.999, eps: 1e-8 }, FUSED_ADAM_UPDATE);
+  });
+}
+
+test(`${FUSED_EMA_UPDATE} on wasm matches emaAssign on cpu, with and without onlineScale (BatchNorm's unbiased running variance)`, async () => {
+  const online = grads.map((g) => g[1]);
+  const emaRun = async (backend: 'cpu' | 'wasm', m: number, scale: number): Promise<{ value: Float32Array; counts: number[] }> => {
+    await tf.setBackend(backend);
+    const target = tf.variable(tf.tensor(init[1]), false, `ema_${backend}_${Math.random()}`);
+    const counts: number[] = [];
+    for (const o of online) {
+      const ot = tf.tensor(o);
+      emaAssign(target, ot, m, scale);
+      ot.dispose();
+      counts.push(tf.memory().numTensors);
+    }
+    const value = (await target.data()) as Float32Array;
+    target.dispose();
+    return { value, counts };
+  };
+  await tf.setBackend('wasm');
+  assert.ok(hasFusedUpdate(FUSED_EMA_UPDATE));
+  for (const [m, scale] of [[0.99, 1], [0.9, 2048 / 2047]]) {
+    const want = await emaRun('cpu', m, scale);
+    const got = await emaRun('wasm', m, scale);
+    const e = relError(got.value, want.value);
+    assert.ok(e < 1e-5, `m ${m}, onlineScale ${scale}: rel err ${e}`);
+    assert.deepEqual(got.counts, Array(STEPS).fill(got.counts[0]));
+  }
+});
+
+test('setWasmFusedUpdates(false) leaves lib/optim on its tfjs ops, with the same result', async () => {
+  const cfg: OptimizerConfig = { kind: 'sgd', lr: 0.05, momentum: 0.9, weightDecay: 5e-4, nesterov: false };
+  const fused = await run('wasm', cfg);
+  setWasmFusedUpdates(false);
+  try {
+    assert.equal(hasFusedUpdate(FUSED_SGD_UPDATE), false);
+    const ops = await run('wasm', cfg);
+    fused.values.forEach((v, i) => assert.ok(relError(v, ops.values[i]) < 1e-5));
+  } finally {
+    setWasmFusedUpdates(true);
+  }
+  assert.ok(hasFusedUpdate(FUSED_SGD_UPDATE));
+});
+
+test('the wasm fused updates reject operands of different shapes or dtypes and a step below 1, naming them', async () => {
+  await tf.setBackend('wasm');
+  const w = tf.zeros([4]);
+  const g = tf.zeros([5]);
+  const m = tf.zeros([4]);
+  const i = tf.zeros([4], 'int32');
+  assert.throws(() => tf.engine().runKernel(FUSED_SGD_UPDATE, { w, g, v: m }, { lr: 1, momentum: 0, weightDecay: 0 }), /g has shape \[5\], w has \[4\]/);
+  assert.throws(() => tf.engine().runKernel(FUSED_EMA_UPDATE, { target: m, online: i }, { momentum: 0.9 }), /online must be float32, got int32/);
+  assert.throws(() => tf.engine().runKernel(FUSED_ADAM_UPDATE, { w, g: m, m, v: m }, { lr: 1, beta1: 0.9, beta2: 0.9, eps: 1e-8, weightDecay: 0, step: 0 }), /step must be an integer ≥ 1/);
+  tf.dispose([w, g, m, i]);
+});
