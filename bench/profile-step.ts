@@ -1,19 +1,19 @@
 /**
- * Per-kernel profile of one ResNet-18/CIFAR training step (the step of bench/sections/10-train):
- *   node dist/bench/profile-step.js [--batch 32] [--steps 2] [--top 25] [--json]
- * Backend and threads as for the bench (MIXMASK_BACKEND, MIXMASK_THREADS). Prints, per kernel
- * name, calls and milliseconds per step, then the heaviest individual (kernel, shape) pairs,
- * and the time outside kernels (tape bookkeeping, JavaScript, optimizer glue).
+ * Where one training step's time goes, op by op (bench/op-timer.ts):
+ *   node dist/bench/profile-step.js [--step train|moco-mixmask] [--width 64] [--batch 32]
+ *                                    [--steps 2] [--top 25] [--compare-fused 3] [--json]
+ * `train`: the ResNet-18/CIFAR step of bench/sections/10-train; `moco-mixmask`: the real MoCo v2 +
+ * MixMask step (bench/sections/13-step-overhead). Backend and threads as for the bench
+ * (MIXMASK_BACKEND, MIXMASK_THREADS). Prints, per op name, calls and the milliseconds per step
+ * inside its kernel and around it (the op's own engine bookkeeping), the time outside any op
+ * (backward-pass construction, gradient functions' and the optimiser's JavaScript), then the
+ * heaviest (op, input shapes) pairs. --compare-fused N (wasm backends): the step's img/s with
+ * the fused parameter updates removed and registered, N alternating trials each, medians.
  */
 import * as tf from '@tensorflow/tfjs';
 import { formatBackendReport, initBackend } from '../lib/backend';
-import { makeTrainBench } from './sections/10-train';
-
-interface Row {
-  name: string;
-  calls: number;
-  ms: number;
-}
+import { byOpName, timeOps, addTimings, perStep, type OpTiming } from './op-timer';
+import { fusedBeforeAfter, mocoMixmaskStep, resnetStep } from './sections/13-step-overhead';
 
 function arg(args: string[], name: string, dflt: number): number {
   const i = args.indexOf(name);
@@ -26,54 +26,56 @@ function arg(args: string[], name: string, dflt: number): number {
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const batch = arg(args, '--batch', 32);
+  const width = arg(args, '--width', 64);
   const steps = arg(args, '--steps', 2);
   const top = arg(args, '--top', 25);
+  const compare = args.includes('--compare-fused') ? arg(args, '--compare-fused', 3) : 0;
+  const kind = args.includes('--step') ? args[args.indexOf('--step') + 1] : 'train';
+  if (kind !== 'train' && kind !== 'moco-mixmask') throw new Error(`profile-step: --step must be train or moco-mixmask, got '${kind}'`);
   const json = args.includes('--json');
   const report = await initBackend();
   if (!json) console.log(formatBackendReport(report) + '\n');
 
-  const bench = makeTrainBench(batch);
+  const bench = kind === 'train' ? resnetStep(batch, width) : mocoMixmaskStep(batch, width);
   await bench.step(); // warm-up: operator creation, heap growth
-  const byKernel = new Map<string, Row>();
-  const byShape = new Map<string, Row>();
-  let wall = 0;
+  let total: OpTiming | null = null;
   for (let s = 0; s < steps; s++) {
-    const t0 = process.hrtime.bigint();
-    const info = await tf.profile(() => bench.step());
-    wall += Number(process.hrtime.bigint() - t0) / 1e6;
-    for (const k of info.kernels) {
-      const ms = Number(k.kernelTimeMs) || 0;
-      const name = k.name;
-      const a = byKernel.get(name) ?? { name, calls: 0, ms: 0 };
-      a.calls++;
-      a.ms += ms;
-      byKernel.set(name, a);
-      const key = `${name} ${JSON.stringify(k.inputShapes)}`;
-      const b = byShape.get(key) ?? { name: key, calls: 0, ms: 0 };
-      b.calls++;
-      b.ms += ms;
-      byShape.set(key, b);
-    }
+    const t = await timeOps(() => bench.step(), { byShape: true });
+    total = total ? addTimings(total, t) : t;
+  }
+  const shaped = perStep(total!, steps);
+  const t = byOpName(shaped);
+  let fused: { offMs: number; onMs: number } | null = null;
+  if (compare > 0) {
+    if (tf.getBackend() !== 'wasm') throw new Error(`profile-step: --compare-fused needs the wasm backend (wasm or wasm+onednn), running ${report.name}`);
+    fused = await fusedBeforeAfter(bench, compare);
   }
   bench.dispose();
 
-  const perStep = (r: Row): Row => ({ name: r.name, calls: r.calls / steps, ms: r.ms / steps });
-  const kernels = [...byKernel.values()].map(perStep).sort((a, b) => b.ms - a.ms);
-  const shapes = [...byShape.values()].map(perStep).sort((a, b) => b.ms - a.ms).slice(0, top);
-  const stepMs = wall / steps;
-  const inKernels = kernels.reduce((s, r) => s + r.ms, 0);
+  const imgS = (ms: number) => (batch * 1000) / ms;
   if (json) {
-    console.log(JSON.stringify({ backend: report.name, threads: report.threads, batch, stepMs, inKernelsMs: inKernels, kernels, heaviest: shapes }));
+    console.log(JSON.stringify({ backend: report.name, threads: report.threads, step: bench.name, batch, ...t, heaviest: shaped.rows.slice(0, top), fused }));
     return;
   }
-  console.log(`batch ${batch}: ${stepMs.toFixed(0)} ms per profiled step (${((batch * 1000) / stepMs).toFixed(1)} img/s), ${inKernels.toFixed(0)} ms inside kernels, ${(stepMs - inKernels).toFixed(0)} ms outside (tape, JS, profiler)\n`);
-  console.log(`${'kernel'.padEnd(34)} ${'calls'.padStart(6)} ${'ms/step'.padStart(9)} ${'share'.padStart(7)}`);
-  for (const r of kernels) {
-    if (r.ms < 0.05 * (stepMs / 100)) continue;
-    console.log(`${r.name.padEnd(34)} ${r.calls.toFixed(0).padStart(6)} ${r.ms.toFixed(1).padStart(9)} ${((100 * r.ms) / stepMs).toFixed(1).padStart(6)}%`);
+  const f = (v: number, w = 9) => v.toFixed(1).padStart(w);
+  console.log(
+    `${bench.name}, batch ${batch}: ${t.wallMs.toFixed(0)} ms per timed step (${imgS(t.wallMs).toFixed(1)} img/s), ${t.calls.toFixed(0)} ops: ` +
+      `${t.kernelMs.toFixed(0)} ms inside kernels, ${t.aroundMs.toFixed(0)} ms around them, ${t.outsideMs.toFixed(0)} ms outside ops\n`,
+  );
+  console.log(`${'op'.padEnd(34)} ${'calls'.padStart(6)} ${'kernel ms'.padStart(9)} ${'around ms'.padStart(9)} ${'µs around/call'.padStart(14)} ${'share'.padStart(7)}`);
+  for (const r of t.rows) {
+    const ms = r.kernelMs + r.aroundMs;
+    if (ms < 0.0005 * t.wallMs) continue;
+    console.log(`${r.name.padEnd(34)} ${r.calls.toFixed(0).padStart(6)} ${f(r.kernelMs)} ${f(r.aroundMs)} ${f((1000 * r.aroundMs) / r.calls, 14)} ${((100 * ms) / t.wallMs).toFixed(1).padStart(6)}%`);
   }
-  console.log(`\nheaviest (kernel, input shapes), ms per step:`);
-  for (const r of shapes) console.log(`  ${r.ms.toFixed(1).padStart(8)}  ×${r.calls.toFixed(0)}  ${r.name}`);
+  console.log(`\nheaviest (op, input shapes), kernel + around ms per step:`);
+  for (const r of shaped.rows.slice(0, top)) console.log(`  ${f(r.kernelMs, 8)} +${f(r.aroundMs, 6)}  ×${r.calls.toFixed(0)}  ${r.name}`);
+  if (fused) {
+    console.log(
+      `\nfused parameter updates, ${compare} alternating trials: without ${fused.offMs.toFixed(0)} ms (${imgS(fused.offMs).toFixed(1)} img/s), ` +
+        `with ${fused.onMs.toFixed(0)} ms (${imgS(fused.onMs).toFixed(1)} img/s): ${(fused.offMs / fused.onMs).toFixed(3)}×`,
+    );
+  }
 }
 
 main().catch((e) => {

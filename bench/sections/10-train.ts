@@ -5,7 +5,7 @@
  *
  * One step at batch B: B images of 32×32×3 through ResNet-18 (width 64) and a 2-layer projection
  * head (512→512→128), NT-Xent between the two halves of the batch (the two "views"), SGD with
- * momentum 0.9. Forward = evaluation-mode backbone + head, no tape. Times are medians after
+ * momentum 0.9 (lib/optim's Sgd, torch.optim.SGD's semantics). Forward = evaluation-mode backbone + head, no tape. Times are medians after
  * warm-up; images/s = B / step time.
  */
 import { spawnSync } from 'node:child_process';
@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ntXent } from '../../lib/losses';
 import { MlpHead, ResNet, resnet18 } from '../../lib/models';
+import { Sgd } from '../../lib/optim';
 import { Rng } from '../../lib/util/rng';
 import { BenchContext, timeMedian } from '../harness';
 
@@ -40,7 +41,8 @@ export function makeTrainBench(batch: number, opts: { width?: number; size?: num
   const backbone = resnet18({ width, seed: opts.seed ?? 0 });
   const head = new MlpHead(backbone.featureDim, [512], 128, { seed: 1 });
   const vars = [...backbone.trainableVariables(), ...head.trainableVariables()];
-  const optimizer = tf.train.momentum(0.03, 0.9);
+  const named = [...backbone.namedParameters('backbone.'), ...head.namedParameters('head.')];
+  const optimizer = new Sgd(named, { momentum: 0.9, weightDecay: 0 });
   const pixels = new Rng(7).fillNormal(new Float32Array(batch * size * size * 3), 0, 1);
   const x = tf.tensor4d(pixels, [batch, size, size, 3]);
   const half = batch / 2;
@@ -54,10 +56,12 @@ export function makeTrainBench(batch: number, opts: { width?: number; size?: num
     head,
     x,
     async step() {
-      const cost = optimizer.minimize(loss, true, vars);
+      const { value: cost, grads } = tf.variableGrads(loss, vars);
+      optimizer.step(grads, 0.03);
+      tf.dispose(grads);
       // Reading the loss waits for every kernel; asynchronously, as webgpu needs (wasm/cpu have finished anyway).
-      await cost?.data();
-      cost?.dispose();
+      await cost.data();
+      cost.dispose();
     },
     async forward() {
       const y = tf.tidy(() => head.apply(backbone.apply(x, false), false));
