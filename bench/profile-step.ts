@@ -7,8 +7,9 @@
  * (MIXMASK_BACKEND, MIXMASK_THREADS). Prints, per op name, calls and the milliseconds per step
  * inside its kernel and around it (the op's own engine bookkeeping), the time outside any op
  * (backward-pass construction, gradient functions' and the optimiser's JavaScript), then the
- * heaviest (op, input shapes) pairs. --compare-fused N (wasm backends): the step's img/s with
- * the fused parameter updates removed and registered, N alternating trials each, medians.
+ * heaviest (op, input shapes) pairs. --compare-fused N (wasm backends): the step's img/s without
+ * the fused parameter updates, with their JavaScript loops and with their SIMD loops, N
+ * alternating trials each, medians.
  */
 import * as tf from '@tensorflow/tfjs';
 import { formatBackendReport, initBackend } from '../lib/backend';
@@ -45,7 +46,7 @@ async function main(): Promise<void> {
   }
   const shaped = perStep(total!, steps);
   const t = byOpName(shaped);
-  let fused: { offMs: number; onMs: number } | null = null;
+  let fused: { offMs: number; jsMs: number; onMs: number } | null = null;
   if (compare > 0) {
     if (tf.getBackend() !== 'wasm') throw new Error(`profile-step: --compare-fused needs the wasm backend (wasm or wasm+onednn), running ${report.name}`);
     fused = await fusedBeforeAfter(bench, compare);
@@ -73,7 +74,8 @@ async function main(): Promise<void> {
   if (fused) {
     console.log(
       `\nfused parameter updates, ${compare} alternating trials: without ${fused.offMs.toFixed(0)} ms (${imgS(fused.offMs).toFixed(1)} img/s), ` +
-        `with ${fused.onMs.toFixed(0)} ms (${imgS(fused.onMs).toFixed(1)} img/s): ${(fused.offMs / fused.onMs).toFixed(3)}×`,
+        `JavaScript loops ${fused.jsMs.toFixed(0)} ms (${imgS(fused.jsMs).toFixed(1)} img/s), ` +
+        `SIMD loops ${fused.onMs.toFixed(0)} ms (${imgS(fused.onMs).toFixed(1)} img/s): ${(fused.offMs / fused.onMs).toFixed(3)}×`,
     );
   }
 }

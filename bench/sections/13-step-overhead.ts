@@ -6,11 +6,12 @@
  * and the real MoCo v2 + MixMask step at width 16, batch 128 (views, masks, loss, backward, SGD,
  * momentum encoder, queue). For each: one step timed op by op (bench/op-timer.ts: ms inside
  * kernels, around them, outside any op; the ops with the most time around their kernels), and
- * the step's img/s with the fused updates removed and registered, alternating, medians.
+ * the step's img/s with the fused updates removed (tfjs ops), with their JavaScript loops and with
+ * their WebAssembly SIMD loops (the default), alternating, medians.
  * `--quick`: one trial each way. The full per-op table: `node dist/bench/profile-step.js`.
  */
 import * as tf from '@tensorflow/tfjs';
-import { setWasmFusedUpdates } from '../../lib/backend/wasm/fused-update';
+import { setWasmFusedUpdates, setWasmUpdateLoops } from '../../lib/backend/wasm/fused-update';
 import { makeRecipe, twoViews } from '../../lib/data/recipes';
 import { makeFramework } from '../../lib/frameworks';
 import { disposeViews, makeViews } from '../../lib/masks/views';
@@ -74,27 +75,38 @@ export async function profileSteps(bench: StepBench, steps: number): Promise<OpT
   return perStep(total!, steps);
 }
 
-/** Median step ms with the fused updates off and on, alternating trial by trial (wasm only). */
-export async function fusedBeforeAfter(bench: StepBench, trials: number): Promise<{ offMs: number; onMs: number }> {
-  const times: Record<'off' | 'on', number[]> = { off: [], on: [] };
+type UpdateMode = 'off' | 'js' | 'simd';
+
+function useMode(mode: UpdateMode): void {
+  setWasmFusedUpdates(mode !== 'off');
+  setWasmUpdateLoops(mode === 'js' ? 'js' : 'simd');
+}
+
+/**
+ * Median step ms without the fused updates (offMs), with their JavaScript loops (jsMs) and with
+ * the SIMD loops (onMs), alternating trial by trial (wasm only).
+ */
+export async function fusedBeforeAfter(bench: StepBench, trials: number): Promise<{ offMs: number; jsMs: number; onMs: number }> {
+  const modes: UpdateMode[] = ['off', 'js', 'simd'];
+  const times: Record<UpdateMode, number[]> = { off: [], js: [], simd: [] };
   try {
-    for (const on of [false, true]) {
-      setWasmFusedUpdates(on);
-      await bench.step(); // warm-up of either path
+    for (const mode of modes) {
+      useMode(mode);
+      await bench.step(); // warm-up of each path
     }
     for (let t = 0; t < trials; t++) {
-      for (const on of [false, true]) {
-        setWasmFusedUpdates(on);
+      for (const mode of modes) {
+        useMode(mode);
         const t0 = process.hrtime.bigint();
         await bench.step();
-        times[on ? 'on' : 'off'].push(Number(process.hrtime.bigint() - t0) / 1e6);
+        times[mode].push(Number(process.hrtime.bigint() - t0) / 1e6);
       }
     }
   } finally {
-    setWasmFusedUpdates(true);
+    useMode('simd');
   }
   const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
-  return { offMs: median(times.off), onMs: median(times.on) };
+  return { offMs: median(times.off), jsMs: median(times.js), onMs: median(times.simd) };
 }
 
 /** The ops with the most time around their kernels, e.g. "Add 212× 3.1+9.0". */
@@ -110,7 +122,7 @@ export async function run(ctx: BenchContext): Promise<void> {
   if (tf.getBackend() !== 'wasm') return;
   const trials = ctx.quick ? 1 : 3;
   for (const bench of [resnetStep(32, 64), mocoMixmaskStep(128, 16)]) {
-    const { offMs, onMs } = await fusedBeforeAfter(bench, trials);
+    const { offMs, jsMs, onMs } = await fusedBeforeAfter(bench, trials);
     const t = await profileSteps(bench, 1);
     bench.dispose();
     ctx.report({
@@ -125,6 +137,7 @@ export async function run(ctx: BenchContext): Promise<void> {
       extra: {
         threads: ctx.threads,
         'img/s without fused updates': Number(((bench.batch * 1000) / offMs).toFixed(1)),
+        'img/s with their JavaScript loops': Number(((bench.batch * 1000) / jsMs).toFixed(1)),
         'fused speed-up': `${(offMs / onMs).toFixed(3)}×`,
         ops: Math.round(t.calls),
         'profiled step ms': Math.round(t.wallMs),

@@ -2,7 +2,8 @@ import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { FUSED_ADAM_UPDATE, FUSED_EMA_UPDATE, FUSED_SGD_UPDATE, emaAssign, hasFusedUpdate } from '../../lib/backend/fused-update-op';
-import { setWasmFusedUpdates } from '../../lib/backend/wasm/fused-update';
+import { setWasmFusedUpdates, setWasmUpdateLoops } from '../../lib/backend/wasm/fused-update';
+import { simdUpdateLoops } from '../../lib/backend/wasm/update-simd';
 import { makeOptimizer, type OptimizerConfig } from '../../lib/optim';
 import { Rng } from '../../lib/util/rng';
 import { relError, useBackend } from '../helpers';
@@ -11,7 +12,8 @@ import { relError, useBackend } from '../helpers';
  * The fused parameter updates of lib/backend/wasm, driven through lib/optim's optimisers and
  * emaAssign, against the same code on the `cpu` backend (which has no fused kernels, so runs the
  * tfjs ops): four steps with different gradients, weights and slots within 1e-5 relative, and
- * tf.memory().numTensors flat from step to step.
+ * tf.memory().numTensors flat from step to step; with the WebAssembly SIMD loops and with the
+ * JavaScript ones. Sizes 37 and 35 leave a tail after the groups of four.
  */
 
 const rng = new Rng(11);
@@ -44,8 +46,11 @@ async function run(backend: 'cpu' | 'wasm', cfg: OptimizerConfig): Promise<{ val
   return { values, counts };
 }
 
-async function compare(cfg: OptimizerConfig, kernel: string): Promise<void> {
+const LOOPS = ['simd', 'js'] as const;
+
+async function compare(cfg: OptimizerConfig, kernel: string, loops: 'simd' | 'js'): Promise<void> {
   await tf.setBackend('wasm');
+  setWasmUpdateLoops(loops);
   assert.ok(hasFusedUpdate(kernel), `${kernel} is not registered for wasm`);
   const want = await run('cpu', cfg);
   const got = await run('wasm', cfg);
@@ -59,18 +64,26 @@ async function compare(cfg: OptimizerConfig, kernel: string): Promise<void> {
   assert.deepEqual(got.counts, Array(STEPS).fill(got.counts[0]), `numTensors per step ${got.counts}`);
 }
 
-for (const weightDecay of [0, 5e-4]) {
-  for (const nesterov of [false, true]) {
-    test(`${FUSED_SGD_UPDATE} on wasm (momentum${weightDecay ? ', weight decay' : ''}${nesterov ? ', Nesterov' : ''}) matches lib/optim's Sgd on cpu over ${STEPS} steps`, async () => {
-      await compare({ kind: 'sgd', lr: 0.05, momentum: 0.9, weightDecay, nesterov }, FUSED_SGD_UPDATE);
+test('the SIMD update loops instantiate on the wasm backend\'s memory', async () => {
+  await tf.setBackend('wasm');
+  const memory = (tf.backend() as unknown as { wasm: { wasmMemory?: WebAssembly.Memory } }).wasm.wasmMemory;
+  assert.ok(memory, 'the wasm backend exposes no wasmMemory');
+  assert.ok(simdUpdateLoops(memory));
+});
+
+for (const loops of LOOPS) {
+  for (const weightDecay of [0, 5e-4]) {
+    for (const nesterov of [false, true]) {
+      test(`${FUSED_SGD_UPDATE} on wasm, ${loops} loops (momentum${weightDecay ? ', weight decay' : ''}${nesterov ? ', Nesterov' : ''}) matches lib/optim's Sgd on cpu over ${STEPS} steps`, async () => {
+        await compare({ kind: 'sgd', lr: 0.05, momentum: 0.9, weightDecay, nesterov }, FUSED_SGD_UPDATE, loops);
+      });
+    }
+  }
+  for (const weightDecay of [0, 1e-4]) {
+    test(`${FUSED_ADAM_UPDATE} on wasm, ${loops} loops (bias correction${weightDecay ? ', weight decay' : ''}) matches lib/optim's Adam on cpu over ${STEPS} steps`, async () => {
+      await compare({ kind: 'adam', lr: 1e-2, weightDecay, beta1: 0.9, beta2: 0.999, eps: 1e-8 }, FUSED_ADAM_UPDATE, loops);
     });
   }
-}
-
-for (const weightDecay of [0, 1e-4]) {
-  test(`${FUSED_ADAM_UPDATE} on wasm (bias correction${weightDecay ? ', weight decay' : ''}) matches lib/optim's Adam on cpu over ${STEPS} steps`, async () => {
-    await compare({ kind: 'adam', lr: 1e-2, weightDecay, beta1: 0.9, beta2: 0.999, eps: 1e-8 }, FUSED_ADAM_UPDATE);
-  });
 }
 
 test(`${FUSED_EMA_UPDATE} on wasm matches emaAssign on cpu, with and without onlineScale (BatchNorm's unbiased running variance)`, async () => {
@@ -91,13 +104,17 @@ test(`${FUSED_EMA_UPDATE} on wasm matches emaAssign on cpu, with and without onl
   };
   await tf.setBackend('wasm');
   assert.ok(hasFusedUpdate(FUSED_EMA_UPDATE));
-  for (const [m, scale] of [[0.99, 1], [0.9, 2048 / 2047]]) {
-    const want = await emaRun('cpu', m, scale);
-    const got = await emaRun('wasm', m, scale);
-    const e = relError(got.value, want.value);
-    assert.ok(e < 1e-5, `m ${m}, onlineScale ${scale}: rel err ${e}`);
-    assert.deepEqual(got.counts, Array(STEPS).fill(got.counts[0]));
+  for (const loops of LOOPS) {
+    setWasmUpdateLoops(loops);
+    for (const [m, scale] of [[0.99, 1], [0.9, 2048 / 2047]]) {
+      const want = await emaRun('cpu', m, scale);
+      const got = await emaRun('wasm', m, scale);
+      const e = relError(got.value, want.value);
+      assert.ok(e < 1e-5, `${loops} loops, m ${m}, onlineScale ${scale}: rel err ${e}`);
+      assert.deepEqual(got.counts, Array(STEPS).fill(got.counts[0]));
+    }
   }
+  setWasmUpdateLoops('simd');
 });
 
 test('setWasmFusedUpdates(false) leaves lib/optim on its tfjs ops, with the same result', async () => {

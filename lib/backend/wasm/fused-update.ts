@@ -1,16 +1,39 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { FUSED_ADAM_UPDATE, FUSED_EMA_UPDATE, FUSED_SGD_UPDATE, checkFusedOperands } from '../fused-update-op';
+import { simdUpdateLoops, type UpdateLoops } from './update-simd';
 import { alloc, f32, Info } from './wasm-ops';
 
 /**
  * The fused parameter updates of lib/backend/fused-update-op.ts (their contract) for the wasm
- * backend, and so for wasm+onednn: one JavaScript pass over Float32Array views of the wasm heap
- * per update, writing new output tensors, where the tfjs ops make 3–10 passes and as many
- * intermediate tensors. Arithmetic in float64, rounded once per stored value.
+ * backend, and so for wasm+onednn: one pass over the wasm heap per update, writing new output
+ * tensors, where the tfjs ops make 3–10 passes and as many intermediate tensors. The pass is the
+ * WebAssembly SIMD loop of update-simd.ts (float32 arithmetic) where it instantiates, else, and
+ * for the last 0–3 elements, a JavaScript loop over Float32Array views (float64 arithmetic,
+ * rounded once per stored value).
  */
 
 type Args = { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: tf.NamedAttrMap };
+
+let loopKind: 'simd' | 'js' = 'simd';
+
+/** Which loops the kernels run: 'simd' (default, where available) or 'js' (for comparisons). */
+export function setWasmUpdateLoops(kind: 'simd' | 'js'): void {
+  if (kind !== 'simd' && kind !== 'js') throw new Error(`setWasmUpdateLoops: kind must be 'simd' or 'js', got ${JSON.stringify(kind)}`);
+  loopKind = kind;
+}
+
+/** The SIMD loops on this backend's memory, or null (JavaScript loops). */
+function simdFor(backend: BackendWasm): UpdateLoops | null {
+  if (loopKind !== 'simd') return null;
+  const memory = (backend.wasm as unknown as { wasmMemory?: WebAssembly.Memory }).wasmMemory;
+  return memory ? simdUpdateLoops(memory) : null;
+}
+
+/** Byte offset of a tensor on the heap. */
+function at(backend: BackendWasm, t: Info): number {
+  return backend.getMemoryOffset(t.dataId);
+}
 
 function sgdUpdate(args: Args): Info[] {
   const backend = args.backend as BackendWasm;
@@ -23,8 +46,11 @@ function sgdUpdate(args: Args): Info[] {
   const ws = f32(backend, w), gs = f32(backend, g), vs = f32(backend, v);
   const w2 = f32(backend, wOut), v2 = f32(backend, vOut);
   const n = ws.length;
+  const simd = simdFor(backend);
+  const start = simd ? n & ~3 : 0;
+  if (simd) (nesterov ? simd.sgdNesterov : simd.sgd)(at(backend, w), at(backend, g), at(backend, v), at(backend, wOut), at(backend, vOut), 4 * start, lr, mu, wd);
   if (nesterov) {
-    for (let i = 0; i < n; i++) {
+    for (let i = start; i < n; i++) {
       const wi = ws[i];
       const gi = gs[i] + wd * wi;
       const vi = mu * vs[i] + gi;
@@ -32,7 +58,7 @@ function sgdUpdate(args: Args): Info[] {
       w2[i] = wi - lr * (gi + mu * vi);
     }
   } else {
-    for (let i = 0; i < n; i++) {
+    for (let i = start; i < n; i++) {
       const wi = ws[i];
       const vi = mu * vs[i] + (gs[i] + wd * wi);
       v2[i] = vi;
@@ -58,7 +84,13 @@ function adamUpdate(args: Args): Info[] {
   const c2 = 1 - b2 ** a.step;
   const step = a.lr / c1;
   const n = ws.length;
-  for (let i = 0; i < n; i++) {
+  const simd = simdFor(backend);
+  const start = simd ? n & ~3 : 0;
+  if (simd) {
+    const p = (t: Info) => at(backend, t);
+    simd.adam(p(w), p(g), p(m), p(v), p(wOut), p(mOut), p(vOut), 4 * start, step, b1, 1 - b1, b2, 1 - b2, 1 / c2, eps, wd);
+  }
+  for (let i = start; i < n; i++) {
     const wi = ws[i];
     const gi = gs[i] + wd * wi;
     // Rounded to float32 as stored, so that the weight update uses the moments the slots keep.
@@ -79,7 +111,11 @@ function emaUpdate(args: Args): Info[] {
   const out = alloc(backend, target.shape);
   const ts = f32(backend, target), os = f32(backend, online), t2 = f32(backend, out);
   const k = (1 - mu) * (onlineScale ?? 1);
-  for (let i = 0, n = ts.length; i < n; i++) t2[i] = mu * ts[i] + k * os[i];
+  const n = ts.length;
+  const simd = simdFor(backend);
+  const start = simd ? n & ~3 : 0;
+  if (simd) simd.ema(at(backend, target), at(backend, online), at(backend, out), 4 * start, mu, k);
+  for (let i = start; i < n; i++) t2[i] = mu * ts[i] + k * os[i];
   return [out];
 }
 
