@@ -5,6 +5,7 @@ import { registerFusedBatchNorm } from './batchnorm';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv-grad';
 import { FUSED_UPDATE_KERNELS, setWasmFusedUpdates } from './fused-update';
 import { maxPoolGrad } from './maxpool-grad';
+import { makeReverse } from './reverse';
 import { registerThreadedWasm, threadedPoolSize } from './threaded';
 
 /**
@@ -18,6 +19,7 @@ import { registerThreadedWasm, threadedPoolSize } from './threaded';
  *   convolutions;
  * - a fused training BatchNorm(+ReLU) with its gradient (batchnorm.ts);
  * - a MaxPoolGrad that replaces the stock one, which loses entries (maxpool-grad.ts);
+ * - Reverse along the first axis as row copies (reverse.ts; other reverses stay stock);
  * - the fused SGD/Adam/EMA parameter updates (fused-update.ts), unless MIXMASK_FUSED_UPDATES=0
  *   (then lib/optim uses its tfjs ops: the "before" of bench/profile-step.ts).
  */
@@ -32,7 +34,7 @@ export interface WasmOptions {
   threads?: number;
 }
 
-const OWN_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'MixMaskFusedBatchNormTrain'];
+const OWN_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'Reverse (first axis)', 'MixMaskFusedBatchNormTrain'];
 
 let threadedRegistered = false;
 let kernelsInstalled = false;
@@ -47,6 +49,11 @@ function installKernels(): void {
     // Replace the stock kernel (if any) without the "already registered" warning.
     if (tf.getKernel(kernelName, 'wasm')) tf.unregisterKernel(kernelName, 'wasm');
     tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
+  }
+  const stockReverse = tf.getKernel('Reverse', 'wasm');
+  if (stockReverse) {
+    tf.unregisterKernel('Reverse', 'wasm');
+    tf.registerKernel({ ...stockReverse, kernelFunc: makeReverse(stockReverse.kernelFunc) });
   }
   registerFusedBatchNorm();
   setWasmFusedUpdates(fusedUpdatesWanted(process.env.MIXMASK_FUSED_UPDATES));
