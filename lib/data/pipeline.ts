@@ -11,12 +11,20 @@ import type { Batch, Dataset, RawBatch } from './types';
 export function rawToBatch(raw: RawBatch): Batch {
   const { n, height: h, width: w, channels: c } = raw;
   if (raw.pixels.length !== n * h * w * c) throw new Error(`rawToBatch: ${raw.pixels.length} bytes for ${n}×${h}×${w}×${c}`);
-  // Typed-array conversion is native; the scaling is one tensor op.
-  const f = new Float32Array(raw.pixels);
-  const images = tf.tidy(() => {
-    const x = tf.mul(tf.tensor4d(f, [n, h, w, c]), 1 / 255) as tf.Tensor4D;
-    return c === 1 ? (tf.tile(x, [1, 1, 1, 3]) as tf.Tensor4D) : x;
-  });
+  let images: tf.Tensor4D;
+  if (c === 1) {
+    // Grayscale scaled and replicated in the one pass that converts the bytes: the wasm Tile
+    // kernel takes ~23 ms for a [128, 28, 28, 1] batch, this loop under 1 ms. The float32
+    // product of f32(p) and f32(1/255) is the tensor op's, bit for bit.
+    const k = Math.fround(1 / 255);
+    const f = new Float32Array(3 * raw.pixels.length);
+    for (let i = 0, j = 0; i < raw.pixels.length; i++, j += 3) f[j] = f[j + 1] = f[j + 2] = raw.pixels[i] * k;
+    images = tf.tensor4d(f, [n, h, w, 3]);
+  } else {
+    // Typed-array conversion is native; the scaling is one tensor op.
+    const f = new Float32Array(raw.pixels);
+    images = tf.tidy(() => tf.mul(tf.tensor4d(f, [n, h, w, c]), 1 / 255) as tf.Tensor4D);
+  }
   const labels = tf.tensor1d(raw.labels, 'int32');
   return { images, labels, indices: raw.indices };
 }

@@ -15,6 +15,7 @@ import {
   dataRoot,
   makeRecipe,
   prepareDataset,
+  rawToBatch,
   syntheticDataset,
   twoViewEpoch,
   type Dataset,
@@ -24,6 +25,17 @@ import {
 
 before(async () => {
   await useBackend('wasm');
+});
+
+test('rawToBatch: grayscale becomes three equal channels, bit for bit the scaled bytes the tensor ops give; RGB is scaled as is', async () => {
+  const pixels = Uint8Array.from({ length: 2 * 3 * 5 }, (_, i) => (i * 37) % 256);
+  const grey = rawToBatch({ pixels, labels: Int32Array.from([4, 7]), indices: Int32Array.from([0, 1]), n: 2, height: 3, width: 5, channels: 1 });
+  assert.deepEqual(grey.images.shape, [2, 3, 5, 3]);
+  const want = tf.tidy(() => tf.tile(tf.mul(tf.tensor4d(new Float32Array(pixels), [2, 3, 5, 1]), 1 / 255), [1, 1, 1, 3]));
+  assert.deepEqual(Array.from(await grey.images.data()), Array.from(await want.data()));
+  const rgb = rawToBatch({ pixels, labels: Int32Array.from([1, 2]), indices: Int32Array.from([0, 1]), n: 2, height: 1, width: 5, channels: 3 });
+  assert.deepEqual(Array.from(await rgb.images.data()), Array.from(pixels, (p) => Math.fround(p * Math.fround(1 / 255))));
+  tf.dispose([grey.images, grey.labels, want, rgb.images, rgb.labels]);
 });
 
 test('DataLoader: each epoch is a seeded permutation, batches complete, labels follow indices', async () => {
