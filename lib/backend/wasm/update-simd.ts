@@ -2,8 +2,8 @@
  * The inner loops of the fused parameter updates (fused-update.ts) as a small WebAssembly SIMD
  * module assembled here, instantiated on the wasm backend's own memory, so that it reads and
  * writes the tensors where they lie. Four float32 lanes per instruction: about 4× the
- * JavaScript loop over Float32Arrays (2.36M-element SGD update: 1.9 vs 7.5 ms, measured), which
- * computes in float64 one element at a time. Each function covers whole groups of four
+ * JavaScript loop over Float32Arrays, which computes in float64 one element at a time (an SGD
+ * update of 2.36M elements, one thread: 2.0 ms against 8.9 ms, and 8.0 ms for the tfjs ops). Each function covers whole groups of four
  * elements; the caller finishes the tail.
  *
  * Arguments are byte offsets into the heap and float32 scalars:
