@@ -3,8 +3,8 @@
  * module assembled here, instantiated on the wasm backend's own memory, so that it reads and
  * writes the tensors where they lie. Four float32 lanes per instruction: about 4× the
  * JavaScript loop over Float32Arrays, which computes in float64 one element at a time (an SGD
- * update of 2.36M elements, one thread: 2.0 ms against 8.9 ms, and 8.0 ms for the tfjs ops). Each function covers whole groups of four
- * elements; the caller finishes the tail.
+ * update of 2.36M elements, one thread: 2.0 ms against 8.9 ms, and 8.0 ms for the tfjs ops).
+ * Each function covers whole groups of four elements; the caller finishes the tail.
  *
  * Arguments are byte offsets into the heap and float32 scalars:
  *   sgd(w, g, v, w2, v2, bytes, lr, μ, wd)            v2 = μ·v + (g + wd·w);  w2 = w − lr·v2
