@@ -35,6 +35,11 @@ export function checkFusedOperands(kernel: string, operands: Record<string, tf.T
   }
 }
 
+/** Throws unless `step` (FUSED_ADAM_UPDATE's bias-correction count) is an integer ≥ 1. */
+export function checkAdamStep(step: number): void {
+  if (!(Number.isInteger(step) && step >= 1)) throw new Error(`${FUSED_ADAM_UPDATE}: step must be an integer ≥ 1 (the update's number), got ${step}`);
+}
+
 /** Whether the active backend registered `kernel` (one of the names above). */
 export function hasFusedUpdate(kernel: string): boolean {
   return tf.getKernel(kernel, tf.getBackend()) !== undefined;

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { FUSED_ADAM_UPDATE, FUSED_EMA_UPDATE, FUSED_SGD_UPDATE, checkFusedOperands } from '../fused-update-op';
+import { FUSED_ADAM_UPDATE, FUSED_EMA_UPDATE, FUSED_SGD_UPDATE, checkAdamStep, checkFusedOperands } from '../fused-update-op';
 import { simdUpdateLoops, type UpdateLoops } from './update-simd';
 import { alloc, f32, Info } from './wasm-ops';
 
@@ -73,7 +73,7 @@ function adamUpdate(args: Args): Info[] {
   const { w, g, m, v } = args.inputs as Record<string, Info>;
   const a = args.attrs as unknown as { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number };
   checkFusedOperands(FUSED_ADAM_UPDATE, { w, g, m, v });
-  if (!(Number.isInteger(a.step) && a.step >= 1)) throw new Error(`${FUSED_ADAM_UPDATE}: step must be an integer ≥ 1 (the update's number), got ${a.step}`);
+  checkAdamStep(a.step);
   const wOut = alloc(backend, w.shape);
   const mOut = alloc(backend, w.shape);
   const vOut = alloc(backend, w.shape);

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_ADAM_UPDATE as MIXMASK_ADAM_UPDATE, FUSED_EMA_UPDATE as MIXMASK_EMA_UPDATE, FUSED_SGD_UPDATE as MIXMASK_SGD_UPDATE } from '../fused-update-op';
+import { FUSED_ADAM_UPDATE as MIXMASK_ADAM_UPDATE, FUSED_EMA_UPDATE as MIXMASK_EMA_UPDATE, FUSED_SGD_UPDATE as MIXMASK_SGD_UPDATE, checkAdamStep, checkFusedOperands } from '../fused-update-op';
 import { type KernelArgs, type WebgpuBackendLike, type WebgpuProgram, addKernel } from './program';
 
 /**
@@ -48,22 +48,11 @@ function run(backend: WebgpuBackendLike, names: string[], inputs: tf.TensorInfo[
   return backend.runWebGPUProgram(new ElementwiseProgram(names, expression, key, inputs[0].shape), inputs, 'float32', uniforms);
 }
 
-function checkSameShape(kernel: string, infos: Record<string, tf.TensorInfo>): void {
-  const entries = Object.entries(infos);
-  const [n0, t0] = entries[0];
-  for (const [n, t] of entries) {
-    if (t.dtype !== 'float32') throw new Error(`${kernel}: ${n} must be float32, got ${t.dtype}`);
-    if (t.shape.length !== t0.shape.length || t.shape.some((d, i) => d !== t0.shape[i])) {
-      throw new Error(`${kernel}: ${n} has shape [${t.shape}], ${n0} has [${t0.shape}]`);
-    }
-  }
-}
-
 function sgdUpdate(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as WebgpuBackendLike;
   const { w, g, v } = args.inputs as Record<string, tf.TensorInfo>;
   const { lr, momentum, weightDecay, nesterov } = args.attrs as unknown as { lr: number; momentum: number; weightDecay: number; nesterov?: boolean };
-  checkSameShape(MIXMASK_SGD_UPDATE, { w, g, v });
+  checkFusedOperands(MIXMASK_SGD_UPDATE, { w, g, v });
   // a = μ, b = wd
   const v2 = run(backend, ['g', 'w', 'v'], [g, w, v], 'uniforms.a * v[i] + (g[i] + uniforms.b * w[i])', 'sgdVelocity', [momentum, weightDecay]);
   // a = μ, b = wd, c = lr
@@ -78,8 +67,8 @@ function adamUpdate(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as WebgpuBackendLike;
   const { w, g, m, v } = args.inputs as Record<string, tf.TensorInfo>;
   const a = args.attrs as unknown as { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number };
-  checkSameShape(MIXMASK_ADAM_UPDATE, { w, g, m, v });
-  if (!(Number.isInteger(a.step) && a.step >= 1)) throw new Error(`${MIXMASK_ADAM_UPDATE}: step must be an integer ≥ 1 (the update's number), got ${a.step}`);
+  checkFusedOperands(MIXMASK_ADAM_UPDATE, { w, g, m, v });
+  checkAdamStep(a.step);
   const grad = '(g[i] + uniforms.b * w[i])';
   // a = β, b = wd, c = 1 − β (in float64 here: 1 − f32(0.999) is off by 1e-5 relative)
   const m2 = run(backend, ['g', 'w', 'm'], [g, w, m], `uniforms.a * m[i] + uniforms.c * ${grad}`, 'adamM', [a.beta1, a.weightDecay, 1 - a.beta1]);
@@ -95,7 +84,7 @@ function emaUpdate(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as WebgpuBackendLike;
   const { target, online } = args.inputs as Record<string, tf.TensorInfo>;
   const { momentum, onlineScale } = args.attrs as unknown as { momentum: number; onlineScale?: number };
-  checkSameShape(MIXMASK_EMA_UPDATE, { target, online });
+  checkFusedOperands(MIXMASK_EMA_UPDATE, { target, online });
   return [run(backend, ['t', 'o'], [target, online], 'uniforms.a * t[i] + uniforms.b * o[i]', 'ema', [momentum, (1 - momentum) * (onlineScale ?? 1)])];
 }
 
