@@ -155,6 +155,15 @@ export interface TrainOrLoadResult {
   seconds: number;
 }
 
+/** Whether `runDir` holds a finished run of `config`; an error when it holds a run of another configuration. */
+function finishedRunOf(config: RunConfig, runDir: string): boolean {
+  const key = storedKey(runDir);
+  if (key !== null && key !== experimentKey(config)) {
+    throw new Error(`${runDir} holds a run of another configuration (see its config.json); choose another runDir or delete it`);
+  }
+  return runComplete(runDir);
+}
+
 /**
  * A finished run of `config`: an earlier one if found (see runRoots), else trained now into
  * notebookRunsRoot() — resuming an interrupted one there, so a notebook stopped halfway
@@ -164,13 +173,7 @@ export async function trainOrLoad(
   config: RunConfig,
   opts: { progress?: ProgressSink; roots?: string[]; writeRoot?: string; runDir?: string } = {},
 ): Promise<TrainOrLoadResult> {
-  if (opts.runDir) {
-    const key = storedKey(opts.runDir);
-    if (key !== null && key !== experimentKey(config)) {
-      throw new Error(`${opts.runDir} holds a run of another configuration (see its config.json); choose another runDir or delete it`);
-    }
-    if (runComplete(opts.runDir)) return { runDir: opts.runDir, loaded: true, seconds: 0 };
-  }
+  if (opts.runDir && finishedRunOf(config, opts.runDir)) return { runDir: opts.runDir, loaded: true, seconds: 0 };
   const found = opts.runDir ? null : findRun(config, opts.roots);
   if (found) return { runDir: found, loaded: true, seconds: 0 };
   const runDir = opts.runDir ?? runDirFor(config, opts.writeRoot ?? notebookRunsRoot());
@@ -200,11 +203,7 @@ export async function trainOrLoadTorch(
 ): Promise<TrainOrLoadResult> {
   const nproc = opts.nproc ?? 2;
   const runDir = opts.runDir ?? `${defaultRunDir(config, notebookRunsRoot())}-torch${nproc}`;
-  const key = storedKey(runDir);
-  if (key !== null && key !== experimentKey(config)) {
-    throw new Error(`${runDir} holds a run of another configuration (see its config.json); choose another runDir or delete it`);
-  }
-  if (runComplete(runDir)) return { runDir, loaded: true, seconds: 0 };
+  if (finishedRunOf(config, runDir)) return { runDir, loaded: true, seconds: 0 };
   const why = torchEngineUnavailable(config);
   if (why) throw new Error(`PyTorch engine: ${why}`);
   const resume = fs.existsSync(path.join(runDir, 'checkpoint.safetensors'));
