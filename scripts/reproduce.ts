@@ -84,6 +84,8 @@ export interface Results {
   backendReport: string;
   /** The split the final kNN and linear numbers come from (absent in version 1 files: test). */
   evalSplit?: EvalSplit;
+  /** A budget variant's epochs (`--epochs`, validation only); absent or null: the profile's. */
+  budgetEpochs?: number | null;
   /** Raw-pixel kNN on the same bank and queries (null: not measured for this setting). */
   rawPixelKnn: number | null;
   /** Final evaluation on random subsets of this many bank / query images (null: the whole splits). */
@@ -223,7 +225,7 @@ export function resultsMarkdown(r: Results, source = path.basename(resultsPath('
       ? `Budget per run: ResNet-${c0.backbone.depth} (CIFAR stem) at width ${c0.backbone.width}, ${c0.trainSubset?.toLocaleString('en-US') ?? 'all'} training images, ${epochsText} at batch ${c0.batchSize}, ${c0.imageSize}×${c0.imageSize} px; kNN monitor every ${c0.knn.every === 1 ? 'epoch' : `${c0.knn.every} epochs`} on ${c0.knn.bankSubset?.toLocaleString('en-US') ?? 'all'} bank / ${c0.knn.querySubset?.toLocaleString('en-US') ?? 'all'} ${monitorQuery} query images. MixMask: ${c0.view.maskType ?? 'block'} mask, grid ${c0.view.gridSize}, ratio ${c0.view.ratio}.`
       : '',
     ...protocolLines(r),
-    `Backend: ${[...new Set(r.runs.map((x) => x.backend))].join('; ') || r.backend}. ${r.runs.some((x) => !x.config.validation) && r.profile !== 'paper' ? 'These runs follow the protocol before the validation split, which `npm run reproduce` no longer runs; each run\'s command below retrains it.' : `All of it: \`npm run reproduce -- --profile ${r.profile}${split === 'validation' ? ' --validate' : ''}\`.`} Generated from ${source} by the script; do not edit.`,
+    `Backend: ${[...new Set(r.runs.map((x) => x.backend))].join('; ') || r.backend}. ${r.runs.some((x) => !x.config.validation) && r.profile !== 'paper' ? 'These runs follow the protocol before the validation split, which `npm run reproduce` no longer runs; each run\'s command below retrains it.' : `All of it: \`npm run reproduce -- --profile ${r.profile}${split === 'validation' ? ' --validate' : ''}${r.budgetEpochs ? ` --epochs ${r.budgetEpochs}` : ''}\`.`} Generated from ${source} by the script; do not edit.`,
     '',
     '## Per framework, over seeds',
     '',
@@ -318,6 +320,12 @@ export interface ReproduceArgs {
   figure: boolean;
   /** Runs pretrained side by side, each in its own process on cores/lanes threads. */
   lanes: number;
+  /**
+   * A budget variant: every run trains this many epochs instead of the profile's (null: the
+   * profile's). Only with `validate` (budget decisions never see the test split), into its own
+   * results folder and runs root, so it never mixes with the preset's runs.
+   */
+  epochs: number | null;
 }
 
 export const USAGE = `usage: npm run reproduce -- [--profile cpu|smoke] [options]
@@ -331,10 +339,12 @@ export const USAGE = `usage: npm run reproduce -- [--profile cpu|smoke] [options
   --validate              final evaluation on the validation split instead of test (budget decisions), into results-validation.json/md
   --regenerate <file>     rewrite <file>'s .md and the README tables from that results file, then stop (no training)
   --lanes <n>             runs trained side by side, each on cores/n threads (default ${defaultLanes()} here)
+  --epochs <n>            a budget variant: every run trains n epochs instead of the profile's; only with --validate;
+                          results into <out>-epochs<n> and runs into <runs-root>/epochs<n> unless --out / --runs-root say otherwise
   --no-figure             skip figure1.html/png`;
 
 export function parseReproduceArgs(argv: readonly string[]): ReproduceArgs | 'help' {
-  const a = new Args(argv, { options: ['--profile', '--out', '--runs-root', '--frameworks', '--seeds', '--linear-epochs', '--eval-subset', '--lanes', '--regenerate'], flags: ['--no-figure', '--validate'] });
+  const a = new Args(argv, { options: ['--profile', '--out', '--runs-root', '--frameworks', '--seeds', '--linear-epochs', '--eval-subset', '--lanes', '--regenerate', '--epochs'], flags: ['--no-figure', '--validate'] });
   if (a.help) return 'help';
   const profile = a.oneOf('--profile', PROFILES) ?? 'cpu';
   const fws = a.string('--frameworks');
@@ -342,18 +352,23 @@ export function parseReproduceArgs(argv: readonly string[]): ReproduceArgs | 'he
   for (const f of frameworks) {
     if (!REPRO_FRAMEWORKS.includes(f as FrameworkName)) throw new Error(`--frameworks: '${f}' is not one of ${REPRO_FRAMEWORKS.join(', ')}`);
   }
+  const epochs = a.int('--epochs', 1) ?? null;
+  const validate = a.flag('--validate');
+  if (epochs !== null && !validate) throw new Error('--epochs (a budget variant) needs --validate: budget choices are made on the validation split, never on test');
+  const variant = epochs === null ? '' : `-epochs${epochs}`;
   return {
     profile,
-    out: a.string('--out') ?? path.join('reports', `${DATASET}-${profile}`),
-    runsRoot: a.string('--runs-root') ?? 'runs',
+    out: a.string('--out') ?? path.join('reports', `${DATASET}-${profile}${variant}`),
+    runsRoot: a.string('--runs-root') ?? (epochs === null ? 'runs' : path.join('runs', `epochs${epochs}`)),
     frameworks: frameworks as FrameworkName[],
     seeds: a.int('--seeds', 1) ?? DEFAULT_SEEDS,
     linearEpochs: a.int('--linear-epochs', 1) ?? 100,
     evalSubset: a.int('--eval-subset', 1) ?? null,
-    validate: a.flag('--validate'),
+    validate,
     regenerate: a.string('--regenerate') ?? null,
     figure: !a.flag('--no-figure'),
     lanes: a.int('--lanes', 1) ?? defaultLanes(),
+    epochs,
   };
 }
 
@@ -498,8 +513,8 @@ export async function reproduce(o: ReproduceArgs, signal?: AbortSignal): Promise
   const split: EvalSplit = o.validate ? 'validation' : 'test';
   const resultsFile = resultsPath(o.out, split);
   const previous: Results | null = fs.existsSync(resultsFile) ? readResults(resultsFile) : null;
-  if (previous && (previous.format !== RESULTS_FORMAT || previous.profile !== o.profile || previous.evalSubset !== o.evalSubset || previous.linearEpochs !== o.linearEpochs || splitOf(previous) !== split)) {
-    throw new Error(`${resultsFile} holds ${previous.format} results of profile ${previous.profile} (${splitOf(previous)} split, eval subset ${previous.evalSubset}, ${previous.linearEpochs} linear epochs); choose another --out or remove it`);
+  if (previous && (previous.format !== RESULTS_FORMAT || previous.profile !== o.profile || previous.evalSubset !== o.evalSubset || previous.linearEpochs !== o.linearEpochs || splitOf(previous) !== split || (previous.budgetEpochs ?? null) !== o.epochs)) {
+    throw new Error(`${resultsFile} holds ${previous.format} results of profile ${previous.profile} (${splitOf(previous)} split, eval subset ${previous.evalSubset}, ${previous.linearEpochs} linear epochs, ${previous.budgetEpochs ? `${previous.budgetEpochs} epochs per run` : "the profile's epochs"}); choose another --out or remove it`);
   }
   const now = () => new Date().toISOString();
   let rawPixels = previous ? previous.rawPixelKnn : split === 'test' && !o.evalSubset ? RAW_PIXEL_KNN : null;
@@ -510,7 +525,7 @@ export async function reproduce(o: ReproduceArgs, signal?: AbortSignal): Promise
     console.error(`raw-pixel kNN on ${query.size} validation images (bank ${bank.size}): ${rawPixels.toFixed(2)} %`);
   }
   const results: Results = {
-    format: RESULTS_FORMAT, dataset: DATASET, profile: o.profile, backend, backendReport, evalSplit: split, rawPixelKnn: rawPixels, evalSubset: o.evalSubset, linearEpochs: o.linearEpochs,
+    format: RESULTS_FORMAT, dataset: DATASET, profile: o.profile, backend, backendReport, evalSplit: split, budgetEpochs: o.epochs, rawPixelKnn: rawPixels, evalSubset: o.evalSubset, linearEpochs: o.linearEpochs,
     startedAt: previous?.startedAt ?? now(), updatedAt: now(), runs: previous?.runs ?? [],
   };
   const save = () => {
@@ -523,7 +538,7 @@ export async function reproduce(o: ReproduceArgs, signal?: AbortSignal): Promise
 
   let evaluations: Promise<unknown> = Promise.resolve();
   const runOne = async (fw: FrameworkName, method: ViewMethod, seed: number): Promise<boolean> => {
-    const config = pretrainConfig(fw, DATASET, o.profile, { method, seed });
+    const config = pretrainConfig(fw, DATASET, o.profile, { method, seed, ...(o.epochs === null ? {} : { epochs: o.epochs }) });
     const known = results.runs.find((r) => r.framework === fw && r.method === method && r.seed === seed);
     if (known && JSON.stringify(known.config) === JSON.stringify(config)) return true;
     if (known) throw new Error(`${resultsFile}: ${fw}/${method}/seed ${seed} was run with another configuration than the ${o.profile} preset now gives; use another --out`);

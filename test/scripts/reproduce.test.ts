@@ -34,6 +34,12 @@ test('reproduce arguments: defaults, subsets of frameworks, clear errors', () =>
   const c = parseReproduceArgs(['--lanes', '1']);
   assert.ok(c !== 'help' && c.lanes === 1);
   assert.throws(() => parseReproduceArgs(['--lanes', '0']), /--lanes must be an integer ≥ 1, got '0'/);
+  assert.equal(a.epochs, null);
+  // A budget variant: validation only, in its own results folder and runs root.
+  assert.throws(() => parseReproduceArgs(['--epochs', '16']), /--epochs \(a budget variant\) needs --validate/);
+  const e = parseReproduceArgs(['--epochs', '16', '--validate', '--frameworks', 'simsiam']);
+  assert.ok(e !== 'help');
+  assert.deepEqual([e.epochs, e.out, e.runsRoot], [16, path.join('reports', 'fashion-mnist-cpu-epochs16'), path.join('runs', 'epochs16')]);
 });
 
 test('the lanes get the runs seed by seed, the longer MixMask runs first within a seed', () => {
