@@ -1,10 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../util/rng';
+import { type JitterOp, type NormalizeSpec, applyStepsComposite, jitterSteps } from '../backend/augment-op';
 
 /**
  * Batched SSL augmentations on the active tfjs backend. Every random decision is drawn in JS
  * from the caller's Rng (a handful of numbers per image, drawn in a fixed order, so one seed
- * reproduces a batch); the pixels are only touched by tensor ops. Samples that skip an
+ * reproduces a batch); the pixels are only touched by tensor ops (a view's per-pixel chain as
+ * one kernel call, lib/backend/augment-op.ts, see recipes.ts). Samples that skip an
  * augmentation get its identity parameters (factor 1, hue 0, delta kernel), which keeps each
  * op one call on the whole batch. Inputs are float32 [n,h,w,3] in [0,1].
  */
@@ -78,8 +80,11 @@ export function cropResizeFlip(images: tf.Tensor4D, crops: readonly CropBox[], o
   });
 }
 
-/** As cropResizeFlip, on a source already padded by one pixel (shared by two views). */
-export function cropResizeFlipPadded(padded: tf.Tensor4D, crops: readonly CropBox[], h: number, w: number, outH: number, outW: number): tf.Tensor4D {
+/**
+ * tf.image.cropAndResize's boxes (y1, x1, y2, x2, normalised to the padded source) that place
+ * cropResizeFlip's samples: 4 per crop.
+ */
+export function cropBoxes(crops: readonly CropBox[], h: number, w: number, outH: number, outW: number): Float32Array {
   const n = crops.length;
   const boxes = new Float32Array(4 * n);
   for (let i = 0; i < n; i++) {
@@ -94,6 +99,13 @@ export function cropResizeFlipPadded(padded: tf.Tensor4D, crops: readonly CropBo
     boxes[4 * i + 1] = (c.flip ? x2 : x1) / (w + 1);
     boxes[4 * i + 3] = (c.flip ? x1 : x2) / (w + 1);
   }
+  return boxes;
+}
+
+/** As cropResizeFlip, on a source already padded by one pixel (shared by two views). */
+export function cropResizeFlipPadded(padded: tf.Tensor4D, crops: readonly CropBox[], h: number, w: number, outH: number, outW: number): tf.Tensor4D {
+  const n = crops.length;
+  const boxes = cropBoxes(crops, h, w, outH, outW);
   return tf.tidy(() => {
     const b = tf.tensor2d(boxes, [n, 4]);
     const ind = tf.range(0, n, 1, 'int32') as tf.Tensor1D;
@@ -102,82 +114,11 @@ export function cropResizeFlipPadded(padded: tf.Tensor4D, crops: readonly CropBo
 }
 
 // ---------- colour ----------
-// Shapes are chosen for the wasm backend: there, slicing or broadcasting along the channel axis
-// is 5–30× slower than a [P,3]×[3,k] matMul (XNNPACK) or a per-sample [n,1,1,1] broadcast, so
-// channel mixing goes through small matMuls and per-channel work through a planar [3,P] layout.
+// The per-pixel ops live with the augmentation kernel's contract (lib/backend/augment-op.ts),
+// whose composite path and reference they are; re-exported here as part of the data API.
 
-const LUMA = [0.2989, 0.587, 0.114];
-
-/** ITU-R 601 luma, as torchvision's rgb_to_grayscale. Returns [n,h,w,1]. */
-export function grayscale(x: tf.Tensor4D): tf.Tensor4D {
-  const [n, h, w] = x.shape;
-  return tf.tidy(() => tf.reshape(tf.matMul(tf.reshape(x, [-1, 3]), tf.tensor2d(LUMA, [3, 1])), [n, h, w, 1]));
-}
-
-/** Luma replicated on three channels, [n,h,w,3], in one matMul. */
-function gray3(x: tf.Tensor4D): tf.Tensor4D {
-  const m = tf.tensor2d(LUMA.flatMap((v) => [v, v, v]), [3, 3]);
-  return tf.reshape(tf.matMul(tf.reshape(x, [-1, 3]), m), x.shape);
-}
-
-function perSample(v: ArrayLike<number>): tf.Tensor4D {
-  return tf.tensor4d(Float32Array.from(v), [v.length, 1, 1, 1]);
-}
-
-const clip01 = (t: tf.Tensor): tf.Tensor => tf.clipByValue(t, 0, 1);
-/** f·x + (1−f)·other = other + f·(x − other), clipped; f per sample. */
-const blend = (x: tf.Tensor, other: tf.Tensor, f: tf.Tensor): tf.Tensor => clip01(tf.add(other, tf.mul(tf.sub(x, other), f)));
-
-/** x·b, clipped (torchvision adjust_brightness). One factor per sample. */
-export function adjustBrightness(x: tf.Tensor4D, factors: ArrayLike<number>): tf.Tensor4D {
-  return tf.tidy(() => clip01(tf.mul(x, perSample(factors))) as tf.Tensor4D);
-}
-
-/** Blend with the image's mean gray level (torchvision adjust_contrast). */
-export function adjustContrast(x: tf.Tensor4D, factors: ArrayLike<number>): tf.Tensor4D {
-  const n = x.shape[0];
-  return tf.tidy(() => {
-    const meanGray = tf.reshape(tf.matMul(tf.mean(x, [1, 2]), tf.tensor2d(LUMA, [3, 1])), [n, 1, 1, 1]);
-    return blend(x, meanGray, perSample(factors)) as tf.Tensor4D;
-  });
-}
-
-/** Blend with the pixel's gray level (torchvision adjust_saturation). */
-export function adjustSaturation(x: tf.Tensor4D, factors: ArrayLike<number>): tf.Tensor4D {
-  return tf.tidy(() => blend(x, gray3(x), perSample(factors)) as tf.Tensor4D);
-}
-
-/**
- * Rotates the hue by `shifts` (fractions of a turn, torchvision's hue_factor ∈ [−0.5, 0.5]).
- * Hue as torchvision's RGB→HSV; back with the closed form f(n) = v − c·clip(min(k, 4−k), 0, 1),
- * k = (n + 6h) mod 6, n = 5, 3, 1 for R, G, B (value v and chroma c are unchanged by a hue
- * rotation). Ties between maximal channels give the same hue on either branch.
- */
-export function adjustHue(x: tf.Tensor4D, shifts: ArrayLike<number>): tf.Tensor4D {
-  const [n, h, w] = x.shape;
-  const hw = h * w;
-  return tf.tidy(() => {
-    const [r, g, b] = tf.unstack(tf.transpose(tf.reshape(x, [n * hw, 3]))) as tf.Tensor1D[];
-    const maxc = tf.maximum(tf.maximum(r, g), b);
-    const minc = tf.minimum(tf.minimum(r, g), b);
-    const c = tf.sub(maxc, minc);
-    // c = 0 ⇒ all numerators are 0, so any positive divisor gives hue 0 as torchvision.
-    const inv = tf.div(1, tf.maximum(c, 1e-12));
-    const h6 = tf.where(
-      tf.equal(maxc, r),
-      tf.mul(tf.sub(g, b), inv),
-      tf.where(tf.equal(maxc, g), tf.add(tf.mul(tf.sub(b, r), inv), 2), tf.add(tf.mul(tf.sub(r, g), inv), 4)),
-    );
-    const shift6 = tf.tensor2d(Float32Array.from(shifts, (v) => 6 * v), [n, 1]);
-    const hs = tf.reshape(tf.add(tf.reshape(h6, [n, hw]), shift6), [n * hw]);
-    const channel = (offset: number): tf.Tensor1D => {
-      const k0 = tf.add(hs, offset);
-      const k = tf.sub(k0, tf.mul(tf.floor(tf.mul(k0, 1 / 6)), 6));
-      return tf.sub(maxc, tf.mul(c, tf.clipByValue(tf.minimum(k, tf.sub(4, k)), 0, 1)));
-    };
-    return tf.reshape(tf.transpose(tf.stack([channel(5), channel(3), channel(1)])), [n, h, w, 3]) as tf.Tensor4D;
-  });
-}
+export { adjustBrightness, adjustContrast, adjustHue, adjustSaturation, grayscale, normalize, randomGrayscale, solarize } from '../backend/augment-op';
+export type { JitterOp, NormalizeSpec } from '../backend/augment-op';
 
 export interface JitterSpec {
   brightness: number;
@@ -188,7 +129,6 @@ export interface JitterSpec {
   prob: number;
 }
 
-export type JitterOp = 'brightness' | 'contrast' | 'saturation' | 'hue';
 const JITTER_OPS: JitterOp[] = ['brightness', 'contrast', 'saturation', 'hue'];
 
 export interface JitterParams {
@@ -222,36 +162,9 @@ export function sampleJitter(n: number, spec: JitterSpec, rng: Rng, order: 'batc
   return p;
 }
 
+/** The jitter ops in `p.order`, skipping those whose factors are all the identity. */
 export function colorJitter(x: tf.Tensor4D, p: JitterParams): tf.Tensor4D {
-  return tf.tidy(() => {
-    let y = x;
-    for (const op of p.order) {
-      const f = p[op];
-      const identity = op === 'hue' ? f.every((v) => v === 0) : f.every((v) => v === 1);
-      if (identity) continue;
-      if (op === 'brightness') y = adjustBrightness(y, f);
-      else if (op === 'contrast') y = adjustContrast(y, f);
-      else if (op === 'saturation') y = adjustSaturation(y, f);
-      else y = adjustHue(y, f);
-    }
-    return y === x ? tf.clone(x) : y;
-  });
-}
-
-/** Replaces the images where mask[i] = 1 by their gray level on all three channels. */
-export function randomGrayscale(x: tf.Tensor4D, mask: ArrayLike<number>): tf.Tensor4D {
-  return tf.tidy(() => tf.add(x, tf.mul(tf.sub(gray3(x), x), perSample(mask))) as tf.Tensor4D);
-}
-
-/**
- * Inverts pixels ≥ 0.5 in the images where mask[i] = 1 (torchvision RandomSolarize with
- * threshold 128/255 ≈ 0.5 on floats): for x in [0,1] that is min(x, 1 − x).
- */
-export function solarize(x: tf.Tensor4D, mask: ArrayLike<number>): tf.Tensor4D {
-  return tf.tidy(() => {
-    const sol = tf.minimum(x, tf.sub(1, x));
-    return tf.add(x, tf.mul(tf.sub(sol, x), perSample(mask))) as tf.Tensor4D;
-  });
+  return applyStepsComposite(x, jitterSteps(p), { jitter: p });
 }
 
 // ---------- blur ----------
@@ -299,25 +212,6 @@ export function gaussianBlur(x: tf.Tensor4D, sigmas: ArrayLike<number>, kernelSi
 }
 
 // ---------- normalisation ----------
-
-export interface NormalizeSpec {
-  mean: [number, number, number];
-  std: [number, number, number];
-}
-
-/** (x − mean) / std per channel, as one fused matMul with a diagonal matrix and a bias. */
-export function normalize(x: tf.Tensor4D, spec: NormalizeSpec): tf.Tensor4D {
-  return tf.tidy(() => {
-    const d = [0, 0, 0, 0, 0, 0, 0, 0, 0];
-    for (let c = 0; c < 3; c++) d[4 * c] = 1 / spec.std[c];
-    const y = tf.fused.matMul({
-      a: tf.reshape(x, [-1, 3]),
-      b: tf.tensor2d(d, [3, 3]),
-      bias: tf.tensor1d([0, 1, 2].map((c) => -spec.mean[c] / spec.std[c])),
-    });
-    return tf.reshape(y, x.shape) as tf.Tensor4D;
-  });
-}
 
 /** Per-channel statistics often used (computed on the train splits). */
 export const NORMALIZATION = {

@@ -1,14 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../util/rng';
+import { augmentViewOp } from '../backend/augment-op';
 import {
   type BlurSpec,
   type CropSpec,
   type JitterSpec,
   type NormalizeSpec,
-  colorJitter,
-  cropResizeFlipPadded,
+  cropBoxes,
   gaussianBlur,
-  randomGrayscale,
   sampleCrops,
   sampleJitter,
   solarize,
@@ -136,13 +135,23 @@ function viewFromPadded(padded: tf.Tensor4D, h: number, w: number, spec: Augment
   const sol = new Float32Array(n);
   for (let i = 0; i < n; i++) sol[i] = rng.next() < spec.solarizeProb ? 1 : 0;
 
+  // The per-pixel chain is one kernel call (lib/backend/augment-op.ts: fused where the backend
+  // has the kernel, the composite tfjs ops elsewhere). The blur, a neighbourhood op, is not in
+  // it: with a blur, solarize and normalisation run after the blur as composite ops.
+  const blur = spec.blur && sig.some((v) => v > 0) ? spec.blur : null;
+  const boxes = cropBoxes(crops, h, w, recipe.size, recipe.size);
   return tf.tidy(() => {
-    let x = cropResizeFlipPadded(padded, crops, h, w, recipe.size, recipe.size);
-    const anyGray = gray.some((v) => v > 0);
-    if (spec.grayscaleBeforeJitter && anyGray) x = randomGrayscale(x, gray);
-    if (jit) x = colorJitter(x, jit);
-    if (!spec.grayscaleBeforeJitter && anyGray) x = randomGrayscale(x, gray);
-    if (spec.blur && sig.some((v) => v > 0)) x = gaussianBlur(x, sig, spec.blur.kernelSize);
+    let x = augmentViewOp(padded, {
+      size: recipe.size,
+      boxes,
+      jitter: jit,
+      grayscale: gray,
+      grayscaleBeforeJitter: spec.grayscaleBeforeJitter,
+      solarize: blur ? null : sol,
+      normalize: blur ? null : recipe.normalize,
+    });
+    if (!blur) return x;
+    x = gaussianBlur(x, sig, blur.kernelSize);
     if (sol.some((v) => v > 0)) x = solarize(x, sol);
     if (recipe.normalize) x = normalize(x, recipe.normalize);
     return x;
