@@ -84,10 +84,34 @@ function installNavigatorGpu(dawnNodePath: string, flags: string[]): void {
     if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   }
   const gpu = dawn.create(flags);
+  requestAdapterStorageBindings(gpu);
   const g = globalThis as unknown as { navigator?: object };
   if (g.navigator === undefined) g.navigator = {};
   Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true, enumerable: true, writable: true });
   installedGpu = gpu;
+}
+
+interface AdapterLike {
+  limits: { maxStorageBuffersPerShaderStage: number };
+  requestDevice(d?: { requiredLimits?: Record<string, number> }): Promise<unknown>;
+}
+
+/**
+ * tfjs-backend-webgpu 4.22 asks for its device with some of the adapter's limits but not
+ * maxStorageBuffersPerShaderStage, so the device gets WebGPU's default 8 where the adapter offers
+ * more (16 on Mesa's llvmpipe): our multi-output dispatches (./multi-output.ts, e.g. the
+ * multi-tensor optimiser updates) would fit half as many tensors. Adapters from `gpu` ask for it.
+ */
+function requestAdapterStorageBindings(gpu: GpuLike): void {
+  const requestAdapter = gpu.requestAdapter.bind(gpu);
+  gpu.requestAdapter = async (opts) => {
+    const adapter = (await requestAdapter(opts)) as AdapterLike | null;
+    if (!adapter) return adapter;
+    const requestDevice = adapter.requestDevice.bind(adapter);
+    const maxStorageBuffersPerShaderStage = adapter.limits.maxStorageBuffersPerShaderStage;
+    adapter.requestDevice = (d = {}) => requestDevice({ ...d, requiredLimits: { ...d.requiredLimits, maxStorageBuffersPerShaderStage } });
+    return adapter;
+  };
 }
 
 /**
