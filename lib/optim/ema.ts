@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { emaAssign } from '../backend/fused-update-op';
+import { emaAssignList } from '../backend/fused-update-op';
 import type { NamedVariables } from './optimizers';
 
 /**
@@ -8,11 +8,11 @@ import type { NamedVariables } from './optimizers';
  */
 export function emaUpdate(target: NamedVariables, online: NamedVariables, m: number): void {
   if (target.length !== online.length) throw new Error(`emaUpdate: ${target.length} target vs ${online.length} online parameters`);
-  target.forEach(([name, t], i) => {
-    const [oname, o] = online[i];
-    if (name !== oname) throw new Error(`emaUpdate: parameter ${i} is "${name}" in the target but "${oname}" online`);
-    emaAssign(t, o, m);
+  target.forEach(([name], i) => {
+    if (name !== online[i][0]) throw new Error(`emaUpdate: parameter ${i} is "${name}" in the target but "${online[i][0]}" online`);
   });
+  // One kernel call for every parameter where the backend has it.
+  emaAssignList(target.map(([, t], i) => ({ target: t, online: online[i][1] })), m);
 }
 
 /** BYOL's target momentum τ, increased from `base` to 1 with a cosine over training. */

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_ADAM_UPDATE, FUSED_SGD_UPDATE, hasFusedUpdate } from '../backend/fused-update-op';
+import { FUSED_ADAM_UPDATE, FUSED_SGD_UPDATE, adamUpdate, hasFusedUpdate, sgdUpdate } from '../backend/fused-update-op';
 
 /**
  * The optimisers of the paper's tables, written out so that their state has
@@ -84,18 +84,20 @@ export class Sgd implements Optimizer {
     if (lr === undefined && this.baseRate.size === 0) throw new Error('optimizer: Sgd.step needs a learning rate when built without parameter groups');
     const lrOf = lr === undefined ? (name: string) => this.baseRate.get(name)! * this.lrFactor : rateOf(lr);
     const { momentum, weightDecay, nesterov } = this;
-    const fused = hasFusedUpdate(FUSED_SGD_UPDATE);
+    // A parameter outside this step's graph (e.g. an unused head) has no gradient: not updated.
+    const live = this.vars.filter(([, w]) => grads[w.name]);
     tf.tidy(() => {
-      for (const [name, w] of this.vars) {
+      if (hasFusedUpdate(FUSED_SGD_UPDATE)) {
+        // One kernel call for every parameter (the backend may batch them into few dispatches).
+        const out = sgdUpdate(live.map(([name, w]) => ({ w, g: grads[w.name], v: this.velocity.get(name)!, lr: lrOf(name) })), { momentum, weightDecay, nesterov });
+        live.forEach(([name, w], k) => {
+          this.velocity.get(name)!.assign(out[k].v);
+          w.assign(out[k].w);
+        });
+        return;
+      }
+      for (const [name, w] of live) {
         const g0 = grads[w.name];
-        if (!g0) continue; // a parameter outside this step's graph (e.g. an unused head)
-        if (fused) {
-          const vel = this.velocity.get(name)!;
-          const [w2, v2] = tf.engine().runKernel(FUSED_SGD_UPDATE, { w, g: g0, v: vel }, { lr: lrOf(name), momentum, weightDecay, nesterov }) as tf.Tensor[];
-          vel.assign(v2);
-          w.assign(w2);
-          continue;
-        }
         const g = weightDecay > 0 ? tf.add(g0, tf.mul(w, weightDecay)) : g0;
         const vel = this.velocity.get(name)!;
         const v = tf.add(tf.mul(vel, momentum), g);
@@ -151,22 +153,22 @@ export class Adam implements Optimizer {
     this.t += 1;
     const c1 = 1 - b1 ** this.t;
     const c2 = 1 - b2 ** this.t;
-    const fused = hasFusedUpdate(FUSED_ADAM_UPDATE);
+    const live = this.vars.filter(([, w]) => grads[w.name]);
     tf.tidy(() => {
-      for (const [name, w] of this.vars) {
+      if (hasFusedUpdate(FUSED_ADAM_UPDATE)) {
+        const out = adamUpdate(
+          live.map(([name, w]) => ({ w, g: grads[w.name], m: this.m.get(name)!, v: this.v.get(name)!, lr: lrOf(name) })),
+          { beta1: b1, beta2: b2, eps, weightDecay: this.opts.weightDecay, step: this.t },
+        );
+        live.forEach(([name, w], k) => {
+          this.m.get(name)!.assign(out[k].m);
+          this.v.get(name)!.assign(out[k].v);
+          w.assign(out[k].w);
+        });
+        return;
+      }
+      for (const [name, w] of live) {
         const g0 = grads[w.name];
-        if (!g0) continue;
-        if (fused) {
-          const [w2, m2, v2] = tf.engine().runKernel(
-            FUSED_ADAM_UPDATE,
-            { w, g: g0, m: this.m.get(name)!, v: this.v.get(name)! },
-            { lr: lrOf(name), beta1: b1, beta2: b2, eps, weightDecay: this.opts.weightDecay, step: this.t },
-          ) as tf.Tensor[];
-          this.m.get(name)!.assign(m2);
-          this.v.get(name)!.assign(v2);
-          w.assign(w2);
-          continue;
-        }
         const g = this.opts.weightDecay > 0 ? tf.add(g0, tf.mul(w, this.opts.weightDecay)) : g0;
         const m = this.m.get(name)!;
         const v = this.v.get(name)!;

@@ -1,13 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { FUSED_ADAM_UPDATE, FUSED_EMA_UPDATE, FUSED_SGD_UPDATE, checkAdamStep, checkFusedOperands } from '../fused-update-op';
+import {
+  FUSED_ADAM_UPDATE, FUSED_EMA_UPDATE, FUSED_SGD_UPDATE, type AdamUpdateAttrs, type EmaUpdateAttrs, type SgdUpdateAttrs, checkAdamStep, updateOperands,
+} from '../fused-update-op';
 import { simdUpdateLoops, type UpdateLoops } from './update-simd';
 import { alloc, f32, Info } from './wasm-ops';
 
 /**
- * The fused parameter updates of lib/backend/fused-update-op.ts (their contract) for the wasm
- * backend, and so for wasm+onednn: one pass over the wasm heap per update, writing new output
- * tensors, where the tfjs ops make 3–10 passes and as many intermediate tensors. The pass is the
+ * The multi-tensor parameter updates of lib/backend/fused-update-op.ts (their contract) for the
+ * wasm backend, and so for wasm+onednn: one kernel call per step for the whole list, one pass
+ * over the wasm heap per tensor, writing new output tensors, where the tfjs ops make 3–10
+ * passes and as many intermediate tensors. The pass is the
  * WebAssembly SIMD loop of update-simd.ts (float32 arithmetic) where it instantiates, else, and
  * for the last 0–3 elements, a JavaScript loop over Float32Array views (float64 arithmetic,
  * rounded once per stored value).
@@ -35,11 +38,8 @@ function at(backend: BackendWasm, t: Info): number {
   return backend.getMemoryOffset(t.dataId);
 }
 
-function sgdUpdate(args: Args): Info[] {
-  const backend = args.backend as BackendWasm;
-  const { w, g, v } = args.inputs as Record<string, Info>;
-  const { lr, momentum: mu, weightDecay: wd, nesterov } = args.attrs as unknown as { lr: number; momentum: number; weightDecay: number; nesterov?: boolean };
-  checkFusedOperands(FUSED_SGD_UPDATE, { w, g, v });
+/** One tensor's SGD update (the list's kernel loops over it). */
+function sgdOne(backend: BackendWasm, w: Info, g: Info, v: Info, lr: number, mu: number, wd: number, nesterov: boolean): Info[] {
   const wOut = alloc(backend, w.shape);
   const vOut = alloc(backend, w.shape);
   // Views after the allocations: a heap growth would detach earlier ones.
@@ -68,21 +68,22 @@ function sgdUpdate(args: Args): Info[] {
   return [wOut, vOut];
 }
 
-function adamUpdate(args: Args): Info[] {
+function sgdUpdate(args: Args): Info[] {
   const backend = args.backend as BackendWasm;
-  const { w, g, m, v } = args.inputs as Record<string, Info>;
-  const a = args.attrs as unknown as { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number };
-  checkFusedOperands(FUSED_ADAM_UPDATE, { w, g, m, v });
-  checkAdamStep(a.step);
+  const a = args.attrs as unknown as SgdUpdateAttrs;
+  const list = updateOperands(FUSED_SGD_UPDATE, args.inputs, { lr: a.lr });
+  return list.flatMap((o, k) => sgdOne(backend, o.w, o.g, o.v, a.lr[k], a.momentum, a.weightDecay, a.nesterov ?? false));
+}
+
+/** One tensor's Adam update; `step` = lr / (1 − β1^t), c2 = 1 − β2^t. */
+function adamOne(backend: BackendWasm, o: Record<string, Info>, a: AdamUpdateAttrs, step: number, c2: number): Info[] {
+  const { w, g, m, v } = o;
   const wOut = alloc(backend, w.shape);
   const mOut = alloc(backend, w.shape);
   const vOut = alloc(backend, w.shape);
   const ws = f32(backend, w), gs = f32(backend, g), ms = f32(backend, m), vs = f32(backend, v);
   const w2 = f32(backend, wOut), m2 = f32(backend, mOut), v2 = f32(backend, vOut);
   const { beta1: b1, beta2: b2, eps, weightDecay: wd } = a;
-  const c1 = 1 - b1 ** a.step;
-  const c2 = 1 - b2 ** a.step;
-  const step = a.lr / c1;
   const n = ws.length;
   const simd = simdFor(backend);
   const start = simd ? n & ~3 : 0;
@@ -103,20 +104,33 @@ function adamUpdate(args: Args): Info[] {
   return [wOut, mOut, vOut];
 }
 
-function emaUpdate(args: Args): Info[] {
+function adamUpdate(args: Args): Info[] {
   const backend = args.backend as BackendWasm;
-  const { target, online } = args.inputs as Record<string, Info>;
-  const { momentum: mu, onlineScale } = args.attrs as unknown as { momentum: number; onlineScale?: number };
-  checkFusedOperands(FUSED_EMA_UPDATE, { target, online });
+  const a = args.attrs as unknown as AdamUpdateAttrs;
+  const list = updateOperands(FUSED_ADAM_UPDATE, args.inputs, { lr: a.lr });
+  checkAdamStep(a.step);
+  const c1 = 1 - a.beta1 ** a.step;
+  const c2 = 1 - a.beta2 ** a.step;
+  return list.flatMap((o, k) => adamOne(backend, o, a, a.lr[k] / c1, c2));
+}
+
+/** One tensor's EMA: out = mu·target + k·online. */
+function emaOne(backend: BackendWasm, target: Info, online: Info, mu: number, k: number): Info {
   const out = alloc(backend, target.shape);
   const ts = f32(backend, target), os = f32(backend, online), t2 = f32(backend, out);
-  const k = (1 - mu) * (onlineScale ?? 1);
   const n = ts.length;
   const simd = simdFor(backend);
   const start = simd ? n & ~3 : 0;
   if (simd) simd.ema(at(backend, target), at(backend, online), at(backend, out), 4 * start, mu, k);
   for (let i = start; i < n; i++) t2[i] = mu * ts[i] + k * os[i];
-  return [out];
+  return out;
+}
+
+function emaUpdate(args: Args): Info[] {
+  const backend = args.backend as BackendWasm;
+  const a = args.attrs as unknown as EmaUpdateAttrs;
+  const list = updateOperands(FUSED_EMA_UPDATE, args.inputs, a.onlineScale === undefined ? {} : { onlineScale: a.onlineScale });
+  return list.map((o, k) => emaOne(backend, o.target, o.online, a.momentum, (1 - a.momentum) * (a.onlineScale?.[k] ?? 1)));
 }
 
 const KERNELS: Array<[string, (args: Args) => Info[]]> = [
