@@ -90,3 +90,85 @@ export function batchNormTrainComposite(
   const y = relu ? tf.relu(normed) : normed;
   return { y, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
 }
+
+/**
+ * BatchNorm's running statistics after one training batch, as one kernel call (PyTorch
+ * semantics, momentum m, n = `count` elements per channel in the batch):
+ *   inputs  { runningMean [C], runningVar [C], numBatchesTracked [] (int32), mean [C], variance [C] }
+ *           (mean, variance: the batch's, as FUSED_BATCH_NORM_KERNEL returns them, variance biased)
+ *   attrs   { momentum: number in [0, 1], count: integer ≥ 1 }
+ *   outputs [ runningMean' = (1 − m)·runningMean + m·mean,
+ *             runningVar'  = (1 − m)·runningVar + m·n/(n − 1)·variance  (n/(n − 1) → 1 when n = 1),
+ *             numBatchesTracked' = numBatchesTracked + 1 (int32) ]
+ * Outputs are new tensors (the caller assigns them to its buffers). A training step updates the
+ * running statistics of every BatchNorm call, so this is one dispatch where it was three
+ * (two EMA updates and an add); backends compute it from `runningStatsCoefficients`.
+ */
+export const BATCH_NORM_RUNNING_STATS_KERNEL = 'MixMaskBatchNormRunningStats';
+
+export interface RunningStatsInputs {
+  runningMean: tf.TensorInfo;
+  runningVar: tf.TensorInfo;
+  numBatchesTracked: tf.TensorInfo;
+  mean: tf.TensorInfo;
+  variance: tf.TensorInfo;
+}
+
+export interface RunningStatsAttrs {
+  momentum: number;
+  count: number;
+}
+
+/**
+ * Throws, naming the operand or attribute, unless the running-statistics operands are as the
+ * contract says; returns C.
+ */
+export function checkRunningStats(inputs: RunningStatsInputs, attrs: RunningStatsAttrs): number {
+  const k = BATCH_NORM_RUNNING_STATS_KERNEL;
+  for (const name of ['runningMean', 'runningVar', 'numBatchesTracked', 'mean', 'variance'] as const) {
+    if (inputs[name] === undefined) throw new Error(`${k}: input ${name} is missing`);
+  }
+  const C = inputs.runningMean.shape[0];
+  for (const name of ['runningMean', 'runningVar', 'mean', 'variance'] as const) {
+    const t = inputs[name];
+    if (t.dtype !== 'float32') throw new Error(`${k}: ${name} must be float32, got ${t.dtype}`);
+    if (t.shape.length !== 1 || t.shape[0] !== C) throw new Error(`${k}: ${name} has shape [${t.shape}], expected [${C}] (runningMean's channels)`);
+  }
+  if (C === 0) throw new Error(`${k}: runningMean has no channels`);
+  const nbt = inputs.numBatchesTracked;
+  if (nbt.dtype !== 'int32' || nbt.shape.length !== 0) throw new Error(`${k}: numBatchesTracked must be an int32 scalar, got ${nbt.dtype} of shape [${nbt.shape}]`);
+  const { momentum, count } = attrs;
+  if (!(typeof momentum === 'number' && momentum >= 0 && momentum <= 1)) throw new Error(`${k}: momentum must be a number in [0, 1], got ${momentum}`);
+  if (!(Number.isInteger(count) && count >= 1)) throw new Error(`${k}: count (elements per channel in the batch) must be an integer ≥ 1, got ${count}`);
+  return C;
+}
+
+/**
+ * running' = keep·running + weight·batch, per statistic. In float64 here (1 − f32(m) would round
+ * m first); each backend rounds these once to its precision.
+ */
+export function runningStatsCoefficients(attrs: RunningStatsAttrs): { keep: number; meanWeight: number; varWeight: number } {
+  const { momentum: m, count: n } = attrs;
+  return { keep: 1 - m, meanWeight: m, varWeight: n > 1 ? (m * n) / (n - 1) : m };
+}
+
+export function hasRunningStatsKernel(): boolean {
+  return tf.getKernel(BATCH_NORM_RUNNING_STATS_KERNEL, tf.getBackend()) !== undefined;
+}
+
+/**
+ * The new [runningMean, runningVar, numBatchesTracked] (contract above): the active backend's
+ * kernel where it registers one, else the same formula in tfjs ops.
+ */
+export function batchNormRunningStats(inputs: { runningMean: tf.Tensor; runningVar: tf.Tensor; numBatchesTracked: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor }, attrs: RunningStatsAttrs): [tf.Tensor1D, tf.Tensor1D, tf.Scalar] {
+  checkRunningStats(inputs, attrs);
+  if (hasRunningStatsKernel()) {
+    return tf.engine().runKernel(BATCH_NORM_RUNNING_STATS_KERNEL, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as [tf.Tensor1D, tf.Tensor1D, tf.Scalar];
+  }
+  const { keep, meanWeight, varWeight } = runningStatsCoefficients(attrs);
+  return tf.tidy(() => [
+    tf.add(tf.mul(inputs.runningMean, keep), tf.mul(inputs.mean, meanWeight)) as tf.Tensor1D,
+    tf.add(tf.mul(inputs.runningVar, keep), tf.mul(inputs.variance, varWeight)) as tf.Tensor1D,
+    tf.add(inputs.numBatchesTracked, tf.scalar(1, 'int32')) as tf.Scalar,
+  ]);
+}

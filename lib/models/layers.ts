@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../util/rng';
 import { Module } from './module';
-import { batchNormTrain } from '../backend/batchnorm-op';
-import { emaAssign } from '../backend/fused-update-op';
+import { batchNormRunningStats, batchNormTrain } from '../backend/batchnorm-op';
 
 /**
  * 2-D convolution on NHWC tensors with HWIO weights and explicit symmetric zero padding,
@@ -91,12 +90,18 @@ export class BatchNorm extends Module {
     });
   }
 
-  private updateRunningStats(mean: tf.Tensor1D, variance: tf.Tensor1D, n: number): void {
-    const m = this.momentum;
-    // running ← (1 − m)·running + m·batch, with the unbiased batch variance (one kernel call each where the backend fuses it).
-    emaAssign(this.runningMean, mean, 1 - m);
-    emaAssign(this.runningVar, variance, 1 - m, n > 1 ? n / (n - 1) : 1);
-    tf.tidy(() => this.numBatchesTracked.assign(tf.add(this.numBatchesTracked, tf.scalar(1, 'int32'))));
+  private updateRunningStats(mean: tf.Tensor1D, variance: tf.Tensor1D, count: number): void {
+    // running ← (1 − m)·running + m·batch (unbiased batch variance), num_batches_tracked + 1: one
+    // kernel call where the backend registers it (batchnorm-op.ts).
+    tf.tidy(() => {
+      const [runningMean, runningVar, tracked] = batchNormRunningStats(
+        { runningMean: this.runningMean, runningVar: this.runningVar, numBatchesTracked: this.numBatchesTracked, mean, variance },
+        { momentum: this.momentum, count },
+      );
+      this.runningMean.assign(runningMean);
+      this.runningVar.assign(runningVar);
+      this.numBatchesTracked.assign(tracked);
+    });
   }
 
   override dispose(): void {

@@ -12,6 +12,7 @@ import { MlpHead, ResNet, resnet18, resnet50 } from '../../lib/models';
 import { Rng } from '../../lib/util/rng';
 import { relError } from '../helpers';
 import { compareSteps, lossAndGrads, StepResult } from './train-step';
+import { compareLayerWithCpu, compareWithCpu } from './bn-running-stats';
 
 /**
  * The `wasm+onednn` backend (lib/backend/onednn, native/onednn): every oneDNN kernel against the
@@ -253,6 +254,13 @@ for (const relu of [false, true]) {
     });
   }
 }
+
+test('BatchNorm running statistics on wasm+onednn (the wasm kernel, one call) match cpu; a BatchNorm layer trained on oneDNN ends with cpu\'s statistics', { skip }, async () => {
+  await compareWithCpu('wasm', 9);
+  const calls = kernelStats.calls['MixMaskFusedBatchNormTrain'] ?? 0;
+  await compareLayerWithCpu('wasm', [4, 6, 6, 16], 3, 24);
+  assert.equal(kernelStats.calls['MixMaskFusedBatchNormTrain'], calls + 3, 'the forward ran on oneDNN');
+});
 
 /** The same step with the oneDNN kernels and with the plain wasm kernels they replace. */
 async function bothWays(build: () => { backbone: ResNet; head: MlpHead }, x: Float32Array, shape: [number, number, number, number]): Promise<[StepResult, StepResult]> {

@@ -10,13 +10,16 @@ import { FilterAlgorithm, setConvFilterAlgorithm, setConvFilterChunk } from '../
 import { batchNormTrain, batchNormTrainComposite, hasFusedBatchNorm } from '../../lib/backend/batchnorm-op';
 import { Rng } from '../../lib/util/rng';
 import { relError, useBackend } from '../helpers';
+import { compareLayerWithCpu, compareWithCpu } from './bn-running-stats';
 
 /**
  * The wasm kernels of lib/backend/wasm against the `cpu` backend on random inputs: convolution
  * gradients over strides, paddings ('same', 'valid', numbers, explicit), filter shapes and odd
- * sizes, and the fused BatchNorm against the composite reference. The XNNPACK thread count is
- * fixed per process, so the 1-vs-2-thread check of the dW algorithms runs this file as a child
- * process (MIXMASK_WASM_DW_CHILD=<threads>:<output file>), in which the other tests are skipped.
+ * sizes, the fused BatchNorm against the composite reference, and its running-statistics update
+ * (and a BatchNorm layer trained a few steps) against the tfjs-op formula on cpu. The XNNPACK
+ * thread count is fixed per process, so the 1-vs-2-thread check of the dW algorithms runs this
+ * file as a child process (MIXMASK_WASM_DW_CHILD=<threads>:<output file>), in which the other
+ * tests are skipped.
  */
 const DW_CHILD = 'MIXMASK_WASM_DW_CHILD';
 const maybeTest = process.env[DW_CHILD] ? test.skip : test;
@@ -247,6 +250,15 @@ maybeTest('fused BatchNorm leaks no tensors across training-style calls', async 
   }
   assert.deepEqual(counts, [counts[0], counts[0], counts[0]]);
   tf.dispose([x, scale, offset]);
+});
+
+maybeTest('BatchNorm running statistics on wasm (one kernel call) match the tfjs-op formula on cpu: rank 2 and 4, n = 1, consecutive calls', async () => {
+  await compareWithCpu('wasm', 8);
+});
+
+maybeTest('a BatchNorm layer trained 4 steps on wasm ends with the running statistics and num_batches_tracked of cpu', async () => {
+  await compareLayerWithCpu('wasm', [4, 3, 3, 8], 4, 22);
+  await compareLayerWithCpu('wasm', [6, 70], 4, 23);
 });
 
 /** dW of every algorithm on a few shapes (one of each path), at the thread count of this child. */

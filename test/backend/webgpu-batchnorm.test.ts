@@ -1,19 +1,21 @@
 import { test, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { batchNormTrain, FUSED_BATCH_NORM_KERNEL, hasFusedBatchNorm } from '../../lib/backend/batchnorm-op';
+import { batchNormTrain, BATCH_NORM_RUNNING_STATS_KERNEL, batchNormRunningStats, FUSED_BATCH_NORM_GRAD_KERNEL, FUSED_BATCH_NORM_KERNEL, hasFusedBatchNorm } from '../../lib/backend/batchnorm-op';
 import { rowBlocks } from '../../lib/backend/webgpu/batchnorm';
 import { countDispatches } from '../../lib/backend/webgpu/dispatches';
 import { tuning } from '../../lib/backend/webgpu/program';
 import { Rng } from '../../lib/util/rng';
 import { relError, useWebgpu } from '../helpers';
+import { compareLayerWithCpu, compareWithCpu } from './bn-running-stats';
 
 /**
  * The fused training BatchNorm (+ ReLU) of lib/backend/webgpu against the composite tfjs ops on
  * the cpu backend: output, batch statistics and the gradients for x, scale and offset, relative
  * error < 1e-5, on ResNet-18's channel counts, odd shapes, activations whose mean is far from 0,
  * and with the per-channel sums cut into several blocks of rows (the two-stage reduction a GPU
- * takes) — and in a handful of dispatches each way.
+ * takes) — and in three dispatches each way; the running-statistics update against the tfjs-op
+ * formula on cpu, in one dispatch; a BatchNorm layer trained on webgpu and on cpu alike.
  */
 
 const TOL = 1e-5;
@@ -129,12 +131,73 @@ test('fused BatchNorm on webgpu: per-channel sums over many blocks of rows (two-
   assert.ok(rowBlocks(8 * 16 * 16, 32, 512).blocks > 8, 'the case must reach several blocks');
   const many = await agree(shape, true, { blocksTarget: 512 });
   const one = await agree(shape, true, { blocksTarget: 1 });
-  // Forward: sums, mean, variance, normalise. Backward: sums (+ summing the blocks), dx, dScale, dOffset.
-  assert.equal(many.dispatches.forward, 4);
-  assert.equal(one.dispatches.forward, 4);
-  // The gradient pass: the forward again (4), the loss' multiply and sum and their gradients (a few), BN's 5 (4 with one block).
-  assert.ok(many.dispatches.backward <= one.dispatches.backward + 1, `${many.dispatches.backward} vs ${one.dispatches.backward}`);
-  assert.ok(one.dispatches.backward <= 14, `backward took ${one.dispatches.backward} dispatches`);
+  // Forward: sums, mean and variance (one multi-output dispatch), normalise.
+  assert.equal(many.dispatches.forward, 3);
+  assert.equal(one.dispatches.forward, 3);
+  // The gradient pass: the forward again (3), the loss' multiply and sum and their gradients (a few), BN's 3.
+  assert.equal(many.dispatches.backward, one.dispatches.backward);
+  assert.ok(one.dispatches.backward <= 12, `backward took ${one.dispatches.backward} dispatches`);
+});
+
+for (const blocksTarget of [512, 1]) {
+  test(`fused BatchNorm on webgpu: 3 dispatches forward and 3 backward, by program (${blocksTarget === 1 ? 'one block' : 'several blocks'})`, async (t) => {
+    if (skip) return t.skip(skip);
+    await tf.setBackend('webgpu');
+    tuning.targetWorkgroups = blocksTarget;
+    const shape = [8, 16, 16, 32];
+    assert.equal(rowBlocks(8 * 16 * 16, 32).blocks > 1, blocksTarget > 1);
+    const before = tf.memory().numTensors;
+    try {
+      const x = tf.randomNormal(shape);
+      const dy = tf.randomNormal(shape);
+      const scale = tf.randomNormal([32]);
+      const offset = tf.randomNormal([32]);
+      for (const relu of [true, false]) {
+        const attrs = { varianceEpsilon: 1e-5, relu } as unknown as tf.NamedAttrMap;
+        const f = await countDispatches(() => tf.engine().runKernel(FUSED_BATCH_NORM_KERNEL, { x, scale, offset }, attrs) as tf.Tensor[]);
+        assert.deepEqual(Object.fromEntries(f.count.byProgram), { ChannelSumsProgram: 1, MixMaskBnMoments: 1, NormalizeProgram: 1 });
+        const [y, mean, variance] = f.result;
+        const b = await countDispatches(() => tf.engine().runKernel(FUSED_BATCH_NORM_GRAD_KERNEL, { dy, x, y, mean, variance, scale }, attrs) as tf.Tensor[]);
+        assert.deepEqual(Object.fromEntries(b.count.byProgram), { ChannelSumsProgram: 1, MixMaskBnGradFinish: 1, GradInputProgram: 1 });
+        tf.dispose([...f.result, ...b.result]);
+      }
+      tf.dispose([x, dy, scale, offset]);
+    } finally {
+      tuning.targetWorkgroups = defaultTarget;
+    }
+    assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+  });
+}
+
+test(`${BATCH_NORM_RUNNING_STATS_KERNEL} on webgpu matches the tfjs-op formula on cpu (rank 2 and 4, n = 1, consecutive calls), one dispatch per call`, async (t) => {
+  if (skip) return t.skip(skip);
+  const runs = await compareWithCpu('webgpu', 5);
+  for (const run of runs) assert.deepEqual(run.dispatches, run.dispatches.map(() => 1));
+});
+
+for (const shape of [
+  [4, 3, 3, 8],
+  [6, 70],
+]) {
+  test(`a BatchNorm layer trained 4 steps on webgpu ends with the running statistics and num_batches_tracked of cpu [${shape}]`, async (t) => {
+    if (skip) return t.skip(skip);
+    await compareLayerWithCpu('webgpu', shape, 4, 21);
+  });
+}
+
+test(`${BATCH_NORM_RUNNING_STATS_KERNEL} on webgpu: a float32 counter or a fractional count is a clear error`, async (t) => {
+  if (skip) return t.skip(skip);
+  await tf.setBackend('webgpu');
+  const r = tf.zeros([4]);
+  const f32 = tf.scalar(0);
+  const i32 = tf.scalar(0, 'int32');
+  const r3 = tf.zeros([3]);
+  const run = (numBatchesTracked: tf.Tensor, count: number) => () =>
+    tf.engine().runKernel(BATCH_NORM_RUNNING_STATS_KERNEL, { runningMean: r, runningVar: r, numBatchesTracked, mean: r, variance: r }, { momentum: 0.1, count });
+  assert.throws(run(f32, 4), /numBatchesTracked must be an int32 scalar, got float32/);
+  assert.throws(run(i32, 2.5), /count \(elements per channel in the batch\) must be an integer ≥ 1, got 2.5/);
+  assert.throws(() => batchNormRunningStats({ runningMean: r, runningVar: r3, numBatchesTracked: i32, mean: r, variance: r }, { momentum: 0.1, count: 4 }), /runningVar has shape \[3\], expected \[4\]/);
+  tf.dispose([r, r3, f32, i32]);
 });
 
 test('rowBlocks: blocks cover the rows exactly once and never hold fewer than 64 rows (unless there is one)', () => {

@@ -2,6 +2,7 @@ import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { BatchNorm, Conv2d, convBn } from '../../lib/models';
+import { batchNormRunningStats } from '../../lib/backend/batchnorm-op';
 import { Rng } from '../../lib/util/rng';
 import { relError, useBackend } from '../helpers';
 
@@ -49,6 +50,50 @@ test('BatchNorm trains on batch statistics and updates running statistics as PyT
   assert.ok(relError(yEval.dataSync() as Float32Array, expectedEval) < 1e-5);
   [x, y, yEval].forEach((t) => t.dispose());
   bn.dispose();
+});
+
+test('BatchNorm running statistics over consecutive batches of rank 2 and 4, n = 1 included, as PyTorch (float64 reference); num_batches_tracked int32', () => {
+  const C = 3;
+  const bn = new BatchNorm(C, { momentum: 0.2 });
+  const rng = new Rng(9);
+  let rm = [0, 0, 0];
+  let rv = [1, 1, 1];
+  const counts: number[] = [];
+  const shapes = [[5, C], [2, 2, 3, C], [1, C], [1, 1, 1, C], [4, C]];
+  shapes.forEach((shape, k) => {
+    const values = rng.fillNormal(new Float32Array(shape.reduce((a, b) => a * b, 1)), k, 1 + k);
+    const x = tf.tensor(values, shape);
+    tf.tidy(() => {
+      bn.apply(x, true, k % 2 === 0);
+    });
+    x.dispose();
+    const n = values.length / C;
+    const mean = [0, 1, 2].map((c) => values.filter((_, i) => i % C === c).reduce((s, v) => s + v, 0) / n);
+    const biased = [0, 1, 2].map((c) => values.filter((_, i) => i % C === c).reduce((s, v) => s + (v - mean[c]) ** 2, 0) / n);
+    // PyTorch: the unbiased variance n/(n − 1) where n > 1 (with n = 1 the biased one, 0).
+    rm = rm.map((r, c) => 0.8 * r + 0.2 * mean[c]);
+    rv = rv.map((r, c) => 0.8 * r + 0.2 * biased[c] * (n > 1 ? n / (n - 1) : 1));
+    assert.ok(relError(bn.runningMean.dataSync() as Float32Array, rm) < 1e-5, `call ${k + 1}: running mean`);
+    assert.ok(relError(bn.runningVar.dataSync() as Float32Array, rv) < 1e-5, `call ${k + 1}: running variance`);
+    assert.equal(bn.numBatchesTracked.dtype, 'int32');
+    assert.equal(bn.numBatchesTracked.dataSync()[0], k + 1);
+    counts.push(tf.memory().numTensors);
+  });
+  assert.deepEqual(counts, counts.map(() => counts[0]), `tensors per call: ${counts}`);
+  bn.dispose();
+});
+
+test('batchNormRunningStats: a bad operand or attribute is an error naming it', () => {
+  const r = tf.zeros([4]);
+  const r3 = tf.zeros([3]);
+  const i32 = tf.scalar(0, 'int32');
+  const f32 = tf.scalar(0);
+  const inputs = { runningMean: r, runningVar: r, numBatchesTracked: i32, mean: r, variance: r };
+  assert.throws(() => batchNormRunningStats({ ...inputs, numBatchesTracked: f32 }, { momentum: 0.1, count: 4 }), /numBatchesTracked must be an int32 scalar, got float32 of shape \[\]/);
+  assert.throws(() => batchNormRunningStats({ ...inputs, mean: r3 }, { momentum: 0.1, count: 4 }), /mean has shape \[3\], expected \[4\]/);
+  assert.throws(() => batchNormRunningStats(inputs, { momentum: 1.5, count: 4 }), /momentum must be a number in \[0, 1\], got 1.5/);
+  assert.throws(() => batchNormRunningStats(inputs, { momentum: 0.1, count: 0 }), /count \(elements per channel in the batch\) must be an integer ≥ 1, got 0/);
+  tf.dispose([r, r3, i32, f32]);
 });
 
 test('convBn in evaluation folds BatchNorm into the convolution and computes conv → BN (→ ReLU) exactly', () => {

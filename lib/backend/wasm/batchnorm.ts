@@ -1,6 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { FUSED_BATCH_NORM_GRAD_KERNEL, FUSED_BATCH_NORM_KERNEL, registerFusedBatchNormGradient } from '../batchnorm-op';
+import {
+  BATCH_NORM_RUNNING_STATS_KERNEL,
+  FUSED_BATCH_NORM_GRAD_KERNEL,
+  FUSED_BATCH_NORM_KERNEL,
+  type RunningStatsAttrs,
+  type RunningStatsInputs,
+  checkRunningStats,
+  registerFusedBatchNormGradient,
+  runningStatsCoefficients,
+} from '../batchnorm-op';
 import { alloc, f32, Info } from './wasm-ops';
 
 /**
@@ -172,10 +181,41 @@ function fusedBatchNormTrainGrad(args: { inputs: tf.NamedTensorInfoMap; backend:
   return [dx, dScale, dOffset];
 }
 
+/**
+ * The running statistics after a batch (contract in lib/backend/batchnorm-op.ts): a loop over C
+ * channels, far cheaper than the three tfjs kernel calls it replaces. Coefficients in float64,
+ * each result rounded once to float32.
+ */
+function runningStats(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: tf.NamedAttrMap }): Info[] {
+  const backend = args.backend as BackendWasm;
+  const inputs = args.inputs as unknown as RunningStatsInputs;
+  const attrs = args.attrs as unknown as RunningStatsAttrs;
+  const C = checkRunningStats(inputs, attrs);
+  const { keep, meanWeight, varWeight } = runningStatsCoefficients(attrs);
+  const meanOut = alloc(backend, [C]);
+  const varOut = alloc(backend, [C]);
+  const trackedOut = backend.makeOutput([], 'int32');
+  // Views after the allocations (see f32).
+  const rm = f32(backend, inputs.runningMean);
+  const rv = f32(backend, inputs.runningVar);
+  const bm = f32(backend, inputs.mean);
+  const bv = f32(backend, inputs.variance);
+  const rm2 = f32(backend, meanOut);
+  const rv2 = f32(backend, varOut);
+  for (let c = 0; c < C; c++) {
+    rm2[c] = keep * rm[c] + meanWeight * bm[c];
+    rv2[c] = keep * rv[c] + varWeight * bv[c];
+  }
+  (backend.typedArrayFromHeap(trackedOut) as Int32Array)[0] = ((backend.typedArrayFromHeap(inputs.numBatchesTracked) as Int32Array)[0] + 1) | 0;
+  return [meanOut, varOut, trackedOut];
+}
+
+/** Registers the fused BatchNorm kernels, the (shared) gradient and the running-statistics kernel for wasm. Idempotent. */
 export function registerFusedBatchNorm(): void {
   for (const [kernelName, kernelFunc] of [
     [FUSED_BATCH_NORM_KERNEL, fusedBatchNormTrain],
     [FUSED_BATCH_NORM_GRAD_KERNEL, fusedBatchNormTrainGrad],
+    [BATCH_NORM_RUNNING_STATS_KERNEL, runningStats],
   ] as const) {
     if (!tf.getKernel(kernelName, 'wasm')) {
       tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });

@@ -17,7 +17,7 @@ import { registerThreadedWasm, threadedPoolSize } from './threaded';
  *   padded grid or im2col, else one dilated forward convolution, chosen per shape
  *   (conv-grad.ts, conv-filter-gemm.ts), and a fast Conv2DBackpropInput as XNNPACK forward
  *   convolutions;
- * - a fused training BatchNorm(+ReLU) with its gradient (batchnorm.ts);
+ * - a fused training BatchNorm(+ReLU) with its gradient, and its running-statistics update (batchnorm.ts);
  * - a MaxPoolGrad that replaces the stock one, which loses entries (maxpool-grad.ts);
  * - Reverse along the first axis as row copies (reverse.ts; other reverses stay stock);
  * - the fused SGD/Adam/EMA parameter updates (fused-update.ts), unless MIXMASK_FUSED_UPDATES=0
@@ -34,7 +34,7 @@ export interface WasmOptions {
   threads?: number;
 }
 
-const OWN_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'Reverse (first axis)', 'MixMaskFusedBatchNormTrain'];
+const OWN_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'Reverse (first axis)', 'MixMaskFusedBatchNormTrain', 'MixMaskBatchNormRunningStats'];
 
 let threadedRegistered = false;
 let kernelsInstalled = false;

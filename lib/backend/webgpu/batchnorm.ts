@@ -1,20 +1,35 @@
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_BATCH_NORM_GRAD_KERNEL, FUSED_BATCH_NORM_KERNEL, registerFusedBatchNormGradient } from '../batchnorm-op';
+import {
+  BATCH_NORM_RUNNING_STATS_KERNEL,
+  FUSED_BATCH_NORM_GRAD_KERNEL,
+  FUSED_BATCH_NORM_KERNEL,
+  type RunningStatsAttrs,
+  type RunningStatsInputs,
+  checkRunningStats,
+  registerFusedBatchNormGradient,
+  runningStatsCoefficients,
+} from '../batchnorm-op';
+import { runMultiOutput } from './multi-output';
 import { type KernelArgs, type Uniform, type WebgpuBackendLike, type WebgpuProgram, addKernel, ints, tuning } from './program';
 
 /**
- * Training-mode BatchNorm (+ ReLU) and its gradient for webgpu, under the kernel names and
- * contract of lib/backend/batchnorm-op.ts (the composite tfjs version takes ~25 dispatches
- * forward and more backward, each reduction over [N, H, W] preceded by a full transpose).
- * Data is [R, C] (channels last, R = N·H·W rows).
+ * Training-mode BatchNorm (+ ReLU), its gradient and the running-statistics update for webgpu,
+ * under the kernel names and contracts of lib/backend/batchnorm-op.ts (the composite tfjs
+ * version takes ~25 dispatches forward and more backward, each reduction over [N, H, W] preceded
+ * by a full transpose). Data is [R, C] (channels last, R = N·H·W rows).
  *
- * Forward (4 dispatches): per-channel sums of x − s and (x − s)² over blocks of rows (s: the
+ * Forward (3 dispatches): per-channel sums of x − s and (x − s)² over blocks of rows (s: the
  * channel's first value, so that E[x²] − E[x]² does not cancel when |mean| ≫ std), one workgroup
- * column per block; mean and variance from the blocks' sums, in a fixed order; one elementwise
- * pass y = (x − mean)·scale/√(var + ε) + offset (then max(·, 0)).
- * Backward (5 dispatches, 4 with one block): per-channel Σg and Σg·(x − mean) with g = dy·[y > 0]
- * (or dy) over blocks of rows; the blocks summed; one elementwise pass for dx; dOffset and
- * dScale from the sums. Deterministic: every sum runs in a fixed order.
+ * column per block; mean and variance from the blocks' sums, in a fixed order, both in one
+ * dispatch (./multi-output.ts); one elementwise pass y = (x − mean)·scale/√(var + ε) + offset
+ * (then max(·, 0)).
+ * Backward (3 dispatches): per-channel Σg and Σg·(x − mean) with g = dy·[y > 0] (or dy) over
+ * blocks of rows; the blocks summed, with dOffset and dScale, in one dispatch; one elementwise
+ * pass for dx. Deterministic: every sum runs in a fixed order.
+ * Running statistics (1 dispatch): running mean, running variance and num_batches_tracked.
+ *
+ * The sums need every row before anything can use them, and WebGPU has no grid-wide barrier,
+ * so each direction is three dispatches: sums, a per-channel finish, an elementwise pass.
  */
 const WG = 64;
 /** Fewest rows a block sums (below that a second stage costs more than it saves). */
@@ -89,50 +104,6 @@ class ChannelSumsProgram implements WebgpuProgram {
   }
 }
 
-/**
- * [C] from the [2, blocks, C] partial sums, adding the blocks in order:
- * 'mean' x[0, c] + S1/R; 'variance' max(0, S2/R − (S1/R)²); 'sum0' S1; 'dScale' S2/√(var + ε).
- */
-class ChannelFinishProgram implements WebgpuProgram {
-  variableNames: string[];
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout = { x: [0] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WG, 1, 1];
-  uniforms = 'R : i32, C : i32, blocks : i32, eps : f32,';
-  size = true;
-
-  constructor(private readonly kind: 'mean' | 'variance' | 'sum0' | 'dScale', C: number) {
-    this.variableNames = kind === 'mean' ? ['sums', 'x'] : kind === 'dScale' ? ['sums', 'variance'] : ['sums'];
-    this.outputShape = [C];
-    this.dispatch = [Math.ceil(C / WG), 1, 1];
-    this.shaderKey = `mixmaskBnFinish_${kind}`;
-  }
-
-  getUserCode(): string {
-    const value = {
-      mean: 'x[c] + s1 / f32(uniforms.R)',
-      variance: 'max(0.0, s2 / f32(uniforms.R) - (s1 / f32(uniforms.R)) * (s1 / f32(uniforms.R)))',
-      sum0: 's1',
-      dScale: 's2 / sqrt(variance[c] + uniforms.eps)',
-    }[this.kind];
-    return `
-      fn main(c : i32) {
-        if (c < uniforms.C) {
-          var s1 = 0.0;
-          var s2 = 0.0;
-          for (var b = 0; b < uniforms.blocks; b++) {
-            s1 += sums[b * uniforms.C + c];
-            s2 += sums[(uniforms.blocks + b) * uniforms.C + c];
-          }
-          result[c] = ${value};
-        }
-      }
-    `;
-  }
-}
-
 /** y = (x − mean)·scale/√(var + ε) + offset, then ReLU when asked. */
 class NormalizeProgram implements WebgpuProgram {
   variableNames = ['x', 'mean', 'variance', 'scale', 'offset'];
@@ -170,7 +141,7 @@ class NormalizeProgram implements WebgpuProgram {
 
 /**
  * dx = k·g − k·inv²·(x − mean)·S2/R − k·S1/R with k = scale·inv, inv = 1/√(var + ε),
- * S1 = Σg and S2 = Σg·(x − mean) (the summed [2, C] or one-block [2, 1, C] sums).
+ * S1 = Σg and S2 = Σg·(x − mean) (the summed sums, [2, C]).
  */
 class GradInputProgram implements WebgpuProgram {
   variableNames: string[];
@@ -215,9 +186,96 @@ function channelsOf(x: tf.TensorInfo): { R: number; C: number } {
   return { R: C === 0 ? 0 : size / C, C };
 }
 
-function finish(backend: WebgpuBackendLike, kind: 'mean' | 'variance' | 'sum0' | 'dScale', inputs: tf.TensorInfo[], R: number, C: number, blocks: number, eps: number): tf.TensorInfo {
-  const uniforms: Uniform[] = [...ints(R, C, blocks), { type: 'float32', data: [eps] }];
-  return backend.runWebGPUProgram(new ChannelFinishProgram(kind, C), inputs, 'float32', uniforms);
+/**
+ * Per-channel finishing passes, one thread per channel, each writing several [C] outputs in one
+ * dispatch (./multi-output.ts: our own shader, no tfjs preamble), where tfjs's one-output
+ * programs took one dispatch per output. The blocks are added in order (deterministic), with the
+ * same arithmetic as those programs.
+ */
+const MOMENTS_WGSL = `
+  @group(0) @binding(0) var<storage, read_write> mean : array<f32>;
+  @group(0) @binding(1) var<storage, read_write> variance : array<f32>;
+  @group(0) @binding(2) var<storage, read> sums : array<f32>;
+  @group(0) @binding(3) var<storage, read> x : array<f32>;
+  struct U { R : i32, C : i32, blocks : i32, }
+  @group(0) @binding(4) var<uniform> u : U;
+  @compute @workgroup_size(${WG})
+  fn main(@builtin(global_invocation_id) id : vec3<u32>) {
+    let c = i32(id.x);
+    if (c < u.C) {
+      var s1 = 0.0;
+      var s2 = 0.0;
+      for (var b = 0; b < u.blocks; b++) {
+        s1 += sums[b * u.C + c];
+        s2 += sums[(u.blocks + b) * u.C + c];
+      }
+      // Shifted sums: mean = s + S1/R, variance = S2/R − (S1/R)² (s = x[0, c], see ChannelSums).
+      let rows = f32(u.R);
+      mean[c] = x[c] + s1 / rows;
+      variance[c] = max(0.0, s2 / rows - (s1 / rows) * (s1 / rows));
+    }
+  }`;
+
+/** sums = (Σg, Σg·(x − mean)) as [2, C] for dx; dOffset = Σg; dScale = Σg·(x − mean)/√(var + ε). */
+const GRAD_FINISH_WGSL = `
+  @group(0) @binding(0) var<storage, read_write> sums : array<f32>;
+  @group(0) @binding(1) var<storage, read_write> dScale : array<f32>;
+  @group(0) @binding(2) var<storage, read_write> dOffset : array<f32>;
+  @group(0) @binding(3) var<storage, read> partials : array<f32>;
+  @group(0) @binding(4) var<storage, read> variance : array<f32>;
+  struct U { C : i32, blocks : i32, eps : f32, }
+  @group(0) @binding(5) var<uniform> u : U;
+  @compute @workgroup_size(${WG})
+  fn main(@builtin(global_invocation_id) id : vec3<u32>) {
+    let c = i32(id.x);
+    if (c < u.C) {
+      var s1 = 0.0;
+      var s2 = 0.0;
+      for (var b = 0; b < u.blocks; b++) {
+        s1 += partials[b * u.C + c];
+        s2 += partials[(u.blocks + b) * u.C + c];
+      }
+      sums[c] = s1;
+      sums[u.C + c] = s2;
+      dOffset[c] = s1;
+      dScale[c] = s2 / sqrt(variance[c] + u.eps);
+    }
+  }`;
+
+/** Running statistics (contract and coefficients in ../batchnorm-op.ts); invocation 0 also counts the batch. */
+const RUNNING_STATS_WGSL = `
+  @group(0) @binding(0) var<storage, read_write> runningMeanOut : array<f32>;
+  @group(0) @binding(1) var<storage, read_write> runningVarOut : array<f32>;
+  @group(0) @binding(2) var<storage, read_write> trackedOut : array<i32>;
+  @group(0) @binding(3) var<storage, read> runningMean : array<f32>;
+  @group(0) @binding(4) var<storage, read> runningVar : array<f32>;
+  @group(0) @binding(5) var<storage, read> tracked : array<i32>;
+  @group(0) @binding(6) var<storage, read> batchMean : array<f32>;
+  @group(0) @binding(7) var<storage, read> batchVar : array<f32>;
+  struct U { C : i32, keep : f32, meanWeight : f32, varWeight : f32, }
+  @group(0) @binding(8) var<uniform> u : U;
+  @compute @workgroup_size(${WG})
+  fn main(@builtin(global_invocation_id) id : vec3<u32>) {
+    let c = i32(id.x);
+    if (c == 0) {
+      trackedOut[0] = tracked[0] + 1;
+    }
+    if (c < u.C) {
+      runningMeanOut[c] = u.keep * runningMean[c] + u.meanWeight * batchMean[c];
+      runningVarOut[c] = u.keep * runningVar[c] + u.varWeight * batchVar[c];
+    }
+  }`;
+
+/** One thread per channel: the dispatch is not folded, so C must fit one dimension's workgroups. */
+function channelDispatch(backend: WebgpuBackendLike, name: string, C: number): [number, number, number] {
+  const groups = Math.ceil(C / WG);
+  const limit = backend.device.limits.maxComputeWorkgroupsPerDimension;
+  if (groups > limit) throw new Error(`${name} on webgpu: ${C} channels need ${groups} workgroups of ${WG}, the device allows ${limit}`);
+  return [groups, 1, 1];
+}
+
+function vector(C: number): { shape: number[]; dtype: tf.DataType } {
+  return { shape: [C], dtype: 'float32' };
 }
 
 let installed = false;
@@ -239,8 +297,15 @@ function batchNormTrain(args: KernelArgs): tf.TensorInfo[] {
   const { blocks, rowsPerBlock } = rowBlocks(R, C);
   const sums = backend.runWebGPUProgram(new ChannelSumsProgram('moments', false, C, blocks), [x], 'float32', ints(R, C, rowsPerBlock, blocks));
   try {
-    const mean = finish(backend, 'mean', [sums, x], R, C, blocks, eps);
-    const variance = finish(backend, 'variance', [sums], R, C, blocks, eps);
+    const [mean, variance] = runMultiOutput(backend, {
+      name: 'MixMaskBnMoments',
+      key: `mixmaskBnMoments_${WG}`,
+      wgsl: () => MOMENTS_WGSL,
+      outputs: [vector(C), vector(C)],
+      inputs: [sums, x],
+      uniforms: ints(R, C, blocks),
+      dispatch: channelDispatch(backend, FUSED_BATCH_NORM_KERNEL, C),
+    });
     const y = backend.runWebGPUProgram(new NormalizeProgram(x.shape, !!relu), [x, mean, variance, scale, offset], 'float32', [
       ...ints(C),
       { type: 'float32', data: [eps] },
@@ -261,59 +326,51 @@ function batchNormTrainGrad(args: KernelArgs): tf.TensorInfo[] {
   const { blocks, rowsPerBlock } = rowBlocks(R, C);
   const partialInputs = relu ? [dy, x, mean, y] : [dy, x, mean];
   const partials = backend.runWebGPUProgram(new ChannelSumsProgram('grad', !!relu, C, blocks), partialInputs, 'float32', ints(R, C, rowsPerBlock, blocks));
-  // One block: its partial sums are the sums.
-  let sums = partials;
   try {
-    if (blocks > 1) sums = backend.runWebGPUProgram(new SumBlocksProgram(C), [partials], 'float32', ints(C, blocks));
-    const dxInputs = relu ? [dy, x, mean, variance, scale, sums, y] : [dy, x, mean, variance, scale, sums];
-    const dx = backend.runWebGPUProgram(new GradInputProgram(x.shape, !!relu), dxInputs, 'float32', [...ints(R, C), { type: 'float32', data: [eps] }]);
-    const dScale = finish(backend, 'dScale', [sums, variance], R, C, 1, eps);
-    const dOffset = finish(backend, 'sum0', [sums], R, C, 1, eps);
-    return [dx, dScale, dOffset];
+    const [sums, dScale, dOffset] = runMultiOutput(backend, {
+      name: 'MixMaskBnGradFinish',
+      key: `mixmaskBnGradFinish_${WG}`,
+      wgsl: () => GRAD_FINISH_WGSL,
+      outputs: [{ shape: [2, C], dtype: 'float32' }, vector(C), vector(C)],
+      inputs: [partials, variance],
+      uniforms: [...ints(C, blocks), { type: 'float32', data: [eps] }],
+      dispatch: channelDispatch(backend, FUSED_BATCH_NORM_GRAD_KERNEL, C),
+    });
+    try {
+      const dxInputs = relu ? [dy, x, mean, variance, scale, sums, y] : [dy, x, mean, variance, scale, sums];
+      const dx = backend.runWebGPUProgram(new GradInputProgram(x.shape, !!relu), dxInputs, 'float32', [...ints(R, C), { type: 'float32', data: [eps] }]);
+      return [dx, dScale, dOffset];
+    } finally {
+      backend.disposeData(sums.dataId);
+    }
   } finally {
-    if (sums !== partials) backend.disposeData(sums.dataId);
     backend.disposeData(partials.dataId);
   }
 }
 
-/** [2, blocks, C] → [2, 1, C], adding the blocks in order. */
-class SumBlocksProgram implements WebgpuProgram {
-  variableNames = ['partials'];
-  outputShape: number[];
-  shaderKey = 'mixmaskBnSumBlocks';
-  dispatchLayout = { x: [0, 1, 2] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WG, 1, 1];
-  uniforms = 'C : i32, blocks : i32,';
-  size = true;
-
-  constructor(C: number) {
-    this.outputShape = [2, 1, C];
-    this.dispatch = [Math.ceil((2 * C) / WG), 1, 1];
-  }
-
-  getUserCode(): string {
-    return `
-      fn main(i : i32) {
-        if (i < uniforms.size) {
-          let half = i / uniforms.C;
-          let c = i - half * uniforms.C;
-          var s = 0.0;
-          for (var b = 0; b < uniforms.blocks; b++) {
-            s += partials[(half * uniforms.blocks + b) * uniforms.C + c];
-          }
-          result[i] = s;
-        }
-      }
-    `;
-  }
+function runningStats(args: KernelArgs): tf.TensorInfo[] {
+  const backend = args.backend as WebgpuBackendLike;
+  const inputs = args.inputs as unknown as RunningStatsInputs;
+  const attrs = args.attrs as unknown as RunningStatsAttrs;
+  const C = checkRunningStats(inputs, attrs);
+  const { keep, meanWeight, varWeight } = runningStatsCoefficients(attrs);
+  return runMultiOutput(backend, {
+    name: 'MixMaskBnRunningStats',
+    key: `mixmaskBnRunningStats_${WG}`,
+    wgsl: () => RUNNING_STATS_WGSL,
+    outputs: [vector(C), vector(C), { shape: [], dtype: 'int32' }],
+    inputs: [inputs.runningMean, inputs.runningVar, inputs.numBatchesTracked, inputs.mean, inputs.variance],
+    uniforms: [...ints(C), ...[keep, meanWeight, varWeight].map((v): Uniform => ({ type: 'float32', data: [v] }))],
+    dispatch: channelDispatch(backend, BATCH_NORM_RUNNING_STATS_KERNEL, C),
+  });
 }
 
-/** Registers the fused BatchNorm kernels for webgpu and the (shared) gradient. Idempotent. */
+/** Registers the fused BatchNorm kernels, the (shared) gradient and the running-statistics kernel for webgpu. Idempotent. */
 export function installFusedBatchNorm(): void {
   if (installed) return;
   addKernel(FUSED_BATCH_NORM_KERNEL, batchNormTrain);
   addKernel(FUSED_BATCH_NORM_GRAD_KERNEL, batchNormTrainGrad);
+  addKernel(BATCH_NORM_RUNNING_STATS_KERNEL, runningStats);
   registerFusedBatchNormGradient();
   installed = true;
 }
