@@ -10,10 +10,10 @@ import * as tf from '@tensorflow/tfjs';
  * (`augmentViewComposite`, also the reference in tests) everywhere else, so the cpu and wasm
  * backends compute exactly what they computed before the kernel existed.
  *
- * Contract of the kernel (n images, padded image H×W, output size S):
+ * Contract of the kernel (n images, padded image H×W, output size S ≤ 4096):
  *   inputs  { image:   [n, H, W, 3] float32, the batch with its 1-pixel edge pad (lib/data/augment.ts),
- *             boxes:   [n, 4] tf.image.cropAndResize boxes (y1, x1, y2, x2) on `image`, image i
- *                      for box i (x1 > x2 mirrors),
+ *             grid:    [n, 8] where image i's output pixels sample it: `samplingGrid` of
+ *                      tf.image.cropAndResize boxes (below),
  *             factors: [n, 4] brightness, contrast, saturation factors, hue shift (turns),
  *             masks:   [n, 2] grayscale, solarize (1: applies to the image, 0: not) }
  *   attrs   { size: S, steps: AugmentStep[] (applied in order, each at most once),
@@ -28,6 +28,16 @@ import * as tf from '@tensorflow/tfjs';
  * image needs, as the composite always did. Gaussian blur (a neighbourhood op, used above 32 px)
  * is not part of it: lib/data/recipes.ts runs it, and solarize and normalisation, after the
  * kernel as composite ops.
+ *
+ * Why a grid and not the boxes: cropAndResize places sample i of an axis at
+ * y1·(H − 1) + i·(y2 − y1)·(H − 1)/(S − 1) source pixels, which the cpu backend computes in
+ * doubles; in float32 that coordinate is off by up to half an ulp of ~H (1.9e-6 at 32–64 px) and
+ * its interpolation weight with it, which normalisation then scales by 1/std ≈ 4. The grid
+ * carries, per image and axis, the first coordinate and the step computed in doubles: the start
+ * as its integer part and its fraction, the step as head + tail with ≤ 12 significant bits in
+ * the head, so that i·head is exact in float32 for i < 4096 and so is its split into an integer
+ * and a fraction. A float32 kernel then adds only fractions (< 2) and integers, and gets the
+ * weight to ~1e-7, with no error-free-transformation trick a shader compiler may reassociate away.
  */
 export const AUGMENT_VIEW_KERNEL = 'MixMaskAugmentView';
 
@@ -95,17 +105,17 @@ export function augmentSteps(p: Omit<AugmentViewParams, 'size' | 'boxes' | 'norm
 /** The kernel's input and attribute shapes, checked (every kernel of the contract calls it). */
 export function checkAugmentView(
   who: string,
-  shapes: { image: number[]; boxes: number[]; factors: number[]; masks: number[] },
+  shapes: { image: number[]; grid: number[]; factors: number[]; masks: number[] },
   attrs: AugmentViewAttrs,
 ): { n: number; contrastAt: number } {
-  const { image, boxes, factors, masks } = shapes;
+  const { image, grid, factors, masks } = shapes;
   if (image.length !== 4 || image[3] !== 3) throw new Error(`${who}: image must be [n, h, w, 3], got [${image.join(', ')}]`);
   const n = image[0];
   if (image[1] < 1 || image[2] < 1) throw new Error(`${who}: image [${image.join(', ')}] has no pixels`);
-  for (const [name, shape, k] of [['boxes', boxes, 4], ['factors', factors, 4], ['masks', masks, 2]] as const) {
+  for (const [name, shape, k] of [['grid', grid, 8], ['factors', factors, 4], ['masks', masks, 2]] as const) {
     if (shape.length !== 2 || shape[0] !== n || shape[1] !== k) throw new Error(`${who}: ${name} must be [${n}, ${k}] for ${n} images, got [${shape.join(', ')}]`);
   }
-  if (!Number.isInteger(attrs.size) || attrs.size < 1) throw new Error(`${who}: size must be a positive integer, got ${attrs.size}`);
+  if (!Number.isInteger(attrs.size) || attrs.size < 1 || attrs.size > MAX_SIZE) throw new Error(`${who}: size must be an integer in [1, ${MAX_SIZE}], got ${attrs.size}`);
   const seen = new Set<string>();
   for (const s of attrs.steps) {
     if (!AUGMENT_STEPS.includes(s)) throw new Error(`${who}: unknown step '${s}'; expected one of ${AUGMENT_STEPS.join(', ')}`);
@@ -128,6 +138,41 @@ function checkParams(who: string, n: number, p: AugmentViewParams): void {
   for (const [name, v] of perImage) {
     if (v != null && v.length !== n) throw new Error(`${who}: ${name} has ${v.length} values for ${n} images`);
   }
+}
+
+/** Largest output side of the kernel: i·head stays exact in float32 for i < 2^(24 − 12). */
+export const MAX_SIZE = 4096;
+const HEAD_BITS = 12;
+
+/** v as head + tail: head with ≤ HEAD_BITS significant bits, tail the rest rounded to float32. */
+function splitHead(v: number): [number, number] {
+  if (v === 0 || !Number.isFinite(v)) return [v, 0];
+  const scale = 2 ** (HEAD_BITS - 1 - Math.floor(Math.log2(Math.abs(v))));
+  const head = Math.round(v * scale) / scale;
+  return [head, Math.fround(v - head)];
+}
+
+/**
+ * The kernel's `grid` [n, 8] for tf.image.cropAndResize boxes (y1, x1, y2, x2 per image) on an
+ * H×W image and an S×S output: per image, for y then x, (⌊start⌋, start − ⌊start⌋, step head,
+ * step tail) with sample i at start + i·step source pixels, start and step as cropAndResize
+ * computes them in doubles (S = 1: the box centre, step 0).
+ */
+export function samplingGrid(boxes: Float32Array, H: number, W: number, S: number): Float32Array {
+  const n = boxes.length / 4;
+  const grid = new Float32Array(8 * n);
+  for (let i = 0; i < n; i++) {
+    for (const [axis, size] of [[0, H], [1, W]] as const) {
+      const a = boxes[4 * i + axis];
+      const b = boxes[4 * i + axis + 2];
+      const start = S > 1 ? a * (size - 1) : 0.5 * (a + b) * (size - 1);
+      const step = S > 1 ? ((b - a) * (size - 1)) / (S - 1) : 0;
+      const whole = Math.floor(start);
+      const [head, tail] = splitHead(step);
+      grid.set([whole, start - whole, head, tail], 8 * i + 4 * axis);
+    }
+  }
+  return grid;
 }
 
 /** Whether the active backend has the fused kernel. */
@@ -157,10 +202,11 @@ export function augmentViewOp(padded: tf.Tensor4D, p: AugmentViewParams): tf.Ten
     masks[2 * i + 1] = p.solarize ? p.solarize[i] : 0;
   }
   const attrs: AugmentViewAttrs = { size: p.size, steps, mean: p.normalize ? [...p.normalize.mean] : [], std: p.normalize ? [...p.normalize.std] : [] };
+  const grid = samplingGrid(p.boxes, padded.shape[1], padded.shape[2], p.size);
   return tf.tidy(() => {
     const inputs = {
       image: padded,
-      boxes: tf.tensor2d(p.boxes, [n, 4]),
+      grid: tf.tensor2d(grid, [n, 8]),
       factors: tf.tensor2d(factors, [n, 4]),
       masks: tf.tensor2d(masks, [n, 2]),
     };
