@@ -147,7 +147,10 @@ const HEAD_BITS = 12;
 /** v as head + tail: head with ≤ HEAD_BITS significant bits, tail the rest rounded to float32. */
 function splitHead(v: number): [number, number] {
   if (v === 0 || !Number.isFinite(v)) return [v, 0];
-  const scale = 2 ** (HEAD_BITS - 1 - Math.floor(Math.log2(Math.abs(v))));
+  let scale = 2 ** (HEAD_BITS - 1 - Math.floor(Math.log2(Math.abs(v))));
+  // |v|·scale in [2^(bits−1), 2^bits), whatever log2's last bit did at a power of two.
+  if (Math.abs(v * scale) >= 2 ** HEAD_BITS) scale /= 2;
+  else if (Math.abs(v * scale) < 2 ** (HEAD_BITS - 1)) scale *= 2;
   const head = Math.round(v * scale) / scale;
   return [head, Math.fround(v - head)];
 }
