@@ -2,7 +2,7 @@ import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { probeNativeModule } from './native-probe';
 import type { BackendCandidate } from './types';
-import { onednnCandidate, uninstallOnednnKernels } from './onednn';
+import { onednnCandidate, parsePrecision, PRECISION_ENV, uninstallOnednnKernels } from './onednn';
 import { activateWasm, wasmAvailable } from './wasm';
 import { webgpuCandidate } from './webgpu';
 
@@ -33,6 +33,8 @@ export interface BackendReport {
   /** Threads the backend computes with. */
   threads: number;
   forcedBy: 'option' | 'env' | null;
+  /** 'bf16' only where bf16 was asked for and the backend runs it (wasm+onednn on a CPU with native bf16). */
+  precision: 'fp32' | 'bf16';
   attempts: BackendAttempt[];
   versions: Record<string, string>;
 }
@@ -46,6 +48,11 @@ export interface InitBackendOptions {
   env?: NodeJS.ProcessEnv;
   /** The chain to try, best first (default `defaultCandidates()`); tests inject their own. */
   candidates?: BackendCandidate[];
+  /**
+   * 'bf16': mixed precision where the chosen backend has it (wasm+onednn with native bf16);
+   * elsewhere fp32, and the report says why. Default MIXMASK_PRECISION, else 'fp32'.
+   */
+  precision?: 'fp32' | 'bf16';
 }
 
 /** A native tfjs package (tfjs-node, tfjs-node-gpu): probed in a child process, then required. */
@@ -124,9 +131,11 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     throw new Error(`${source} is '${force}', expected one of: ${names.join(', ')}`);
   }
   const threads = opts.threads ?? parseThreads(env.MIXMASK_THREADS);
+  const precision = opts.precision !== undefined ? parsePrecision(opts.precision, 'option "precision"') : parsePrecision(env[PRECISION_ENV]);
 
   const attempts: BackendAttempt[] = [];
   let activeThreads = 1;
+  let activePrecision: 'fp32' | 'bf16' = 'fp32';
   for (const candidate of candidates) {
     if (force !== undefined && candidate.name !== force) {
       attempts.push({ name: candidate.name, status: 'skipped', reason: `not forced (${force} was)` });
@@ -142,9 +151,12 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
       continue;
     }
     try {
-      const active = await candidate.activate({ threads });
+      const active = await candidate.activate({ threads, precision });
       activeThreads = active.threads;
-      attempts.push({ name: candidate.name, status: 'chosen', reason: active.detail || check.reason });
+      activePrecision = active.precision ?? 'fp32';
+      // A candidate without a precision mode ignores the request: say so rather than run fp32 silently.
+      const note = precision === 'bf16' && active.precision === undefined ? `; bf16 asked for but ${candidate.name} has no bf16 mode (only wasm+onednn on a CPU with native bf16): fp32` : '';
+      attempts.push({ name: candidate.name, status: 'chosen', reason: (active.detail || check.reason) + note });
     } catch (e) {
       attempts.push({ name: candidate.name, status: 'failed', reason: `failed to activate: ${(e as Error).message}` });
     }
@@ -161,6 +173,7 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     detail: chosen.reason,
     threads: activeThreads,
     forcedBy,
+    precision: activePrecision,
     attempts,
     versions: { node: process.versions.node, tfjs: tf.version.tfjs, cores: String(os.availableParallelism?.() ?? os.cpus().length) },
   };

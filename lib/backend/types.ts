@@ -9,6 +9,11 @@ export interface BackendCandidate {
    * the user asked for exactly this one (a candidate may then accept what it would skip).
    */
   check(ctx?: { forced: boolean }): Promise<{ ok: boolean; reason: string }>;
-  /** Loads and activates it in this process; returns a one-line description and its thread count. */
-  activate(opts: { threads: number }): Promise<{ detail: string; threads: number }>;
+  /**
+   * Loads and activates it in this process; returns a one-line description and its thread count.
+   * `precision` 'bf16' asks for mixed precision: a candidate that has such a mode returns the
+   * precision it runs at (and says in `detail` why, if not bf16); one that returns none has no
+   * such mode (the chooser then says so).
+   */
+  activate(opts: { threads: number; precision?: 'fp32' | 'bf16' }): Promise<{ detail: string; threads: number; precision?: 'fp32' | 'bf16' }>;
 }

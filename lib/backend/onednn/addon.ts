@@ -2,9 +2,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 /**
- * The optional native addon of native/onednn (oneDNN convolutions and BatchNorm on NHWC
- * float32). Built by scripts/build-native.mjs when libdnnl-dev is installed; absent otherwise,
- * in which case native/onednn/build-status.json says why.
+ * The optional native addon of native/onednn (oneDNN convolutions, matmul and BatchNorm on NHWC
+ * float32; optionally bf16 convolutions and matmuls). Built by scripts/build-native.mjs when
+ * libdnnl-dev is installed; absent otherwise, in which case native/onednn/build-status.json says why.
  */
 export interface OnednnAddon {
   /**
@@ -33,7 +33,14 @@ export interface OnednnAddon {
     batch?: number,
   ): void;
   setThreads(n: number): number;
-  info(): { version: string; isa: string; threads: number; cachedPrimitives: number };
+  /**
+   * 'bf16': convolutions (all three directions) and matmul read bf16 copies of their inputs and
+   * write f32 outputs; BatchNorm stays f32. Throws, naming the ISA oneDNN reports, where that ISA
+   * has no native bf16 (needs avx512_core_bf16, avx512_core_amx or later). Default 'fp32'.
+   */
+  setPrecision(precision: 'fp32' | 'bf16'): string;
+  /** bf16: whether oneDNN reports an ISA with native bf16; precision: the one in force. */
+  info(): { version: string; isa: string; bf16: boolean; precision: 'fp32' | 'bf16'; threads: number; cachedPrimitives: number };
   clearCache(): void;
 }
 

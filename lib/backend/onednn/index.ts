@@ -4,9 +4,12 @@ import type { BackendCandidate } from '../types';
 import { activateWasm, wasmAvailable } from '../wasm';
 import { buildStatusReason, defaultAddonPath, loadAddon } from './addon';
 import { installOnednnKernels, ONEDNN_KERNELS } from './kernels';
+import { applyPrecision, BF16_DETAIL, PRECISION_ENV } from './precision';
 
 export { defaultAddonPath, loadAddon, buildStatusReason } from './addon';
 export type { OnednnAddon } from './addon';
+export { parsePrecision, applyPrecision, BF16_DETAIL, PRECISION_ENV } from './precision';
+export type { OnednnPrecision } from './precision';
 export { installOnednnKernels, uninstallOnednnKernels, onednnKernelsInstalled, kernelStats, ONEDNN_KERNELS } from './kernels';
 
 /**
@@ -14,6 +17,10 @@ export { installOnednnKernels, uninstallOnednnKernels, onednnKernelsInstalled, k
  * (forward, backward data, backward weights) and the fused training BatchNorm(+ReLU) replaced by
  * oneDNN through the optional native addon of native/onednn. The rest of lib/ is unchanged: it
  * still runs on tfjs's 'wasm' backend; only those kernels are registered anew.
+ *
+ * Precision: fp32 unless initBackend asks for bf16 (its `precision` option or MIXMASK_PRECISION):
+ * then, where oneDNN reports native bf16, convolutions and matmuls run in bf16 with fp32 outputs
+ * (./precision.ts); elsewhere it stays fp32 and the report line says why.
  */
 export interface OnednnCandidateOptions {
   /** The .node file (default MIXMASK_ONEDNN_ADDON or native/onednn/build/Release/mixmask_onednn.node). */
@@ -74,16 +81,22 @@ export function onednnCandidate(opts: OnednnCandidateOptions = {}): BackendCandi
       if (!wasm.ok) return wasm;
       return probeOnednnAddon(addonPath, opts.timeoutMs);
     },
-    async activate({ threads }) {
+    async activate({ threads, precision: asked }) {
       const addon = loadAddon(addonPath);
       const ompThreads = addon.setThreads(threads);
       const wasm = await activateWasm({ threads });
       const winograd = opts.winograd ?? process.env.MIXMASK_ONEDNN_WINOGRAD !== '0';
-      installOnednnKernels(addon, { winograd });
+      // bf16 only where the addon accepts it; otherwise fp32, and the report says why.
+      const refused = asked === 'bf16' ? applyPrecision(addon, 'bf16') : null;
+      const precision = asked === 'bf16' && refused === null ? 'bf16' : 'fp32';
+      installOnednnKernels(addon, { winograd, precision });
       const info = addon.info();
+      const convs = precision === 'bf16' ? `${BF16_DETAIL} (direct convolutions: oneDNN has no bf16 Winograd)` : winograd ? 'fp32, Winograd for 3×3 stride 1' : 'fp32, direct convolutions only';
+      const note = refused ? `; bf16 asked for (${PRECISION_ENV} or the precision option) but unavailable, fp32 instead: ${refused}` : '';
       return {
-        detail: `oneDNN ${info.version} (${info.isa}), ${ompThreads} OpenMP thread${ompThreads === 1 ? '' : 's'}${winograd ? ', Winograd for 3×3 stride 1' : ', direct convolutions only'}; kernels: ${ONEDNN_KERNELS.join(', ')}, Identity (no copy); wasm: ${wasm.detail}`,
+        detail: `oneDNN ${info.version} (${info.isa}), ${ompThreads} OpenMP thread${ompThreads === 1 ? '' : 's'}, ${convs}${note}; kernels: ${ONEDNN_KERNELS.join(', ')}, Identity (no copy); wasm: ${wasm.detail}`,
         threads: ompThreads,
+        precision,
       };
     },
   };

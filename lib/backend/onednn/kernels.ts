@@ -4,6 +4,7 @@ import { FUSED_BATCH_NORM_KERNEL } from '../batchnorm-op';
 import { FUSED_BATCH_NORM_GRAD_KERNEL } from '../wasm/batchnorm';
 import { alloc, f32, Info } from '../wasm/wasm-ops';
 import type { OnednnAddon } from './addon';
+import { applyPrecision, OnednnPrecision } from './precision';
 
 /**
  * Kernels for the `wasm` backend that run oneDNN on the tensors' memory in place (views into the
@@ -17,7 +18,7 @@ export interface OnednnKernelOptions {
   /**
    * Winograd for 3×3 stride-1 convolutions with ≥ 16 input channels (oneDNN falls back to direct
    * where it has none). Default true: measured 1.4–1.6× faster per ResNet-18 step than direct,
-   * within 1e-5 of the cpu backend.
+   * within 1e-5 of the cpu backend. fp32 only: oneDNN has no bf16 Winograd, so bf16 runs direct.
    */
   winograd?: boolean;
   /** Also take over the fused BatchNorm and its gradient (default true). */
@@ -33,6 +34,12 @@ export interface OnednnKernelOptions {
    * than the work on small tensors (default 2^17 elements).
    */
   minBatchNormSize?: number;
+  /**
+   * 'bf16': convolutions and matmuls in bf16 with f32 outputs (./precision.ts); needs native
+   * bf16 (installOnednnKernels throws where the CPU lacks it). Default 'fp32'; installing
+   * without it puts the addon back to fp32.
+   */
+  precision?: OnednnPrecision;
 }
 
 const MIN_BN_SIZE = 1 << 17;
@@ -229,7 +236,7 @@ export function makeKernels(addon: OnednnAddon, previous: Map<string, tf.KernelC
   } as Record<(typeof ONEDNN_KERNELS)[number] | 'Identity', (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]>;
 }
 
-let installed: { previous: Map<string, tf.KernelConfig | undefined> } | null = null;
+let installed: { previous: Map<string, tf.KernelConfig | undefined>; addon: OnednnAddon } | null = null;
 export const kernelStats: KernelStats = { calls: {}, delegated: {}, impls: {} };
 
 /**
@@ -238,6 +245,8 @@ export const kernelStats: KernelStats = { calls: {}, delegated: {}, impls: {} };
  */
 export function installOnednnKernels(addon: OnednnAddon, opts: OnednnKernelOptions = {}): void {
   if (installed) uninstallOnednnKernels();
+  const refused = applyPrecision(addon, opts.precision ?? 'fp32');
+  if (refused) throw new Error(`wasm+onednn: precision '${opts.precision}' is not available: ${refused}`);
   const previous = new Map<string, tf.KernelConfig | undefined>();
   const names: Array<(typeof ONEDNN_KERNELS)[number] | 'Identity'> = [...ONEDNN_KERNELS];
   if (opts.identityNoCopy !== false) names.push('Identity');
@@ -248,7 +257,7 @@ export function installOnednnKernels(addon: OnednnAddon, opts: OnednnKernelOptio
     if (tf.getKernel(name, 'wasm')) tf.unregisterKernel(name, 'wasm');
     tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: kernels[name] as unknown as tf.KernelFunc });
   }
-  installed = { previous };
+  installed = { previous, addon };
 }
 
 /** Puts back the kernels that were registered before installOnednnKernels (tests compare both). */
@@ -258,6 +267,8 @@ export function uninstallOnednnKernels(): void {
     if (tf.getKernel(name, 'wasm')) tf.unregisterKernel(name, 'wasm');
     if (config) tf.registerKernel(config);
   }
+  // The precision lives in the addon; without our kernels nothing should find it in bf16.
+  applyPrecision(installed.addon, 'fp32');
   installed = null;
 }
 

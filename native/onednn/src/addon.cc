@@ -4,6 +4,12 @@
 // in place on Float32Arrays (including views into the wasm backend's WebAssembly.Memory):
 // activations are NHWC float32, weights HWIO float32 (tfjs layout); internally the weights are
 // reordered into the layout oneDNN prefers (once per call, buffers cached per shape).
+//
+// Precision (setPrecision): 'fp32' (default) runs everything in float32. 'bf16' is mixed
+// precision for CPUs with native bf16 (AVX-512 BF16 or AMX): convolutions (all three directions)
+// and matmuls read bfloat16 copies of their inputs (the same cached reorders that change the
+// layout also round to bf16) and write float32 outputs (y / dx / dW), so the weights the
+// optimiser updates, the gradients it reads and BatchNorm (statistics included) stay float32.
 #include <node_api.h>
 #include <omp.h>
 
@@ -160,6 +166,35 @@ struct Plan {
 
 std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans;
 
+// ---------------------------------------------------------------- precision
+enum Precision { FP32 = 0, BF16 = 1 };
+Precision precision = FP32;
+
+std::string isaName(dnnl::cpu_isa isa) {
+  switch (isa) {
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    case dnnl::cpu_isa::avx512_mic: return "avx512_mic";
+    case dnnl::cpu_isa::avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+    case dnnl::cpu_isa::avx: return "avx";
+    case dnnl::cpu_isa::sse41: return "sse41";
+    default: return "other";
+  }
+}
+
+// oneDNN's ISA values are nested bit sets: every ISA from avx512_core_bf16 on (avx512_core_amx,
+// and later ones) contains all of avx512_core_bf16's bits; avx2_vnni and older do not. Below it
+// oneDNN would emulate bf16 (several times slower than float32), so bf16 is refused there.
+bool nativeBf16() {
+  const unsigned isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const unsigned bf16 = static_cast<unsigned>(dnnl_cpu_isa_avx512_core_bf16);
+  return (isa & bf16) == bf16;
+}
+
 // ---------------------------------------------------------------- convolution
 // dims: N H W Ci Co KH KW OH OW sh sw top bottom left right
 enum { CONV_FWD = 1, CONV_BWD_DATA = 2, CONV_BWD_WEIGHTS = 3 };
@@ -178,7 +213,7 @@ ConvDims convDims(const std::vector<int64_t> &d) {
 }
 
 Plan *convPlan(int kind, const ConvDims &c, bool winograd) {
-  std::vector<int64_t> key = {kind, winograd, c.N, c.H, c.W, c.Ci, c.Co, c.KH, c.KW, c.OH, c.OW, c.sh, c.sw, c.pt, c.pb, c.pl, c.pr};
+  std::vector<int64_t> key = {kind, precision, winograd, c.N, c.H, c.W, c.Ci, c.Co, c.KH, c.KW, c.OH, c.OW, c.sh, c.sw, c.pt, c.pb, c.pl, c.pr};
   auto it = plans.find(key);
   if (it != plans.end()) return it->second.get();
 
@@ -189,9 +224,23 @@ Plan *convPlan(int kind, const ConvDims &c, bool winograd) {
   memory::desc src_a = winograd ? memory::desc(src_d, dt::f32, tag::any) : src_u;
   memory::desc dst_a = winograd ? memory::desc(dst_d, dt::f32, tag::any) : dst_u;
   memory::desc w_a(w_d, dt::f32, tag::any);
+  if (precision == BF16) {
+    // Mixed precision: the inputs of this direction in bf16 (NHWC, which oneDNN's AMX/AVX-512
+    // BF16 kernels take directly), its output in f32 in the caller's layout. oneDNN has no bf16
+    // Winograd, so bf16 is always direct (the caller passes winograd = false).
+    const memory::desc src_b(src_d, dt::bf16, tag::nhwc), dst_b(dst_d, dt::bf16, tag::nhwc);
+    const memory::desc w_b(w_d, dt::bf16, tag::any), w_f(w_d, dt::f32, tag::any);
+    if (kind == CONV_FWD) { src_a = src_b; w_a = w_b; dst_a = dst_u; }
+    if (kind == CONV_BWD_DATA) { src_a = src_u; w_a = w_b; dst_a = dst_b; }
+    if (kind == CONV_BWD_WEIGHTS) { src_a = src_b; w_a = w_f; dst_a = dst_b; }
+  }
   auto algo = winograd ? dnnl::algorithm::convolution_winograd : dnnl::algorithm::convolution_direct;
 
-  dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, algo, src_a, w_a, dst_a, strides, pad_l, pad_r);
+  // The forward descriptor that backward primitives take as their hint must itself be a valid
+  // forward problem: in bf16 that is the bf16 forward (bf16 src and weights, f32 dst).
+  const bool bf = precision == BF16;
+  dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, algo, bf ? memory::desc(src_d, dt::bf16, tag::nhwc) : src_a,
+                                     bf ? memory::desc(w_d, dt::bf16, tag::any) : w_a, bf ? dst_u : dst_a, strides, pad_l, pad_r);
   dnnl::convolution_forward::primitive_desc fpd(fd, eng());
   auto plan = std::make_unique<Plan>();
   if (kind == CONV_FWD) {
@@ -222,6 +271,92 @@ Plan *convPlan(int kind, const ConvDims &c, bool winograd) {
   return p;
 }
 
+// ---------------------------------------------------------------- bf16 backward weights as one GEMM
+// oneDNN 2.6's bf16 backward-weights kernel (jit:avx512_core_amx_bf16) is slow where the output
+// is small. Measured on this Xeon (AMX, 1 OpenMP thread, machine under load ~7, best of 3 calls,
+// batch 128 / 32): 4×4×512 3×3 layer 204 / 43 ms, 8×8→4×4 stride-2 layer 120 / 33 ms, against
+// 60 / 5 and 23 / 2.4 ms for the same product as one AMX matmul
+//   dW[KH·KW·Ci, Co] = col[N·OH·OW, KH·KW·Ci]ᵀ · dy[N·OH·OW, Co],
+// with col the bf16 im2col of x (built here, zeros for padding); the matmul writes dW in HWIO,
+// the caller's layout. Where the output is large (≥ 16×16) oneDNN's kernel wins (32×32×64:
+// 42 ms against 186: the im2col is KH·KW times the size of x), so the GEMM serves outputs of
+// ≤ 64 positions and 1×1 kernels (whose im2col is a strided copy of x). Same bf16 rounding of x
+// and dy either way, f32 accumulation.
+bool bf16GemmBwdWeights(const ConvDims &c) { return c.OH * c.OW <= 64 || (c.KH == 1 && c.KW == 1); }
+
+inline uint16_t toBf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);  // NaN stays NaN
+  u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest even, as oneDNN's f32→bf16 reorders do
+  return static_cast<uint16_t>(u >> 16);
+}
+
+struct GemmBwdWeights {
+  dnnl::matmul prim;
+  memory::desc col_md, dw_md;
+  Stage dy;  // f32 dy → bf16 [N·OH·OW, Co]
+  std::string impl;
+  GemmBwdWeights(const memory::desc &dy_u, const memory::desc &dy_b) : dy(DNNL_ARG_WEIGHTS, false, dy_u, dy_b) {}
+};
+std::map<std::vector<int64_t>, std::unique_ptr<GemmBwdWeights>> gemms;
+// One im2col buffer for every shape: calls are sequential, and the largest (8×8×256 3×3 at
+// batch 128: 8192 × 2304 bf16, 38 MB) is then the only one alive.
+std::vector<uint16_t> colBuffer;
+
+GemmBwdWeights *gemmPlan(const ConvDims &c) {
+  std::vector<int64_t> key = {c.N, c.H, c.W, c.Ci, c.Co, c.KH, c.KW, c.OH, c.OW, c.sh, c.sw, c.pt, c.pb, c.pl, c.pr};
+  auto it = gemms.find(key);
+  if (it != gemms.end()) return it->second.get();
+  const int64_t KK = c.KH * c.KW * c.Ci, NP = c.N * c.OH * c.OW;
+  auto g = std::make_unique<GemmBwdWeights>(memory::desc({NP, c.Co}, dt::f32, tag::ab), memory::desc({NP, c.Co}, dt::bf16, tag::ab));
+  g->col_md = memory::desc({KK, NP}, dt::bf16, tag::ba);  // colᵀ: col stored row-major [NP, KK]
+  g->dw_md = memory::desc({KK, c.Co}, dt::f32, tag::ab);
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(g->col_md, g->dy.prim, g->dw_md), eng());
+  g->prim = dnnl::matmul(pd);
+  g->impl = std::string("im2col+") + pd.impl_info_str();
+  GemmBwdWeights *p = g.get();
+  gemms[key] = std::move(g);
+  return p;
+}
+
+void im2colBf16(const ConvDims &c, const float *x, uint16_t *col) {
+  const int64_t KK = c.KH * c.KW * c.Ci;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t n = 0; n < c.N; n++) {
+    for (int64_t oh = 0; oh < c.OH; oh++) {
+      for (int64_t ow = 0; ow < c.OW; ow++) {
+        uint16_t *row = col + ((n * c.OH + oh) * c.OW + ow) * KK;
+        for (int64_t kh = 0; kh < c.KH; kh++) {
+          const int64_t ih = oh * c.sh + kh - c.pt;
+          for (int64_t kw = 0; kw < c.KW; kw++) {
+            const int64_t iw = ow * c.sw + kw - c.pl;
+            uint16_t *dst = row + (kh * c.KW + kw) * c.Ci;
+            if (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) {
+              std::memset(dst, 0, c.Ci * sizeof(uint16_t));
+            } else {
+              const float *src = x + ((n * c.H + ih) * c.W + iw) * c.Ci;
+              for (int64_t ci = 0; ci < c.Ci; ci++) dst[ci] = toBf16(src[ci]);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+const std::string &gemmBwdWeights(const ConvDims &c, float *x, float *dy, float *dw) {
+  GemmBwdWeights *g = gemmPlan(c);
+  const size_t need_col = static_cast<size_t>(c.KH * c.KW * c.Ci) * static_cast<size_t>(c.N * c.OH * c.OW);
+  if (colBuffer.size() < need_col) colBuffer.resize(need_col);
+  im2colBf16(c, x, colBuffer.data());
+  memory dy_user(g->dy.user, eng(), dy);
+  g->dy.to_prim.execute(strm(), dy_user, g->dy.staging);
+  g->prim.execute(strm(), {{DNNL_ARG_SRC, memory(g->col_md, eng(), colBuffer.data())}, {DNNL_ARG_WEIGHTS, g->dy.staging}, {DNNL_ARG_DST, memory(g->dw_md, eng(), dw)}});
+  strm().wait();
+  return g->impl;
+}
+
 // conv(kind, a, b, out, dims[15], winograd) with
 //   kind 1: a = x, b = w (HWIO), out = y
 //   kind 2: a = dy, b = w, out = dx
@@ -241,6 +376,13 @@ napi_value Conv(napi_env env, napi_callback_info info) {
   if (kind == CONV_FWD) { need(a, nx, "x"); need(b, nw, "w"); need(out, ny, "y"); }
   if (kind == CONV_BWD_DATA) { need(a, ny, "dy"); need(b, nw, "w"); need(out, nx, "dx"); }
   if (kind == CONV_BWD_WEIGHTS) { need(a, nx, "x"); need(b, ny, "dy"); need(out, nw, "dW"); }
+  if (precision == BF16 && kind == CONV_BWD_WEIGHTS && bf16GemmBwdWeights(c)) {
+    const std::string &impl = gemmBwdWeights(c, a.data, b.data, out.data);
+    napi_value r;
+    NAPI_OK(napi_create_string_utf8(env, impl.c_str(), impl.size(), &r));
+    return r;
+  }
+  if (precision == BF16) wino = false;
   Plan *p = nullptr;
   if (wino) {
     try {
@@ -382,7 +524,7 @@ napi_value MatMul(napi_env env, napi_callback_info info) {
   if (B < 1 || M < 1 || K < 1 || N < 1) throw JsError("matmul: dimensions must be positive");
   F32 a = getF32(env, argv[0], "a"), b = getF32(env, argv[1], "b"), out = getF32(env, argv[2], "out");
   need(a, B * M * K, "a"); need(b, B * K * N, "b"); need(out, B * M * N, "out");
-  std::vector<int64_t> key = {20, B, M, K, N, ta, tb};
+  std::vector<int64_t> key = {20, precision, B, M, K, N, ta, tb};
   auto it = plans.find(key);
   Plan *p;
   if (it != plans.end()) {
@@ -391,13 +533,17 @@ napi_value MatMul(napi_env env, napi_callback_info info) {
     memory::desc a_md({B, M, K}, dt::f32, ta ? memory::dims{M * K, 1, M} : memory::dims{M * K, K, 1});
     memory::desc b_md({B, K, N}, dt::f32, tb ? memory::dims{K * N, 1, K} : memory::dims{K * N, N, 1});
     memory::desc c_md({B, M, N}, dt::f32, tag::abc);
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), eng());
+    // bf16: both operands rounded to bf16 (layouts oneDNN's choice), f32 accumulation and output.
+    const bool bf = precision == BF16;
+    memory::desc a_p = bf ? memory::desc({B, M, K}, dt::bf16, tag::any) : a_md;
+    memory::desc b_p = bf ? memory::desc({B, K, N}, dt::bf16, tag::any) : b_md;
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_p, b_p, c_md), eng());
     auto plan = std::make_unique<Plan>();
     plan->prim = dnnl::matmul(pd);
     plan->impl = pd.impl_info_str();
-    plan->stages.emplace_back(DNNL_ARG_SRC, false, a_md, a_md);
-    plan->stages.emplace_back(DNNL_ARG_WEIGHTS, false, b_md, b_md);
-    plan->stages.emplace_back(DNNL_ARG_DST, true, c_md, c_md);
+    plan->stages.emplace_back(DNNL_ARG_SRC, false, a_md, pd.src_desc());
+    plan->stages.emplace_back(DNNL_ARG_WEIGHTS, false, b_md, pd.weights_desc());
+    plan->stages.emplace_back(DNNL_ARG_DST, true, c_md, pd.dst_desc());
     p = plan.get();
     plans[key] = std::move(plan);
   }
@@ -420,6 +566,33 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// setPrecision('fp32' | 'bf16') → the precision now in force. bf16 where the ISA oneDNN reports
+// has no native bf16 is an error (and the precision stays as it was).
+napi_value SetPrecision(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  char buf[16] = {0};
+  size_t len = 0;
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], buf, sizeof(buf), &len) != napi_ok)
+    throw JsError("setPrecision: expected 'fp32' or 'bf16'");
+  const std::string want(buf, len);
+  if (want == "fp32") {
+    precision = FP32;
+  } else if (want == "bf16") {
+    if (!nativeBf16())
+      throw JsError("setPrecision('bf16'): oneDNN reports ISA " + isaName(dnnl::get_effective_cpu_isa()) +
+                    ", which has no native bf16 (needs avx512_core_bf16, avx512_core_amx or later); precision stays " +
+                    (precision == BF16 ? "bf16" : "fp32"));
+    precision = BF16;
+  } else {
+    throw JsError("setPrecision: expected 'fp32' or 'bf16', got '" + want + "'");
+  }
+  napi_value r;
+  NAPI_OK(napi_create_string_utf8(env, buf, len, &r));
+  return r;
+}
+
 napi_value Info(napi_env env, napi_callback_info) {
   const dnnl_version_t *ver = dnnl_version();
   napi_value obj, s, i;
@@ -427,29 +600,26 @@ napi_value Info(napi_env env, napi_callback_info) {
   std::string version = std::to_string(ver->major) + "." + std::to_string(ver->minor) + "." + std::to_string(ver->patch);
   NAPI_OK(napi_create_string_utf8(env, version.c_str(), version.size(), &s));
   NAPI_OK(napi_set_named_property(env, obj, "version", s));
-  std::string isa;
-  switch (dnnl::get_effective_cpu_isa()) {
-    case dnnl::cpu_isa::avx512_core: isa = "avx512_core"; break;
-    case dnnl::cpu_isa::avx512_core_vnni: isa = "avx512_core_vnni"; break;
-    case dnnl::cpu_isa::avx512_core_bf16: isa = "avx512_core_bf16"; break;
-    case dnnl::cpu_isa::avx512_core_amx: isa = "avx512_core_amx"; break;
-    case dnnl::cpu_isa::avx2: isa = "avx2"; break;
-    case dnnl::cpu_isa::avx2_vnni: isa = "avx2_vnni"; break;
-    case dnnl::cpu_isa::avx: isa = "avx"; break;
-    case dnnl::cpu_isa::sse41: isa = "sse41"; break;
-    default: isa = "other"; break;
-  }
+  std::string isa = isaName(dnnl::get_effective_cpu_isa());
   NAPI_OK(napi_create_string_utf8(env, isa.c_str(), isa.size(), &s));
   NAPI_OK(napi_set_named_property(env, obj, "isa", s));
+  napi_value b;
+  NAPI_OK(napi_get_boolean(env, nativeBf16(), &b));
+  NAPI_OK(napi_set_named_property(env, obj, "bf16", b));
+  const char *prec = precision == BF16 ? "bf16" : "fp32";
+  NAPI_OK(napi_create_string_utf8(env, prec, NAPI_AUTO_LENGTH, &s));
+  NAPI_OK(napi_set_named_property(env, obj, "precision", s));
   NAPI_OK(napi_create_int32(env, omp_get_max_threads(), &i));
   NAPI_OK(napi_set_named_property(env, obj, "threads", i));
-  NAPI_OK(napi_create_int32(env, static_cast<int32_t>(plans.size()), &i));
+  NAPI_OK(napi_create_int32(env, static_cast<int32_t>(plans.size() + gemms.size()), &i));
   NAPI_OK(napi_set_named_property(env, obj, "cachedPrimitives", i));
   return obj;
 }
 
 napi_value ClearCache(napi_env env, napi_callback_info) {
   plans.clear();
+  gemms.clear();
+  std::vector<uint16_t>().swap(colBuffer);
   std::vector<float>().swap(maskBuffer);
   std::vector<float>().swap(shiftDummy);
   return nullptr;
@@ -474,6 +644,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"matmul", nullptr, Guard<MatMul>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"bnForward", nullptr, Guard<BnForward>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"bnBackward", nullptr, Guard<BnBackward>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setPrecision", nullptr, Guard<SetPrecision>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, Guard<SetThreads>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Guard<Info>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"clearCache", nullptr, Guard<ClearCache>, nullptr, nullptr, nullptr, napi_default, nullptr},
