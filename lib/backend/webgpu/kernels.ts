@@ -1,10 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
+import { installAugmentView } from './augment';
 import { installFusedBatchNorm } from './batchnorm';
 import { installConv2DBackpropFilter } from './conv2d-backprop-filter';
 import { installConv2DBackpropInput } from './conv2d-backprop-input';
 import { installOptimizerUpdates, MIXMASK_ADAM_UPDATE, MIXMASK_EMA_UPDATE, MIXMASK_SGD_UPDATE } from './optimizer-update';
 import { replaceKernel } from './program';
-import { FUSED_BATCH_NORM_GRAD_KERNEL, FUSED_BATCH_NORM_KERNEL } from '../batchnorm-op';
+import { BATCH_NORM_RUNNING_STATS_KERNEL, FUSED_BATCH_NORM_GRAD_KERNEL, FUSED_BATCH_NORM_KERNEL } from '../batchnorm-op';
+import { AUGMENT_VIEW_KERNEL } from '../augment-op';
 
 /**
  * Kernels we register for tfjs-backend-webgpu 4.22 where its own fail on our shapes.
@@ -23,10 +25,11 @@ import { FUSED_BATCH_NORM_GRAD_KERNEL, FUSED_BATCH_NORM_KERNEL } from '../batchn
  *
  * Training kernels, one per file of this folder: Conv2DBackpropFilter as a split-K GEMM
  * (conv2d-backprop-filter.ts); Conv2DBackpropInput as a polyphase GEMM (conv2d-backprop-input.ts);
- * training-mode BatchNorm (+ ReLU) and its gradient, fused (batchnorm.ts); fused SGD, Adam and
- * EMA parameter updates (optimizer-update.ts).
+ * training-mode BatchNorm (+ ReLU) and its gradient, fused, and its running-statistics update
+ * (batchnorm.ts); fused SGD, Adam and EMA parameter updates (optimizer-update.ts); one augmented
+ * view's per-pixel chain, 1–2 dispatches where the composite takes ~75 (augment.ts).
  */
-export const WEBGPU_KERNELS = ['Transpose', 'BatchMatMul', '_FusedMatMul', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', FUSED_BATCH_NORM_KERNEL, FUSED_BATCH_NORM_GRAD_KERNEL, MIXMASK_SGD_UPDATE, MIXMASK_ADAM_UPDATE, MIXMASK_EMA_UPDATE] as const;
+export const WEBGPU_KERNELS = ['Transpose', 'BatchMatMul', '_FusedMatMul', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', FUSED_BATCH_NORM_KERNEL, FUSED_BATCH_NORM_GRAD_KERNEL, BATCH_NORM_RUNNING_STATS_KERNEL, MIXMASK_SGD_UPDATE, MIXMASK_ADAM_UPDATE, MIXMASK_EMA_UPDATE, AUGMENT_VIEW_KERNEL] as const;
 
 interface WebgpuBackendLike extends tf.KernelBackend {
   device: { limits: { maxComputeWorkgroupsPerDimension: number } };
@@ -107,4 +110,5 @@ export function installWebgpuKernels(opts: { training?: boolean } = {}): void {
   installConv2DBackpropInput();
   installFusedBatchNorm();
   installOptimizerUpdates();
+  installAugmentView();
 }
