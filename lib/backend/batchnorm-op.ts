@@ -1,15 +1,24 @@
 import * as tf from '@tensorflow/tfjs';
 
 /**
- * Batch normalisation in training mode, optionally followed by ReLU.
+ * Batch normalisation in training mode, optionally followed by ReLU, optionally per group of
+ * samples.
  *
  * A backend may register a fused kernel (and its gradient) under `FUSED_BATCH_NORM_KERNEL`;
  * when the active backend has it, the backbones use it, otherwise they fall back to the
  * composite tfjs ops below. The contract of the fused kernel:
  *   inputs  { x: [..., C], scale: [C], offset: [C] }
- *   attrs   { varianceEpsilon: number, relu: boolean }
- *   outputs [ y (shape of x), mean [C], variance [C] (biased, i.e. divided by N) ]
+ *   attrs   { varianceEpsilon: number, relu: boolean, groups?: number (default 1) }
+ *   outputs [ y (shape of x), mean, variance (biased, i.e. divided by N) ]
+ * Groups: x's first axis (the batch; in NHWC a group's rows are contiguous) is cut into `groups`
+ * equal contiguous parts, each normalised with its own statistics, as if each were a separate
+ * call (MoCo's shuffle-BN: one BatchNorm per emulated device, in one encoder pass). mean and
+ * variance are [C] when groups = 1 (every existing caller) and [groups, C] otherwise.
  * Only `y` carries a gradient; `mean` and `variance` feed the running statistics.
+ *
+ * A backend implements groups > 1 only once it says so with `declareGroupedBatchNorm`; for the
+ * others (and the composite) `batchNormTrain` splits x into the groups, runs each on its own and
+ * concatenates: the same result, one call per group.
  */
 export const FUSED_BATCH_NORM_KERNEL = 'MixMaskFusedBatchNormTrain';
 
@@ -20,8 +29,16 @@ export const FUSED_BATCH_NORM_KERNEL = 'MixMaskFusedBatchNormTrain';
  *   outputs [ dx, dScale [C], dOffset [C] ]
  * With g = dy·[y > 0] (ReLU) or dy, x̂ = (x − mean)/√(variance + ε), M elements per channel:
  *   dOffset = Σ g,  dScale = Σ g·x̂,  dx = scale/√(variance + ε) · (g − (dOffset + x̂·dScale)/M).
+ * With groups, mean, variance, x̂ and M are the group's and the sums for dx run over the group;
+ * dScale and dOffset add up every group's (scale and offset are shared).
  */
 export const FUSED_BATCH_NORM_GRAD_KERNEL = 'MixMaskFusedBatchNormTrainGrad';
+
+export interface BatchNormKernelAttrs {
+  varianceEpsilon: number;
+  relu: boolean;
+  groups?: number;
+}
 
 /**
  * Registers the fused kernel's gradient (for every backend: it runs FUSED_BATCH_NORM_GRAD_KERNEL
@@ -36,21 +53,68 @@ export function registerFusedBatchNormGradient(): void {
     gradFunc: (dys, saved, attrs) => {
       const dy = (Array.isArray(dys) ? dys[0] : dys) as tf.Tensor;
       const [x, scale, y, mean, variance] = saved;
-      const a = attrs as unknown as { varianceEpsilon: number; relu: boolean };
+      const a = attrs as unknown as BatchNormKernelAttrs;
       const [dx, dScale, dOffset] = tf.engine().runKernel(
         FUSED_BATCH_NORM_GRAD_KERNEL,
         { dy, x, y, mean, variance, scale } as unknown as tf.NamedTensorMap,
-        { varianceEpsilon: a.varianceEpsilon, relu: a.relu } as unknown as tf.NamedAttrMap,
+        { varianceEpsilon: a.varianceEpsilon, relu: a.relu, groups: a.groups ?? 1 } as unknown as tf.NamedAttrMap,
       ) as tf.Tensor[];
       return { x: () => dx, scale: () => dScale, offset: () => dOffset };
     },
   });
 }
 
+/**
+ * Throws, naming the value, unless `groups` (undefined: 1) is a positive integer that divides
+ * the first axis of x (rank ≥ 2 when groups > 1); returns it.
+ */
+export function checkBatchNormGroups(where: string, xShape: readonly number[], groups: number | undefined): number {
+  const g = groups ?? 1;
+  if (!Number.isInteger(g) || g < 1) throw new Error(`${where}: groups must be a positive integer, got ${groups}`);
+  if (g === 1) return 1;
+  if (xShape.length < 2) throw new Error(`${where}: groups = ${g} splits the batch (first) axis, x of shape [${xShape}] has none besides the channels`);
+  if (xShape[0] % g !== 0) throw new Error(`${where}: groups = ${g} must divide the batch (first axis of x, [${xShape}]) into equal parts`);
+  return g;
+}
+
+/** Shape of the mean and variance outputs: [C] for one group, [groups, C] otherwise. */
+export function batchNormStatsShape(groups: number, C: number): number[] {
+  return groups === 1 ? [C] : [groups, C];
+}
+
+/**
+ * Which backends implement `groups` > 1 in their fused kernels. A backend declares the kernel
+ * functions it registered; a declaration holds only while those very functions are registered,
+ * so a backend whose kernels are later replaced by others of the same name (wasm+onednn replaces
+ * wasm's BatchNorm, which knows nothing of groups) takes the per-group fallback until its own
+ * are put back.
+ */
+const groupedBatchNorm = new Map<string, { forward: tf.KernelFunc; grad: tf.KernelFunc }>();
+
+export function declareGroupedBatchNorm(backendName: string, kernels: { forward: tf.KernelFunc; grad: tf.KernelFunc }): void {
+  groupedBatchNorm.set(backendName, kernels);
+}
+
+/** Whether the active backend's fused BatchNorm kernels (forward and gradient) implement groups. */
+export function hasGroupedBatchNorm(backendName = tf.getBackend()): boolean {
+  const d = groupedBatchNorm.get(backendName);
+  return (
+    d !== undefined &&
+    tf.getKernel(FUSED_BATCH_NORM_KERNEL, backendName)?.kernelFunc === d.forward &&
+    tf.getKernel(FUSED_BATCH_NORM_GRAD_KERNEL, backendName)?.kernelFunc === d.grad
+  );
+}
+
 export interface BatchNormTrainResult {
   y: tf.Tensor;
-  mean: tf.Tensor1D;
-  variance: tf.Tensor1D;
+  /** [C], or [groups, C] when groups > 1. */
+  mean: tf.Tensor;
+  variance: tf.Tensor;
+}
+
+export interface BatchNormTrainOptions {
+  /** Separate statistics for each of this many equal contiguous parts of the batch (default 1). */
+  groups?: number;
 }
 
 export function hasFusedBatchNorm(): boolean {
@@ -63,16 +127,20 @@ export function batchNormTrain(
   offset: tf.Tensor1D,
   varianceEpsilon: number,
   relu: boolean,
+  opts: BatchNormTrainOptions = {},
 ): BatchNormTrainResult {
-  if (hasFusedBatchNorm()) {
+  const groups = checkBatchNormGroups('batchNormTrain', x.shape, opts.groups);
+  if (!hasFusedBatchNorm()) return batchNormTrainComposite(x, scale, offset, varianceEpsilon, relu, { groups });
+  const fused = (part: tf.Tensor, g: number): BatchNormTrainResult => {
     const [y, mean, variance] = tf.engine().runKernel(
       FUSED_BATCH_NORM_KERNEL,
-      { x, scale, offset } as unknown as tf.NamedTensorMap,
-      { varianceEpsilon, relu } as unknown as tf.NamedAttrMap,
+      { x: part, scale, offset } as unknown as tf.NamedTensorMap,
+      { varianceEpsilon, relu, groups: g } as unknown as tf.NamedAttrMap,
     ) as tf.Tensor[];
-    return { y, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
-  }
-  return batchNormTrainComposite(x, scale, offset, varianceEpsilon, relu);
+    return { y, mean, variance };
+  };
+  if (groups > 1 && !hasGroupedBatchNorm()) return perGroup(x, groups, (part) => fused(part, 1));
+  return fused(x, groups);
 }
 
 /** Reference implementation from stock tfjs ops (also the fallback on every backend). */
@@ -82,24 +150,62 @@ export function batchNormTrainComposite(
   offset: tf.Tensor1D,
   varianceEpsilon: number,
   relu: boolean,
+  opts: BatchNormTrainOptions = {},
 ): BatchNormTrainResult {
-  const axes = x.shape.slice(0, -1).map((_, i) => i);
-  const { mean, variance } = tf.moments(x, axes);
-  const inv = tf.mul(tf.rsqrt(tf.add(variance, varianceEpsilon)), scale);
-  const normed = tf.add(tf.mul(tf.sub(x, mean), inv), offset);
-  const y = relu ? tf.relu(normed) : normed;
-  return { y, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
+  const groups = checkBatchNormGroups('batchNormTrainComposite', x.shape, opts.groups);
+  const one = (part: tf.Tensor): BatchNormTrainResult => {
+    const axes = part.shape.slice(0, -1).map((_, i) => i);
+    const { mean, variance } = tf.moments(part, axes);
+    const inv = tf.mul(tf.rsqrt(tf.add(variance, varianceEpsilon)), scale);
+    const normed = tf.add(tf.mul(tf.sub(part, mean), inv), offset);
+    const y = relu ? tf.relu(normed) : normed;
+    return { y, mean, variance };
+  };
+  return groups === 1 ? one(x) : perGroup(x, groups, one);
+}
+
+/**
+ * Groups for a kernel (or the composite) that has none: x split along its first axis, `one` run
+ * on each part, y concatenated back and the statistics stacked to [groups, C].
+ */
+function perGroup(x: tf.Tensor, groups: number, one: (part: tf.Tensor) => BatchNormTrainResult): BatchNormTrainResult {
+  return tf.tidy(() => {
+    const parts = tf.split(x, groups, 0).map(one);
+    return {
+      y: tf.concat(parts.map((p) => p.y), 0),
+      mean: tf.stack(parts.map((p) => p.mean)),
+      variance: tf.stack(parts.map((p) => p.variance)),
+    };
+  });
+}
+
+/**
+ * Throws, naming the operand, unless mean and variance (inputs of the gradient kernel, as the
+ * forward returned them) have the shape `groups` gives them: [C] or [groups, C].
+ */
+export function checkBatchNormStats(kernel: string, stats: { mean: tf.TensorInfo; variance: tf.TensorInfo }, groups: number, C: number): void {
+  const want = batchNormStatsShape(groups, C);
+  for (const [name, t] of Object.entries(stats)) {
+    if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
+      throw new Error(`${kernel}: ${name} has shape [${t.shape}], expected [${want}] (groups = ${groups}, ${C} channels)`);
+    }
+  }
 }
 
 /**
  * BatchNorm's running statistics after one training batch, as one kernel call (PyTorch
  * semantics, momentum m, n = `count` elements per channel in the batch):
- *   inputs  { runningMean [C], runningVar [C], numBatchesTracked [] (int32), mean [C], variance [C] }
- *           (mean, variance: the batch's, as FUSED_BATCH_NORM_KERNEL returns them, variance biased)
- *   attrs   { momentum: number in [0, 1], count: integer ≥ 1 }
+ *   inputs  { runningMean [C], runningVar [C], numBatchesTracked [] (int32), mean, variance }
+ *           (mean, variance: the batch's, as FUSED_BATCH_NORM_KERNEL returns them, variance
+ *           biased: [C], or [G, C] for a batch normalised in G groups)
+ *   attrs   { momentum: number in [0, 1], count: integer ≥ 1 (elements per channel of each group) }
  *   outputs [ runningMean' = (1 − m)·runningMean + m·mean,
  *             runningVar'  = (1 − m)·runningVar + m·n/(n − 1)·variance  (n/(n − 1) → 1 when n = 1),
  *             numBatchesTracked' = numBatchesTracked + 1 (int32) ]
+ * With [G, C] statistics the G updates are applied in order, g = 0 first, exactly as G
+ * consecutive calls would (each result rounded to float32 before the next), and
+ * numBatchesTracked' = numBatchesTracked + G: a grouped batch (MoCo's shuffle-BN) updates the
+ * running statistics as the G separate batches it stands for.
  * Outputs are new tensors (the caller assigns them to its buffers). A training step updates the
  * running statistics of every BatchNorm call, so this is one dispatch where it was three
  * (two EMA updates and an add); backends compute it from `runningStatsCoefficients`.
@@ -121,26 +227,34 @@ export interface RunningStatsAttrs {
 
 /**
  * Throws, naming the operand or attribute, unless the running-statistics operands are as the
- * contract says; returns C.
+ * contract says; returns C and G (the groups: 1 for [C] statistics).
  */
-export function checkRunningStats(inputs: RunningStatsInputs, attrs: RunningStatsAttrs): number {
+export function checkRunningStats(inputs: RunningStatsInputs, attrs: RunningStatsAttrs): { channels: number; groups: number } {
   const k = BATCH_NORM_RUNNING_STATS_KERNEL;
   for (const name of ['runningMean', 'runningVar', 'numBatchesTracked', 'mean', 'variance'] as const) {
     if (inputs[name] === undefined) throw new Error(`${k}: input ${name} is missing`);
   }
   const C = inputs.runningMean.shape[0];
-  for (const name of ['runningMean', 'runningVar', 'mean', 'variance'] as const) {
+  for (const name of ['runningMean', 'runningVar'] as const) {
     const t = inputs[name];
     if (t.dtype !== 'float32') throw new Error(`${k}: ${name} must be float32, got ${t.dtype}`);
     if (t.shape.length !== 1 || t.shape[0] !== C) throw new Error(`${k}: ${name} has shape [${t.shape}], expected [${C}] (runningMean's channels)`);
   }
+  const G = inputs.mean.shape.length === 2 ? inputs.mean.shape[0] : 1;
+  for (const name of ['mean', 'variance'] as const) {
+    const t = inputs[name];
+    if (t.dtype !== 'float32') throw new Error(`${k}: ${name} must be float32, got ${t.dtype}`);
+    const ok = t.shape.length === 1 ? t.shape[0] === C && G === 1 : t.shape.length === 2 && t.shape[0] === G && t.shape[1] === C;
+    if (!ok) throw new Error(`${k}: ${name} has shape [${t.shape}], expected [${C}] or [groups, ${C}] (runningMean's channels; mean's groups: ${G})`);
+  }
   if (C === 0) throw new Error(`${k}: runningMean has no channels`);
+  if (G === 0) throw new Error(`${k}: mean has no groups`);
   const nbt = inputs.numBatchesTracked;
   if (nbt.dtype !== 'int32' || nbt.shape.length !== 0) throw new Error(`${k}: numBatchesTracked must be an int32 scalar, got ${nbt.dtype} of shape [${nbt.shape}]`);
   const { momentum, count } = attrs;
   if (!(typeof momentum === 'number' && momentum >= 0 && momentum <= 1)) throw new Error(`${k}: momentum must be a number in [0, 1], got ${momentum}`);
   if (!(Number.isInteger(count) && count >= 1)) throw new Error(`${k}: count (elements per channel in the batch) must be an integer ≥ 1, got ${count}`);
-  return C;
+  return { channels: C, groups: G };
 }
 
 /**
@@ -158,17 +272,23 @@ export function hasRunningStatsKernel(): boolean {
 
 /**
  * The new [runningMean, runningVar, numBatchesTracked] (contract above): the active backend's
- * kernel where it registers one, else the same formula in tfjs ops.
+ * kernel where it registers one, else the same formula in tfjs ops (one update per group).
  */
 export function batchNormRunningStats(inputs: { runningMean: tf.Tensor; runningVar: tf.Tensor; numBatchesTracked: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor }, attrs: RunningStatsAttrs): [tf.Tensor1D, tf.Tensor1D, tf.Scalar] {
-  checkRunningStats(inputs, attrs);
+  const { groups } = checkRunningStats(inputs, attrs);
   if (hasRunningStatsKernel()) {
     return tf.engine().runKernel(BATCH_NORM_RUNNING_STATS_KERNEL, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as [tf.Tensor1D, tf.Tensor1D, tf.Scalar];
   }
   const { keep, meanWeight, varWeight } = runningStatsCoefficients(attrs);
-  return tf.tidy(() => [
-    tf.add(tf.mul(inputs.runningMean, keep), tf.mul(inputs.mean, meanWeight)) as tf.Tensor1D,
-    tf.add(tf.mul(inputs.runningVar, keep), tf.mul(inputs.variance, varWeight)) as tf.Tensor1D,
-    tf.add(inputs.numBatchesTracked, tf.scalar(1, 'int32')) as tf.Scalar,
-  ]);
+  return tf.tidy(() => {
+    const means = inputs.mean.rank === 1 ? [inputs.mean] : tf.unstack(inputs.mean);
+    const variances = inputs.variance.rank === 1 ? [inputs.variance] : tf.unstack(inputs.variance);
+    let mean = inputs.runningMean;
+    let variance = inputs.runningVar;
+    for (let g = 0; g < groups; g++) {
+      mean = tf.add(tf.mul(mean, keep), tf.mul(means[g], meanWeight));
+      variance = tf.add(tf.mul(variance, keep), tf.mul(variances[g], varWeight));
+    }
+    return [mean as tf.Tensor1D, variance as tf.Tensor1D, tf.add(inputs.numBatchesTracked, tf.scalar(groups, 'int32')) as tf.Scalar];
+  });
 }

@@ -42,6 +42,11 @@ export interface BatchNormOptions {
  * BatchNorm over the last (channel) axis for rank-2 and rank-4 inputs, with PyTorch semantics:
  * batch statistics in training (biased variance to normalise, unbiased for the running
  * variance), running statistics in evaluation.
+ *
+ * `groups` (training only) cuts the batch into that many equal contiguous parts, each
+ * normalised with its own statistics and each updating the running statistics in turn, exactly
+ * as that many separate calls on the parts would: MoCo's shuffle-BN runs its key encoder once
+ * over the whole batch this way. In evaluation every sample is normalised on its own anyway.
  */
 export class BatchNorm extends Module {
   readonly weight: tf.Variable | null;
@@ -68,15 +73,15 @@ export class BatchNorm extends Module {
     this.zeros = affine ? null : tf.keep(tf.zeros([channels]) as tf.Tensor1D);
   }
 
-  apply<T extends tf.Tensor>(x: T, training: boolean, relu = false): T {
+  apply<T extends tf.Tensor>(x: T, training: boolean, relu = false, groups = 1): T {
     const scale = (this.weight ?? this.ones) as tf.Tensor1D;
     const offset = (this.bias ?? this.zeros) as tf.Tensor1D;
     if (!training) {
       const y = tf.batchNorm(x, this.runningMean as tf.Tensor1D, this.runningVar as tf.Tensor1D, offset, scale, this.eps);
       return (relu ? tf.relu(y) : y) as T;
     }
-    const { y, mean, variance } = batchNormTrain(x, scale, offset, this.eps, relu);
-    this.updateRunningStats(mean, variance, x.size / this.channels);
+    const { y, mean, variance } = batchNormTrain(x, scale, offset, this.eps, relu, { groups });
+    this.updateRunningStats(mean, variance, x.size / this.channels / groups);
     return y as T;
   }
 
@@ -90,9 +95,10 @@ export class BatchNorm extends Module {
     });
   }
 
-  private updateRunningStats(mean: tf.Tensor1D, variance: tf.Tensor1D, count: number): void {
-    // running ← (1 − m)·running + m·batch (unbiased batch variance), num_batches_tracked + 1: one
-    // kernel call where the backend registers it (batchnorm-op.ts).
+  private updateRunningStats(mean: tf.Tensor, variance: tf.Tensor, count: number): void {
+    // running ← (1 − m)·running + m·batch (unbiased batch variance), num_batches_tracked + 1, once
+    // per group ([G, C] statistics; count: elements per channel of a group): one kernel call
+    // where the backend registers it (batchnorm-op.ts).
     tf.tidy(() => {
       const [runningMean, runningVar, tracked] = batchNormRunningStats(
         { runningMean: this.runningMean, runningVar: this.runningVar, numBatchesTracked: this.numBatchesTracked, mean, variance },
@@ -117,9 +123,10 @@ export class BatchNorm extends Module {
  * then + β − μ·γ/√(σ²+ε) — which makes feature extraction 1.5–3× faster: tfjs's stand-alone
  * BatchNorm kernel costs as much as the convolution, a broadcast add almost nothing. (A fused
  * conv with bias would leave oneDNN for XNNPACK, which is slower at these widths.)
+ * `bnGroups`: BatchNorm's groups in training (see BatchNorm).
  */
-export function convBn(conv: Conv2d, bn: BatchNorm, x: tf.Tensor4D, training: boolean, relu = false): tf.Tensor4D {
-  if (training) return bn.apply(conv.apply(x), true, relu);
+export function convBn(conv: Conv2d, bn: BatchNorm, x: tf.Tensor4D, training: boolean, relu = false, bnGroups = 1): tf.Tensor4D {
+  if (training) return bn.apply(conv.apply(x), true, relu, bnGroups);
   return tf.tidy(() => {
     const { scale, shift } = bn.evalAffine();
     const filter = tf.mul(conv.weight, scale) as tf.Tensor4D;

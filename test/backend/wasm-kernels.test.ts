@@ -7,16 +7,19 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
 import { FilterAlgorithm, setConvFilterAlgorithm, setConvFilterChunk } from '../../lib/backend/wasm/conv-grad';
-import { batchNormTrain, batchNormTrainComposite, hasFusedBatchNorm } from '../../lib/backend/batchnorm-op';
+import { batchNormTrain, batchNormTrainComposite, FUSED_BATCH_NORM_GRAD_KERNEL, FUSED_BATCH_NORM_KERNEL, hasFusedBatchNorm, hasGroupedBatchNorm } from '../../lib/backend/batchnorm-op';
 import { Rng } from '../../lib/util/rng';
 import { relError, useBackend } from '../helpers';
 import { compareLayerWithCpu, compareWithCpu } from './bn-running-stats';
+import { compareGroupedLayerWithCpu, compareGroupedStats, compareGroupedWithCpu, groupedInputs, GROUPED_SHAPES, GROUPS, OUTPUTS, runGrouped } from './bn-grouped';
 
 /**
  * The wasm kernels of lib/backend/wasm against the `cpu` backend on random inputs: convolution
  * gradients over strides, paddings ('same', 'valid', numbers, explicit), filter shapes and odd
- * sizes, the fused BatchNorm against the composite reference, and its running-statistics update
- * (and a BatchNorm layer trained a few steps) against the tfjs-op formula on cpu. The XNNPACK
+ * sizes, the fused BatchNorm against the composite reference (also with `groups`: separate
+ * statistics per equal part of the batch, against the composite on each group; and the
+ * per-group fallback for a kernel that has not declared groups), and its running-statistics
+ * update (and a BatchNorm layer trained a few steps) against the tfjs-op formula on cpu. The XNNPACK
  * thread count is fixed per process, so the 1-vs-2-thread check of the dW algorithms runs this
  * file as a child process (MIXMASK_WASM_DW_CHILD=<threads>:<output file>), in which the other
  * tests are skipped.
@@ -259,6 +262,57 @@ maybeTest('BatchNorm running statistics on wasm (one kernel call) match the tfjs
 maybeTest('a BatchNorm layer trained 4 steps on wasm ends with the running statistics and num_batches_tracked of cpu', async () => {
   await compareLayerWithCpu('wasm', [4, 3, 3, 8], 4, 22);
   await compareLayerWithCpu('wasm', [6, 70], 4, 23);
+});
+
+GROUPED_SHAPES.forEach((shape, k) => {
+  for (const groups of GROUPS) {
+    const relu = (k + groups) % 2 === 1;
+    maybeTest(`grouped BatchNorm${relu ? '+ReLU' : ''} [${shape}], groups ${groups}, on wasm matches the composite on cpu on each group (forward and gradient)`, async () => {
+      await compareGroupedWithCpu('wasm', shape, groups, relu, 90 + 3 * k + groups);
+    });
+  }
+});
+
+maybeTest('grouped BatchNorm: a backend whose kernel has not declared groups (as wasm+onednn replaces it) runs it once per group, with the same result', async () => {
+  await tf.setBackend('wasm');
+  const declared = tf.getKernel(FUSED_BATCH_NORM_KERNEL, 'wasm')!;
+  const calls: Array<{ groups: unknown; batch: number }> = [];
+  // Another kernel under the same name, as oneDNN's: it knows nothing of groups.
+  const stranger = ((args: { inputs: { x: tf.TensorInfo }; attrs: { groups?: number } }) => {
+    calls.push({ groups: args.attrs.groups, batch: args.inputs.x.shape[0] });
+    if ((args.attrs.groups ?? 1) !== 1) throw new Error('the fallback handed groups to a kernel that has not declared them');
+    return declared.kernelFunc(args as never);
+  }) as unknown as tf.KernelFunc;
+  const shape = [12, 2, 3, 7];
+  const inputs = groupedInputs(shape, 4, 97);
+  const want = await runGrouped(inputs, 4, true, false);
+  assert.ok(hasGroupedBatchNorm());
+  tf.unregisterKernel(FUSED_BATCH_NORM_KERNEL, 'wasm');
+  tf.registerKernel({ ...declared, kernelFunc: stranger });
+  try {
+    assert.ok(hasFusedBatchNorm() && !hasGroupedBatchNorm(), 'a replaced kernel is no longer the declared one');
+    const before = tf.memory().numTensors;
+    const got = await runGrouped(inputs, 4, true, false);
+    assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+    // Forward, then the forward again inside tf.grads: 4 calls of 3 rows each time.
+    assert.deepEqual(calls, Array(8).fill({ groups: 1, batch: 3 }));
+    assert.deepEqual(got.statsShape, [4, 7]);
+    OUTPUTS.forEach((name, i) => assert.ok(relError(got.values[i], want.values[i]) < 1e-6, `${name}: fallback vs grouped kernel rel err ${relError(got.values[i], want.values[i])}`));
+  } finally {
+    tf.unregisterKernel(FUSED_BATCH_NORM_KERNEL, 'wasm');
+    tf.registerKernel(declared);
+  }
+  assert.ok(hasGroupedBatchNorm(), 'the declared kernel back: grouped again');
+  assert.ok(tf.getKernel(FUSED_BATCH_NORM_GRAD_KERNEL, 'wasm'));
+});
+
+maybeTest('BatchNorm running statistics on wasm with [G, C] statistics (one kernel call) equal G consecutive calls, num_batches_tracked + G', async () => {
+  await compareGroupedStats('wasm', 71);
+});
+
+maybeTest('a BatchNorm layer with groups on wasm: output and running statistics of one call per part on cpu', async () => {
+  await compareGroupedLayerWithCpu('wasm', [8, 3, 3, 6], 4, 81);
+  await compareGroupedLayerWithCpu('wasm', [12, 70], 2, 82);
 });
 
 /** dW of every algorithm on a few shapes (one of each path), at the thread count of this child. */

@@ -8,6 +8,7 @@ import { tuning } from '../../lib/backend/webgpu/program';
 import { Rng } from '../../lib/util/rng';
 import { relError, useWebgpu } from '../helpers';
 import { compareLayerWithCpu, compareWithCpu } from './bn-running-stats';
+import { compareGroupedLayerWithCpu, compareGroupedStats, compareGroupedWithCpu, GROUPED_SHAPES, GROUPS } from './bn-grouped';
 
 /**
  * The fused training BatchNorm (+ ReLU) of lib/backend/webgpu against the composite tfjs ops on
@@ -15,7 +16,10 @@ import { compareLayerWithCpu, compareWithCpu } from './bn-running-stats';
  * error < 1e-5, on ResNet-18's channel counts, odd shapes, activations whose mean is far from 0,
  * and with the per-channel sums cut into several blocks of rows (the two-stage reduction a GPU
  * takes) — and in three dispatches each way; the running-statistics update against the tfjs-op
- * formula on cpu, in one dispatch; a BatchNorm layer trained on webgpu and on cpu alike.
+ * formula on cpu, in one dispatch; a BatchNorm layer trained on webgpu and on cpu alike. With
+ * `groups` (separate statistics per equal part of the batch): the same against the cpu
+ * composite run on each group, in the same 3 + 3 dispatches, and the running statistics of G
+ * groups in one dispatch, equal to G consecutive calls.
  */
 
 const TOL = 1e-5;
@@ -224,3 +228,79 @@ test('fused BatchNorm on webgpu rejects a scale whose length is not the channel 
   assert.throws(() => batchNormTrain(x, scale, offset, 1e-5, false), /scale has 5 channels, x has 4/);
   tf.dispose([x, scale, offset]);
 });
+
+GROUPED_SHAPES.forEach((shape, k) => {
+  for (const groups of GROUPS) {
+    const relu = (k + groups) % 2 === 0;
+    test(`grouped BatchNorm${relu ? ' + ReLU' : ''} [${shape}], groups ${groups}, on webgpu matches the cpu composite on each group: y, statistics [groups, C], dx, dScale, dOffset`, async (t) => {
+      if (skip) return t.skip(skip);
+      await compareGroupedWithCpu('webgpu', shape, groups, relu, 40 + 3 * k + groups);
+    });
+  }
+});
+
+for (const blocksTarget of [512, 1]) {
+  test(`grouped BatchNorm on webgpu: groups over ${blocksTarget === 1 ? 'one block' : 'several blocks'} of rows each match, in 3 dispatches forward and 3 backward, by program`, async (t) => {
+    if (skip) return t.skip(skip);
+    const shape = [8, 8, 8, 8];
+    tuning.targetWorkgroups = blocksTarget;
+    try {
+      // 4 groups of 2·8·8 = 128 rows: 2 blocks of 64 rows per group at the default target.
+      assert.equal(rowBlocks(128, 8, Math.ceil(blocksTarget / 4)).blocks, blocksTarget === 1 ? 1 : 2);
+      for (const relu of [true, false]) await compareGroupedWithCpu('webgpu', shape, 4, relu, 60);
+      await tf.setBackend('webgpu');
+      const before = tf.memory().numTensors;
+      const x = tf.randomNormal(shape);
+      const dy = tf.randomNormal(shape);
+      const scale = tf.randomNormal([8]);
+      const offset = tf.randomNormal([8]);
+      for (const groups of [1, 2, 4]) {
+        const attrs = { varianceEpsilon: 1e-5, relu: true, groups } as unknown as tf.NamedAttrMap;
+        const f = await countDispatches(() => tf.engine().runKernel(FUSED_BATCH_NORM_KERNEL, { x, scale, offset }, attrs) as tf.Tensor[]);
+        assert.deepEqual(Object.fromEntries(f.count.byProgram), { ChannelSumsProgram: 1, MixMaskBnMoments: 1, NormalizeProgram: 1 }, `groups ${groups}: forward`);
+        const [y, mean, variance] = f.result;
+        assert.deepEqual(mean.shape, groups === 1 ? [8] : [groups, 8]);
+        const b = await countDispatches(() => tf.engine().runKernel(FUSED_BATCH_NORM_GRAD_KERNEL, { dy, x, y, mean, variance, scale }, attrs) as tf.Tensor[]);
+        assert.deepEqual(Object.fromEntries(b.count.byProgram), { ChannelSumsProgram: 1, MixMaskBnGradFinish: 1, GradInputProgram: 1 }, `groups ${groups}: gradient`);
+        assert.deepEqual(b.result.map((r) => r.shape), [shape, [8], [8]]);
+        tf.dispose([...f.result, ...b.result]);
+      }
+      tf.dispose([x, dy, scale, offset]);
+      assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+    } finally {
+      tuning.targetWorkgroups = defaultTarget;
+    }
+  });
+}
+
+test('grouped BatchNorm on webgpu: groups that do not divide the batch, or statistics of the wrong shape, are clear errors', async (t) => {
+  if (skip) return t.skip(skip);
+  await tf.setBackend('webgpu');
+  const x = tf.zeros([6, 2, 2, 3]);
+  const scale = tf.ones([3]) as tf.Tensor1D;
+  const offset = tf.zeros([3]) as tf.Tensor1D;
+  assert.throws(() => batchNormTrain(x, scale, offset, 1e-5, false, { groups: 4 }), /groups = 4 must divide the batch \(first axis of x, \[6,2,2,3\]\) into equal parts/);
+  assert.throws(() => tf.engine().runKernel(FUSED_BATCH_NORM_KERNEL, { x, scale, offset }, { varianceEpsilon: 1e-5, relu: false, groups: 1.5 }), /groups must be a positive integer, got 1.5/);
+  const stats = tf.zeros([3]);
+  assert.throws(
+    () => tf.engine().runKernel(FUSED_BATCH_NORM_GRAD_KERNEL, { dy: x, x, y: x, mean: stats, variance: stats, scale }, { varianceEpsilon: 1e-5, relu: false, groups: 2 }),
+    /mean has shape \[3\], expected \[2,3\] \(groups = 2, 3 channels\)/,
+  );
+  tf.dispose([x, scale, offset, stats]);
+});
+
+test(`${BATCH_NORM_RUNNING_STATS_KERNEL} on webgpu with [G, C] statistics: one dispatch, equal to G consecutive calls, num_batches_tracked + G`, async (t) => {
+  if (skip) return t.skip(skip);
+  const runs = await compareGroupedStats('webgpu', 70);
+  assert.deepEqual(runs.map((r) => r.dispatches), runs.map(() => 1));
+});
+
+for (const [shape, groups] of [
+  [[8, 3, 3, 6], 4],
+  [[12, 70], 2],
+] as const) {
+  test(`a BatchNorm layer with groups ${groups} on webgpu [${shape}]: output and running statistics of ${groups} calls on the parts on cpu`, async (t) => {
+    if (skip) return t.skip(skip);
+    await compareGroupedLayerWithCpu('webgpu', [...shape], groups, 80);
+  });
+}

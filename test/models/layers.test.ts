@@ -5,6 +5,7 @@ import { BatchNorm, Conv2d, convBn } from '../../lib/models';
 import { batchNormRunningStats } from '../../lib/backend/batchnorm-op';
 import { Rng } from '../../lib/util/rng';
 import { relError, useBackend } from '../helpers';
+import { compareGroupedLayerWithCpu } from '../backend/bn-grouped';
 
 before(() => useBackend('cpu'));
 
@@ -123,4 +124,50 @@ test('convBn in evaluation folds BatchNorm into the convolution and computes con
     conv.dispose();
     bn.dispose();
   }
+});
+
+test('BatchNorm with groups: each equal part of the batch normalised and counted as its own batch, as one call per part', async () => {
+  await compareGroupedLayerWithCpu('cpu', [8, 2, 2, 3], 4, 5);
+  await compareGroupedLayerWithCpu('cpu', [6, 5], 3, 6);
+  const bn = new BatchNorm(3);
+  const x = tf.zeros([6, 3]);
+  assert.throws(() => tf.tidy(() => bn.apply(x, true, false, 4)), /batchNormTrain: groups = 4 must divide the batch/);
+  assert.throws(() => tf.tidy(() => bn.apply(x, true, false, 0)), /batchNormTrain: groups must be a positive integer, got 0/);
+  // Evaluation normalises every sample on its own (running statistics): groups change nothing.
+  const y1 = tf.tidy(() => bn.apply(x, false, false, 3));
+  const y0 = tf.tidy(() => bn.apply(x, false));
+  assert.deepEqual(Array.from(y1.dataSync()), Array.from(y0.dataSync()));
+  tf.dispose([x, y0, y1]);
+  bn.dispose();
+});
+
+test('batchNormRunningStats with [G, C] statistics: G updates in order (float64 reference), num_batches_tracked + G; mismatched shapes are errors', () => {
+  const C = 3;
+  const rm0 = [0.5, -1, 2];
+  const rv0 = [1, 2, 0.5];
+  const means = [[1, 2, 3], [-1, 0, 4]];
+  const vars = [[0.5, 1, 2], [3, 0.25, 1]];
+  const n = 6;
+  const inputs = { runningMean: tf.tensor1d(rm0), runningVar: tf.tensor1d(rv0), numBatchesTracked: tf.scalar(5, 'int32'), mean: tf.tensor2d(means), variance: tf.tensor2d(vars) };
+  const [rm, rv, tracked] = batchNormRunningStats(inputs, { momentum: 0.1, count: n });
+  let em = rm0;
+  let ev = rv0;
+  for (let g = 0; g < 2; g++) {
+    em = em.map((r, c) => 0.9 * r + 0.1 * means[g][c]);
+    ev = ev.map((r, c) => 0.9 * r + 0.1 * (n / (n - 1)) * vars[g][c]);
+  }
+  assert.ok(relError(rm.dataSync() as Float32Array, em) < 1e-6);
+  assert.ok(relError(rv.dataSync() as Float32Array, ev) < 1e-6);
+  assert.equal(tracked.dataSync()[0], 7);
+  assert.equal(tracked.dtype, 'int32');
+  const r = tf.zeros([C]);
+  const i32 = tf.scalar(0, 'int32');
+  const g2 = tf.zeros([2, C]);
+  const g3 = tf.zeros([3, C]);
+  const wide = tf.zeros([2, 4]);
+  const attrs = { momentum: 0.1, count: 4 };
+  assert.throws(() => batchNormRunningStats({ runningMean: r, runningVar: r, numBatchesTracked: i32, mean: g2, variance: g3 }, attrs), /variance has shape \[3,3\], expected \[3\] or \[groups, 3\] \(runningMean's channels; mean's groups: 2\)/);
+  assert.throws(() => batchNormRunningStats({ runningMean: r, runningVar: r, numBatchesTracked: i32, mean: g2, variance: r }, attrs), /variance has shape \[3\], expected \[3\] or \[groups, 3\]/);
+  assert.throws(() => batchNormRunningStats({ runningMean: r, runningVar: r, numBatchesTracked: i32, mean: wide, variance: wide }, attrs), /mean has shape \[2,4\], expected \[3\] or \[groups, 3\]/);
+  tf.dispose([rm, rv, tracked, r, i32, g2, g3, wide, ...Object.values(inputs)]);
 });

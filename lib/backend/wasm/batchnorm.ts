@@ -4,9 +4,14 @@ import {
   BATCH_NORM_RUNNING_STATS_KERNEL,
   FUSED_BATCH_NORM_GRAD_KERNEL,
   FUSED_BATCH_NORM_KERNEL,
+  type BatchNormKernelAttrs,
   type RunningStatsAttrs,
   type RunningStatsInputs,
+  batchNormStatsShape,
+  checkBatchNormGroups,
+  checkBatchNormStats,
   checkRunningStats,
+  declareGroupedBatchNorm,
   registerFusedBatchNormGradient,
   runningStatsCoefficients,
 } from '../batchnorm-op';
@@ -19,14 +24,10 @@ import { alloc, f32, Info } from './wasm-ops';
  * and reads/writes each element twice per direction.
  *
  * Statistics are accumulated in float64, so the result is at least as accurate as the
- * float32 composite.
+ * float32 composite. With the contract's `groups`, each group of rows (contiguous) is one pass
+ * of the same code over its part of the arrays.
  */
 export { FUSED_BATCH_NORM_GRAD_KERNEL };
-
-interface BnAttrs {
-  varianceEpsilon: number;
-  relu: boolean;
-}
 
 function channels(shape: number[]): number {
   return shape[shape.length - 1];
@@ -79,43 +80,48 @@ function channelSums(a: Float32Array, b: Float32Array, bits: Int32Array | null, 
 function fusedBatchNormTrain(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: tf.NamedAttrMap }): Info[] {
   const backend = args.backend as BackendWasm;
   const { x, scale, offset } = args.inputs as { x: Info; scale: Info; offset: Info };
-  const { varianceEpsilon, relu } = args.attrs as unknown as BnAttrs;
+  const { varianceEpsilon, relu, groups: g } = args.attrs as unknown as BatchNormKernelAttrs;
   const C = channels(x.shape);
+  const groups = checkBatchNormGroups(`${FUSED_BATCH_NORM_KERNEL} on wasm`, x.shape, g);
   const y = alloc(backend, x.shape);
-  const meanT = alloc(backend, [C]);
-  const varT = alloc(backend, [C]);
-  const xs = f32(backend, x);
-  const ys = f32(backend, y);
+  const meanT = alloc(backend, batchNormStatsShape(groups, C));
+  const varT = alloc(backend, batchNormStatsShape(groups, C));
+  const xAll = f32(backend, x);
+  const yAll = f32(backend, y);
   const sc = f32(backend, scale);
   const of = f32(backend, offset);
-  const rows = xs.length / C;
-
-  const [sum, sq] = channelSums(xs, xs, null, rows, C);
-  // Float64 coefficients: y = (x − μ)·mul + offset keeps its precision when |μ| ≫ σ.
-  const mu = new Float64Array(C);
-  const mul = new Float64Array(C);
   const means = f32(backend, meanT);
   const vars = f32(backend, varT);
-  for (let c = 0; c < C; c++) {
-    const m = sum[c] / rows;
-    const v = Math.max(0, sq[c] / rows - m * m);
-    means[c] = m;
-    vars[c] = v;
-    mu[c] = m;
-    mul[c] = sc[c] / Math.sqrt(v + varianceEpsilon);
-  }
-  if (relu) {
-    // ReLU without a branch: (v + |v|)/2 is exact, and activations are positive about half the
-    // time, so `v > 0 ? v : 0` mispredicts on every other element (5× slower, measured).
-    for (let p = 0, i = 0; p < rows; p++) {
-      for (let c = 0; c < C; c++, i++) {
-        const v = (xs[i] - mu[c]) * mul[c] + of[c];
-        ys[i] = (v + Math.abs(v)) * 0.5;
-      }
+  const rows = xAll.length / C / groups;
+  const size = rows * C;
+  for (let grp = 0; grp < groups; grp++) {
+    const xs = xAll.subarray(grp * size, (grp + 1) * size);
+    const ys = yAll.subarray(grp * size, (grp + 1) * size);
+    const [sum, sq] = channelSums(xs, xs, null, rows, C);
+    // Float64 coefficients: y = (x − μ)·mul + offset keeps its precision when |μ| ≫ σ.
+    const mu = new Float64Array(C);
+    const mul = new Float64Array(C);
+    for (let c = 0; c < C; c++) {
+      const m = sum[c] / rows;
+      const v = Math.max(0, sq[c] / rows - m * m);
+      means[grp * C + c] = m;
+      vars[grp * C + c] = v;
+      mu[c] = m;
+      mul[c] = sc[c] / Math.sqrt(v + varianceEpsilon);
     }
-  } else {
-    for (let p = 0, i = 0; p < rows; p++) {
-      for (let c = 0; c < C; c++, i++) ys[i] = (xs[i] - mu[c]) * mul[c] + of[c];
+    if (relu) {
+      // ReLU without a branch: (v + |v|)/2 is exact, and activations are positive about half the
+      // time, so `v > 0 ? v : 0` mispredicts on every other element (5× slower, measured).
+      for (let p = 0, i = 0; p < rows; p++) {
+        for (let c = 0; c < C; c++, i++) {
+          const v = (xs[i] - mu[c]) * mul[c] + of[c];
+          ys[i] = (v + Math.abs(v)) * 0.5;
+        }
+      }
+    } else {
+      for (let p = 0, i = 0; p < rows; p++) {
+        for (let c = 0; c < C; c++, i++) ys[i] = (xs[i] - mu[c]) * mul[c] + of[c];
+      }
     }
   }
   return [y, meanT, varT];
@@ -129,68 +135,81 @@ function fusedBatchNormTrain(args: { inputs: tf.NamedTensorInfoMap; backend: tf.
 function fusedBatchNormTrainGrad(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: tf.NamedAttrMap }): Info[] {
   const backend = args.backend as BackendWasm;
   const { dy, x, y, mean, variance, scale } = args.inputs as Record<string, Info>;
-  const { varianceEpsilon, relu } = args.attrs as unknown as BnAttrs;
+  const { varianceEpsilon, relu, groups: g } = args.attrs as unknown as BatchNormKernelAttrs;
   const C = channels(x.shape);
+  const groups = checkBatchNormGroups(`${FUSED_BATCH_NORM_GRAD_KERNEL} on wasm`, x.shape, g);
+  checkBatchNormStats(`${FUSED_BATCH_NORM_GRAD_KERNEL} on wasm`, { mean, variance }, groups, C);
   const dx = alloc(backend, x.shape);
   const dScale = alloc(backend, [C]);
   const dOffset = alloc(backend, [C]);
-  const dys = f32(backend, dy);
-  const xs = f32(backend, x);
+  const dyAll = f32(backend, dy);
+  const xAll = f32(backend, x);
   // y ≥ +0 after the forward's ReLU, so its bits as int32 are > 0 exactly where the ReLU passed:
   // (−bits) >>> 31 is that 0/1 mask without a branch (see the forward).
-  const ys = relu ? f32(backend, y) : null;
-  const yBits = ys ? new Int32Array(ys.buffer, ys.byteOffset, ys.length) : null;
+  const yAll = relu ? f32(backend, y) : null;
+  const bitsAll = yAll ? new Int32Array(yAll.buffer, yAll.byteOffset, yAll.length) : null;
   const mean32 = f32(backend, mean);
   const va = f32(backend, variance);
   const sc = f32(backend, scale);
-  const dxs = f32(backend, dx);
-  const rows = xs.length / C;
-
-  const [sg, sgx] = channelSums(dys, xs, yBits, rows, C);
-  const ds = f32(backend, dScale);
-  const dof = f32(backend, dOffset);
-  // dx = k·g − a·(x − μ) − b per channel, with float64 coefficients.
-  const mu = new Float64Array(C);
-  const k = new Float64Array(C);
-  const a = new Float64Array(C);
-  const b = new Float64Array(C);
-  for (let c = 0; c < C; c++) {
-    mu[c] = mean32[c];
-    const inv = 1 / Math.sqrt(va[c] + varianceEpsilon);
-    const dsc = (sgx[c] - mu[c] * sg[c]) * inv; // Σ g·x̂
-    ds[c] = dsc;
-    dof[c] = sg[c];
-    const kc = sc[c] * inv;
-    k[c] = kc;
-    // k·x̂·dsc/M = (x − μ)·k·inv·dsc/M
-    a[c] = (kc * inv * dsc) / rows;
-    b[c] = kc * (sg[c] / rows);
-  }
-  if (yBits) {
-    for (let p = 0, i = 0; p < rows; p++) {
-      for (let c = 0; c < C; c++, i++) {
-        const gv = dys[i] * (-yBits[i] >>> 31);
-        dxs[i] = k[c] * gv - a[c] * (xs[i] - mu[c]) - b[c];
+  const dxAll = f32(backend, dx);
+  const rows = xAll.length / C / groups;
+  const size = rows * C;
+  // dScale and dOffset add up over the groups (in float64, rounded once).
+  const dsSum = new Float64Array(C);
+  const dofSum = new Float64Array(C);
+  for (let grp = 0; grp < groups; grp++) {
+    const part = <T extends Float32Array | Int32Array>(a: T): T => a.subarray(grp * size, (grp + 1) * size) as T;
+    const dys = part(dyAll);
+    const xs = part(xAll);
+    const yBits = bitsAll ? part(bitsAll) : null;
+    const dxs = part(dxAll);
+    const [sg, sgx] = channelSums(dys, xs, yBits, rows, C);
+    // dx = k·g − a·(x − μ) − b per channel, with float64 coefficients.
+    const mu = new Float64Array(C);
+    const k = new Float64Array(C);
+    const a = new Float64Array(C);
+    const b = new Float64Array(C);
+    for (let c = 0; c < C; c++) {
+      mu[c] = mean32[grp * C + c];
+      const inv = 1 / Math.sqrt(va[grp * C + c] + varianceEpsilon);
+      const dsc = (sgx[c] - mu[c] * sg[c]) * inv; // Σ g·x̂
+      dsSum[c] += dsc;
+      dofSum[c] += sg[c];
+      const kc = sc[c] * inv;
+      k[c] = kc;
+      // k·x̂·dsc/M = (x − μ)·k·inv·dsc/M
+      a[c] = (kc * inv * dsc) / rows;
+      b[c] = kc * (sg[c] / rows);
+    }
+    if (yBits) {
+      for (let p = 0, i = 0; p < rows; p++) {
+        for (let c = 0; c < C; c++, i++) {
+          const gv = dys[i] * (-yBits[i] >>> 31);
+          dxs[i] = k[c] * gv - a[c] * (xs[i] - mu[c]) - b[c];
+        }
+      }
+    } else {
+      for (let p = 0, i = 0; p < rows; p++) {
+        for (let c = 0; c < C; c++, i++) dxs[i] = k[c] * dys[i] - a[c] * (xs[i] - mu[c]) - b[c];
       }
     }
-  } else {
-    for (let p = 0, i = 0; p < rows; p++) {
-      for (let c = 0; c < C; c++, i++) dxs[i] = k[c] * dys[i] - a[c] * (xs[i] - mu[c]) - b[c];
-    }
   }
+  f32(backend, dScale).set(dsSum);
+  f32(backend, dOffset).set(dofSum);
   return [dx, dScale, dOffset];
 }
 
 /**
  * The running statistics after a batch (contract in lib/backend/batchnorm-op.ts): a loop over C
  * channels, far cheaper than the three tfjs kernel calls it replaces. Coefficients in float64,
- * each result rounded once to float32.
+ * each result rounded once to float32 — once per group for [G, C] statistics, as G
+ * consecutive calls would.
  */
 function runningStats(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: tf.NamedAttrMap }): Info[] {
   const backend = args.backend as BackendWasm;
   const inputs = args.inputs as unknown as RunningStatsInputs;
   const attrs = args.attrs as unknown as RunningStatsAttrs;
-  const C = checkRunningStats(inputs, attrs);
+  const { channels: C, groups } = checkRunningStats(inputs, attrs);
   const { keep, meanWeight, varWeight } = runningStatsCoefficients(attrs);
   const meanOut = alloc(backend, [C]);
   const varOut = alloc(backend, [C]);
@@ -203,10 +222,16 @@ function runningStats(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelB
   const rm2 = f32(backend, meanOut);
   const rv2 = f32(backend, varOut);
   for (let c = 0; c < C; c++) {
-    rm2[c] = keep * rm[c] + meanWeight * bm[c];
-    rv2[c] = keep * rv[c] + varWeight * bv[c];
+    let m = rm[c];
+    let v = rv[c];
+    for (let g = 0; g < groups; g++) {
+      m = Math.fround(keep * m + meanWeight * bm[g * C + c]);
+      v = Math.fround(keep * v + varWeight * bv[g * C + c]);
+    }
+    rm2[c] = m;
+    rv2[c] = v;
   }
-  (backend.typedArrayFromHeap(trackedOut) as Int32Array)[0] = ((backend.typedArrayFromHeap(inputs.numBatchesTracked) as Int32Array)[0] + 1) | 0;
+  (backend.typedArrayFromHeap(trackedOut) as Int32Array)[0] = ((backend.typedArrayFromHeap(inputs.numBatchesTracked) as Int32Array)[0] + groups) | 0;
   return [meanOut, varOut, trackedOut];
 }
 
@@ -221,5 +246,7 @@ export function registerFusedBatchNorm(): void {
       tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
     }
   }
+  // These two implement groups; a kernel registered under the same name by someone else (oneDNN's) does not.
+  declareGroupedBatchNorm('wasm', { forward: fusedBatchNormTrain as unknown as tf.KernelFunc, grad: fusedBatchNormTrainGrad as unknown as tf.KernelFunc });
   registerFusedBatchNormGradient();
 }

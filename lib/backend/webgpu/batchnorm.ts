@@ -3,9 +3,14 @@ import {
   BATCH_NORM_RUNNING_STATS_KERNEL,
   FUSED_BATCH_NORM_GRAD_KERNEL,
   FUSED_BATCH_NORM_KERNEL,
+  type BatchNormKernelAttrs,
   type RunningStatsAttrs,
   type RunningStatsInputs,
+  batchNormStatsShape,
+  checkBatchNormGroups,
+  checkBatchNormStats,
   checkRunningStats,
+  declareGroupedBatchNorm,
   registerFusedBatchNormGradient,
   runningStatsCoefficients,
 } from '../batchnorm-op';
@@ -16,7 +21,11 @@ import { type KernelArgs, type Uniform, type WebgpuBackendLike, type WebgpuProgr
  * Training-mode BatchNorm (+ ReLU), its gradient and the running-statistics update for webgpu,
  * under the kernel names and contracts of lib/backend/batchnorm-op.ts (the composite tfjs
  * version takes ~25 dispatches forward and more backward, each reduction over [N, H, W] preceded
- * by a full transpose). Data is [R, C] (channels last, R = N·H·W rows).
+ * by a full transpose). Data is [R, C] (channels last, R = N·H·W rows), in G groups of R/G
+ * contiguous rows (the contract's `groups`; G = 1 but for MoCo's shuffle-BN), each with its own
+ * statistics: the sums run per (group, block of rows), the finishing passes per group, and the
+ * elementwise passes read their row's group's statistics, so the dispatch count does not depend
+ * on G.
  *
  * Forward (3 dispatches): per-channel sums of x − s and (x − s)² over blocks of rows (s: the
  * channel's first value, so that E[x²] − E[x]² does not cancel when |mean| ≫ std), one workgroup
@@ -26,7 +35,8 @@ import { type KernelArgs, type Uniform, type WebgpuBackendLike, type WebgpuProgr
  * Backward (3 dispatches): per-channel Σg and Σg·(x − mean) with g = dy·[y > 0] (or dy) over
  * blocks of rows; the blocks summed, with dOffset and dScale, in one dispatch; one elementwise
  * pass for dx. Deterministic: every sum runs in a fixed order.
- * Running statistics (1 dispatch): running mean, running variance and num_batches_tracked.
+ * Running statistics (1 dispatch): running mean, running variance and num_batches_tracked (the
+ * G updates of a grouped batch in order, in the same dispatch).
  *
  * The sums need every row before anything can use them, and WebGPU has no grid-wide barrier,
  * so each direction is three dispatches: sums, a per-channel finish, an elementwise pass.
@@ -34,11 +44,6 @@ import { type KernelArgs, type Uniform, type WebgpuBackendLike, type WebgpuProgr
 const WG = 64;
 /** Fewest rows a block sums (below that a second stage costs more than it saves). */
 const MIN_BLOCK_ROWS = 64;
-
-interface BnAttrs {
-  varianceEpsilon: number;
-  relu: boolean;
-}
 
 /** Row blocks for a per-channel reduction of [R, C]: about `tuning.targetWorkgroups` workgroups in all. */
 export function rowBlocks(R: number, C: number, targetWorkgroups = tuning.targetWorkgroups): { blocks: number; rowsPerBlock: number } {
@@ -49,8 +54,10 @@ export function rowBlocks(R: number, C: number, targetWorkgroups = tuning.target
 }
 
 /**
- * Per-channel partial sums of [R, C] over blocks of rows → [2, blocks, C].
- * 'moments': x − s and (x − s)², s = x[0, c]; 'grad': g and g·(x − mean).
+ * Per-channel partial sums of [R, C] over blocks of rows → [2, groups·blocks, C], block b of
+ * group g at g·blocks + b (`blocks` blocks of a group's R/G rows per group).
+ * 'moments': x − s and (x − s)², s = the group's first row x[g·R/G, c]; 'grad': g and
+ * g·(x − mean) with the group's mean.
  */
 class ChannelSumsProgram implements WebgpuProgram {
   variableNames: string[];
@@ -59,17 +66,17 @@ class ChannelSumsProgram implements WebgpuProgram {
   dispatchLayout = { x: [2], y: [1] };
   dispatch: [number, number, number];
   workgroupSize: [number, number, number] = [WG, 1, 1];
-  uniforms = 'R : i32, C : i32, rowsPerBlock : i32, blocks : i32,';
+  uniforms = 'rowsPerGroup : i32, C : i32, rowsPerBlock : i32, blocks : i32, totalBlocks : i32,';
 
   constructor(
     private readonly kind: 'moments' | 'grad',
     private readonly relu: boolean,
     C: number,
-    blocks: number,
+    totalBlocks: number,
   ) {
     this.variableNames = kind === 'moments' ? ['x'] : relu ? ['dy', 'x', 'mean', 'y'] : ['dy', 'x', 'mean'];
-    this.outputShape = [2, blocks, C];
-    this.dispatch = [Math.ceil(C / WG), blocks, 1];
+    this.outputShape = [2, totalBlocks, C];
+    this.dispatch = [Math.ceil(C / WG), totalBlocks, 1];
     this.shaderKey = `mixmaskBnSums_${kind}_${relu}`;
   }
 
@@ -86,10 +93,11 @@ class ChannelSumsProgram implements WebgpuProgram {
       fn main() {
         let c = i32(workgroupId.x) * ${WG} + i32(localId.x);
         let block = i32(workgroupId.y);
+        let group = block / uniforms.blocks;
         if (c < uniforms.C) {
-          let shift = ${this.kind === 'moments' ? 'x[c]' : 'mean[c]'};
-          let start = block * uniforms.rowsPerBlock;
-          let end = min(start + uniforms.rowsPerBlock, uniforms.R);
+          let shift = ${this.kind === 'moments' ? 'x[group * uniforms.rowsPerGroup * uniforms.C + c]' : 'mean[group * uniforms.C + c]'};
+          let start = group * uniforms.rowsPerGroup + (block % uniforms.blocks) * uniforms.rowsPerBlock;
+          let end = min(start + uniforms.rowsPerBlock, (group + 1) * uniforms.rowsPerGroup);
           var s1 = 0.0;
           var s2 = 0.0;
           for (var r = start; r < end; r++) {
@@ -97,14 +105,14 @@ class ChannelSumsProgram implements WebgpuProgram {
             ${term}
           }
           result[block * uniforms.C + c] = s1;
-          result[(uniforms.blocks + block) * uniforms.C + c] = s2;
+          result[(uniforms.totalBlocks + block) * uniforms.C + c] = s2;
         }
       }
     `;
   }
 }
 
-/** y = (x − mean)·scale/√(var + ε) + offset, then ReLU when asked. */
+/** y = (x − mean)·scale/√(var + ε) + offset with the element's group's statistics, then ReLU when asked. */
 class NormalizeProgram implements WebgpuProgram {
   variableNames = ['x', 'mean', 'variance', 'scale', 'offset'];
   outputShape: number[];
@@ -112,7 +120,7 @@ class NormalizeProgram implements WebgpuProgram {
   dispatchLayout: { x: number[] };
   dispatch: [number, number, number];
   workgroupSize: [number, number, number] = [WG, 1, 1];
-  uniforms = 'C : i32, eps : f32,';
+  uniforms = 'C : i32, groupSize : i32, eps : f32,';
   size = true;
 
   constructor(
@@ -130,8 +138,9 @@ class NormalizeProgram implements WebgpuProgram {
       fn main(i : i32) {
         if (i < uniforms.size) {
           let c = i % uniforms.C;
-          let k = scale[c] / sqrt(variance[c] + uniforms.eps);
-          let v = (x[i] - mean[c]) * k + offset[c];
+          let s = (i / uniforms.groupSize) * uniforms.C + c;
+          let k = scale[c] / sqrt(variance[s] + uniforms.eps);
+          let v = (x[i] - mean[s]) * k + offset[c];
           result[i] = ${this.relu ? 'max(v, 0.0)' : 'v'};
         }
       }
@@ -141,7 +150,8 @@ class NormalizeProgram implements WebgpuProgram {
 
 /**
  * dx = k·g − k·inv²·(x − mean)·S2/R − k·S1/R with k = scale·inv, inv = 1/√(var + ε),
- * S1 = Σg and S2 = Σg·(x − mean) (the summed sums, [2, C]).
+ * S1 = Σg and S2 = Σg·(x − mean) (the summed sums, [2, G, C]), all of the element's group
+ * (R: rows per group).
  */
 class GradInputProgram implements WebgpuProgram {
   variableNames: string[];
@@ -150,7 +160,7 @@ class GradInputProgram implements WebgpuProgram {
   dispatchLayout: { x: number[] };
   dispatch: [number, number, number];
   workgroupSize: [number, number, number] = [WG, 1, 1];
-  uniforms = 'R : i32, C : i32, eps : f32,';
+  uniforms = 'R : i32, C : i32, groupSize : i32, GC : i32, eps : f32,';
   size = true;
 
   constructor(
@@ -169,11 +179,12 @@ class GradInputProgram implements WebgpuProgram {
       fn main(i : i32) {
         if (i < uniforms.size) {
           let c = i % uniforms.C;
-          let inv = 1.0 / sqrt(variance[c] + uniforms.eps);
+          let s = (i / uniforms.groupSize) * uniforms.C + c;
+          let inv = 1.0 / sqrt(variance[s] + uniforms.eps);
           let k = scale[c] * inv;
           let rows = f32(uniforms.R);
           let g = ${this.relu ? 'select(0.0, dy[i], y[i] > 0.0)' : 'dy[i]'};
-          result[i] = k * g - k * inv * inv * (x[i] - mean[c]) * (sums[uniforms.C + c] / rows) - k * (sums[c] / rows);
+          result[i] = k * g - k * inv * inv * (x[i] - mean[s]) * (sums[uniforms.GC + s] / rows) - k * (sums[s] / rows);
         }
       }
     `;
@@ -187,62 +198,79 @@ function channelsOf(x: tf.TensorInfo): { R: number; C: number } {
 }
 
 /**
- * Per-channel finishing passes, one thread per channel, each writing several [C] outputs in one
- * dispatch (./multi-output.ts: our own shader, no tfjs preamble), where tfjs's one-output
- * programs took one dispatch per output. The blocks are added in order (deterministic), with the
- * same arithmetic as those programs.
+ * Per-channel finishing passes, one thread per channel (looping over the groups), each writing
+ * several outputs in one dispatch (./multi-output.ts: our own shader, no tfjs preamble), where
+ * tfjs's one-output programs took one dispatch per output. The blocks are added in order
+ * (deterministic), with the same arithmetic as those programs.
  */
 const MOMENTS_WGSL = `
   @group(0) @binding(0) var<storage, read_write> mean : array<f32>;
   @group(0) @binding(1) var<storage, read_write> variance : array<f32>;
   @group(0) @binding(2) var<storage, read> sums : array<f32>;
   @group(0) @binding(3) var<storage, read> x : array<f32>;
-  struct U { R : i32, C : i32, blocks : i32, }
+  struct U { rowsPerGroup : i32, C : i32, blocks : i32, groups : i32, }
   @group(0) @binding(4) var<uniform> u : U;
   @compute @workgroup_size(${WG})
   fn main(@builtin(global_invocation_id) id : vec3<u32>) {
     let c = i32(id.x);
     if (c < u.C) {
-      var s1 = 0.0;
-      var s2 = 0.0;
-      for (var b = 0; b < u.blocks; b++) {
-        s1 += sums[b * u.C + c];
-        s2 += sums[(u.blocks + b) * u.C + c];
+      let totalBlocks = u.groups * u.blocks;
+      let rows = f32(u.rowsPerGroup);
+      for (var g = 0; g < u.groups; g++) {
+        var s1 = 0.0;
+        var s2 = 0.0;
+        for (var b = g * u.blocks; b < (g + 1) * u.blocks; b++) {
+          s1 += sums[b * u.C + c];
+          s2 += sums[(totalBlocks + b) * u.C + c];
+        }
+        // Shifted sums: mean = s + S1/R, variance = S2/R − (S1/R)² (s = the group's first x, see ChannelSums).
+        mean[g * u.C + c] = x[g * u.rowsPerGroup * u.C + c] + s1 / rows;
+        variance[g * u.C + c] = max(0.0, s2 / rows - (s1 / rows) * (s1 / rows));
       }
-      // Shifted sums: mean = s + S1/R, variance = S2/R − (S1/R)² (s = x[0, c], see ChannelSums).
-      let rows = f32(u.R);
-      mean[c] = x[c] + s1 / rows;
-      variance[c] = max(0.0, s2 / rows - (s1 / rows) * (s1 / rows));
     }
   }`;
 
-/** sums = (Σg, Σg·(x − mean)) as [2, C] for dx; dOffset = Σg; dScale = Σg·(x − mean)/√(var + ε). */
+/**
+ * Per group, sums = (Σg, Σg·(x − mean)) as [2, G, C] for dx; over the groups, dOffset = Σg and
+ * dScale = Σg·(x − mean)/√(var + ε) (scale and offset are shared by the groups).
+ */
 const GRAD_FINISH_WGSL = `
   @group(0) @binding(0) var<storage, read_write> sums : array<f32>;
   @group(0) @binding(1) var<storage, read_write> dScale : array<f32>;
   @group(0) @binding(2) var<storage, read_write> dOffset : array<f32>;
   @group(0) @binding(3) var<storage, read> partials : array<f32>;
   @group(0) @binding(4) var<storage, read> variance : array<f32>;
-  struct U { C : i32, blocks : i32, eps : f32, }
+  struct U { C : i32, blocks : i32, groups : i32, eps : f32, }
   @group(0) @binding(5) var<uniform> u : U;
   @compute @workgroup_size(${WG})
   fn main(@builtin(global_invocation_id) id : vec3<u32>) {
     let c = i32(id.x);
     if (c < u.C) {
-      var s1 = 0.0;
-      var s2 = 0.0;
-      for (var b = 0; b < u.blocks; b++) {
-        s1 += partials[b * u.C + c];
-        s2 += partials[(u.blocks + b) * u.C + c];
+      let totalBlocks = u.groups * u.blocks;
+      let GC = u.groups * u.C;
+      var d1 = 0.0;
+      var d2 = 0.0;
+      for (var g = 0; g < u.groups; g++) {
+        var s1 = 0.0;
+        var s2 = 0.0;
+        for (var b = g * u.blocks; b < (g + 1) * u.blocks; b++) {
+          s1 += partials[b * u.C + c];
+          s2 += partials[(totalBlocks + b) * u.C + c];
+        }
+        sums[g * u.C + c] = s1;
+        sums[GC + g * u.C + c] = s2;
+        d1 += s1;
+        d2 += s2 / sqrt(variance[g * u.C + c] + u.eps);
       }
-      sums[c] = s1;
-      sums[u.C + c] = s2;
-      dOffset[c] = s1;
-      dScale[c] = s2 / sqrt(variance[c] + u.eps);
+      dOffset[c] = d1;
+      dScale[c] = d2;
     }
   }`;
 
-/** Running statistics (contract and coefficients in ../batchnorm-op.ts); invocation 0 also counts the batch. */
+/**
+ * Running statistics (contract and coefficients in ../batchnorm-op.ts): the groups' updates in
+ * order, each rounded to f32 as consecutive dispatches would; invocation 0 also counts the batches.
+ */
 const RUNNING_STATS_WGSL = `
   @group(0) @binding(0) var<storage, read_write> runningMeanOut : array<f32>;
   @group(0) @binding(1) var<storage, read_write> runningVarOut : array<f32>;
@@ -252,17 +280,23 @@ const RUNNING_STATS_WGSL = `
   @group(0) @binding(5) var<storage, read> tracked : array<i32>;
   @group(0) @binding(6) var<storage, read> batchMean : array<f32>;
   @group(0) @binding(7) var<storage, read> batchVar : array<f32>;
-  struct U { C : i32, keep : f32, meanWeight : f32, varWeight : f32, }
+  struct U { C : i32, groups : i32, keep : f32, meanWeight : f32, varWeight : f32, }
   @group(0) @binding(8) var<uniform> u : U;
   @compute @workgroup_size(${WG})
   fn main(@builtin(global_invocation_id) id : vec3<u32>) {
     let c = i32(id.x);
     if (c == 0) {
-      trackedOut[0] = tracked[0] + 1;
+      trackedOut[0] = tracked[0] + u.groups;
     }
     if (c < u.C) {
-      runningMeanOut[c] = u.keep * runningMean[c] + u.meanWeight * batchMean[c];
-      runningVarOut[c] = u.keep * runningVar[c] + u.varWeight * batchVar[c];
+      var m : f32 = runningMean[c];
+      var v : f32 = runningVar[c];
+      for (var g = 0; g < u.groups; g++) {
+        m = u.keep * m + u.meanWeight * batchMean[g * u.C + c];
+        v = u.keep * v + u.varWeight * batchVar[g * u.C + c];
+      }
+      runningMeanOut[c] = m;
+      runningVarOut[c] = v;
     }
   }`;
 
@@ -274,8 +308,8 @@ function channelDispatch(backend: WebgpuBackendLike, name: string, C: number): [
   return [groups, 1, 1];
 }
 
-function vector(C: number): { shape: number[]; dtype: tf.DataType } {
-  return { shape: [C], dtype: 'float32' };
+function vector(shape: number[]): { shape: number[]; dtype: tf.DataType } {
+  return { shape, dtype: 'float32' };
 }
 
 let installed = false;
@@ -287,27 +321,38 @@ function checkInputs(name: string, infos: Record<string, tf.TensorInfo>, C: numb
   }
 }
 
+/**
+ * Rows per group and the blocks each group's rows are summed in (about `tuning.targetWorkgroups`
+ * workgroups over all groups).
+ */
+function groupBlocks(R: number, C: number, groups: number): { rowsPerGroup: number; blocks: number; rowsPerBlock: number } {
+  const rowsPerGroup = R / groups;
+  return { rowsPerGroup, ...rowBlocks(rowsPerGroup, C, Math.max(1, Math.ceil(tuning.targetWorkgroups / groups))) };
+}
+
 function batchNormTrain(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as WebgpuBackendLike;
   const { x, scale, offset } = args.inputs as { x: tf.TensorInfo; scale: tf.TensorInfo; offset: tf.TensorInfo };
-  const { varianceEpsilon: eps, relu } = args.attrs as unknown as BnAttrs;
+  const { varianceEpsilon: eps, relu, groups: g } = args.attrs as unknown as BatchNormKernelAttrs;
   const { R, C } = channelsOf(x);
   checkInputs(FUSED_BATCH_NORM_KERNEL, { x, scale, offset }, C);
   if (R === 0) throw new Error(`${FUSED_BATCH_NORM_KERNEL} on webgpu: x of shape [${x.shape}] has no elements per channel`);
-  const { blocks, rowsPerBlock } = rowBlocks(R, C);
-  const sums = backend.runWebGPUProgram(new ChannelSumsProgram('moments', false, C, blocks), [x], 'float32', ints(R, C, rowsPerBlock, blocks));
+  const groups = checkBatchNormGroups(`${FUSED_BATCH_NORM_KERNEL} on webgpu`, x.shape, g);
+  const { rowsPerGroup, blocks, rowsPerBlock } = groupBlocks(R, C, groups);
+  const sums = backend.runWebGPUProgram(new ChannelSumsProgram('moments', false, C, groups * blocks), [x], 'float32', ints(rowsPerGroup, C, rowsPerBlock, blocks, groups * blocks));
   try {
+    const stats = batchNormStatsShape(groups, C);
     const [mean, variance] = runMultiOutput(backend, {
       name: 'MixMaskBnMoments',
       key: `mixmaskBnMoments_${WG}`,
       wgsl: () => MOMENTS_WGSL,
-      outputs: [vector(C), vector(C)],
+      outputs: [vector(stats), vector(stats)],
       inputs: [sums, x],
-      uniforms: ints(R, C, blocks),
+      uniforms: ints(rowsPerGroup, C, blocks, groups),
       dispatch: channelDispatch(backend, FUSED_BATCH_NORM_KERNEL, C),
     });
     const y = backend.runWebGPUProgram(new NormalizeProgram(x.shape, !!relu), [x, mean, variance, scale, offset], 'float32', [
-      ...ints(C),
+      ...ints(C, rowsPerGroup * C),
       { type: 'float32', data: [eps] },
     ]);
     return [y, mean, variance];
@@ -319,26 +364,31 @@ function batchNormTrain(args: KernelArgs): tf.TensorInfo[] {
 function batchNormTrainGrad(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as WebgpuBackendLike;
   const { dy, x, y, mean, variance, scale } = args.inputs as Record<string, tf.TensorInfo>;
-  const { varianceEpsilon: eps, relu } = args.attrs as unknown as BnAttrs;
+  const { varianceEpsilon: eps, relu, groups: g } = args.attrs as unknown as BatchNormKernelAttrs;
   const { R, C } = channelsOf(x);
   checkInputs(FUSED_BATCH_NORM_GRAD_KERNEL, { dy, x, y, mean, variance, scale }, C);
   if (R === 0) throw new Error(`${FUSED_BATCH_NORM_GRAD_KERNEL} on webgpu: x of shape [${x.shape}] has no elements per channel`);
-  const { blocks, rowsPerBlock } = rowBlocks(R, C);
+  const groups = checkBatchNormGroups(`${FUSED_BATCH_NORM_GRAD_KERNEL} on webgpu`, x.shape, g);
+  checkBatchNormStats(`${FUSED_BATCH_NORM_GRAD_KERNEL} on webgpu`, { mean, variance }, groups, C);
+  const { rowsPerGroup, blocks, rowsPerBlock } = groupBlocks(R, C, groups);
   const partialInputs = relu ? [dy, x, mean, y] : [dy, x, mean];
-  const partials = backend.runWebGPUProgram(new ChannelSumsProgram('grad', !!relu, C, blocks), partialInputs, 'float32', ints(R, C, rowsPerBlock, blocks));
+  const partials = backend.runWebGPUProgram(new ChannelSumsProgram('grad', !!relu, C, groups * blocks), partialInputs, 'float32', ints(rowsPerGroup, C, rowsPerBlock, blocks, groups * blocks));
   try {
     const [sums, dScale, dOffset] = runMultiOutput(backend, {
       name: 'MixMaskBnGradFinish',
       key: `mixmaskBnGradFinish_${WG}`,
       wgsl: () => GRAD_FINISH_WGSL,
-      outputs: [{ shape: [2, C], dtype: 'float32' }, vector(C), vector(C)],
+      outputs: [vector([2, groups * C]), vector([C]), vector([C])],
       inputs: [partials, variance],
-      uniforms: [...ints(C, blocks), { type: 'float32', data: [eps] }],
+      uniforms: [...ints(C, blocks, groups), { type: 'float32', data: [eps] }],
       dispatch: channelDispatch(backend, FUSED_BATCH_NORM_GRAD_KERNEL, C),
     });
     try {
       const dxInputs = relu ? [dy, x, mean, variance, scale, sums, y] : [dy, x, mean, variance, scale, sums];
-      const dx = backend.runWebGPUProgram(new GradInputProgram(x.shape, !!relu), dxInputs, 'float32', [...ints(R, C), { type: 'float32', data: [eps] }]);
+      const dx = backend.runWebGPUProgram(new GradInputProgram(x.shape, !!relu), dxInputs, 'float32', [
+        ...ints(rowsPerGroup, C, rowsPerGroup * C, groups * C),
+        { type: 'float32', data: [eps] },
+      ]);
       return [dx, dScale, dOffset];
     } finally {
       backend.disposeData(sums.dataId);
@@ -352,15 +402,15 @@ function runningStats(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as WebgpuBackendLike;
   const inputs = args.inputs as unknown as RunningStatsInputs;
   const attrs = args.attrs as unknown as RunningStatsAttrs;
-  const C = checkRunningStats(inputs, attrs);
+  const { channels: C, groups } = checkRunningStats(inputs, attrs);
   const { keep, meanWeight, varWeight } = runningStatsCoefficients(attrs);
   return runMultiOutput(backend, {
     name: 'MixMaskBnRunningStats',
     key: `mixmaskBnRunningStats_${WG}`,
     wgsl: () => RUNNING_STATS_WGSL,
-    outputs: [vector(C), vector(C), { shape: [], dtype: 'int32' }],
+    outputs: [vector([C]), vector([C]), { shape: [], dtype: 'int32' }],
     inputs: [inputs.runningMean, inputs.runningVar, inputs.numBatchesTracked, inputs.mean, inputs.variance],
-    uniforms: [...ints(C), ...[keep, meanWeight, varWeight].map((v): Uniform => ({ type: 'float32', data: [v] }))],
+    uniforms: [...ints(C, groups), ...[keep, meanWeight, varWeight].map((v): Uniform => ({ type: 'float32', data: [v] }))],
     dispatch: channelDispatch(backend, BATCH_NORM_RUNNING_STATS_KERNEL, C),
   });
 }
@@ -371,6 +421,7 @@ export function installFusedBatchNorm(): void {
   addKernel(FUSED_BATCH_NORM_KERNEL, batchNormTrain);
   addKernel(FUSED_BATCH_NORM_GRAD_KERNEL, batchNormTrainGrad);
   addKernel(BATCH_NORM_RUNNING_STATS_KERNEL, runningStats);
+  declareGroupedBatchNorm('webgpu', { forward: batchNormTrain as unknown as tf.KernelFunc, grad: batchNormTrainGrad as unknown as tf.KernelFunc });
   registerFusedBatchNormGradient();
   installed = true;
 }
