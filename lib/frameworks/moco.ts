@@ -15,8 +15,16 @@ import { TargetNetworks, emaPairs } from './target';
  *
  * Shuffle-BN on one device: the official code shuffles keys across GPUs so that BatchNorm
  * statistics of the key encoder cannot leak which sample is the positive. We emulate
- * `bnSplits` devices: the key batch is permuted, split into that many chunks whose BatchNorm
- * statistics are computed separately, and un-permuted.
+ * `bnSplits` devices: the key batch is permuted, cut into that many contiguous shards whose
+ * BatchNorm statistics are computed separately, and un-permuted. With equal shards (the batch a
+ * multiple of the splits: every training batch, since the loader drops the last incomplete one
+ * and batch sizes are multiples of 4) the key encoder runs ONCE over the whole shuffled batch
+ * with `bnGroups` = splits: every BatchNorm normalises each shard with its own statistics and
+ * updates its running statistics once per shard in order, which is exactly the chunk-by-chunk
+ * computation (every other layer works per sample) in a quarter of the passes. A batch that is
+ * not a multiple (only outside the trainer) keeps shards of sizes differing by one, as the
+ * PyTorch engine does (torch/mixmask_torch_engine/frameworks.py), and runs the encoder once
+ * per shard: grouped BatchNorm needs equal parts.
  */
 export interface MocoOptions extends FrameworkCommon {
   version: 1 | 2;
@@ -65,7 +73,7 @@ export class Moco extends Framework {
     return { z: q, out: q };
   }
 
-  /** Momentum keys of x2 with emulated shuffle-BN. */
+  /** Momentum keys of x2 with emulated shuffle-BN (see the class comment). */
   protected override computeTargets(_x1: tf.Tensor4D, x2: tf.Tensor4D, rng: Rng): tf.Tensor[] {
     const n = x2.shape[0];
     const splits = Math.max(1, Math.min(this.opts.bnSplits ?? 4, Math.floor(n / 2)));
@@ -73,10 +81,22 @@ export class Moco extends Framework {
     const inv = new Int32Array(n);
     perm.forEach((p, i) => (inv[p] = i));
     const shuffled = tf.gather(x2, tf.tensor1d(perm, 'int32'));
-    const sizes = Array.from({ length: splits }, (_, i) => Math.floor(((i + 1) * n) / splits) - Math.floor((i * n) / splits));
-    const chunks = tf.split(shuffled, sizes, 0).map((c) => this.keyProjector.apply(this.keyBackbone.apply(c as tf.Tensor4D, true), true));
-    const keys = tf.gather(tf.concat(chunks, 0), tf.tensor1d(inv, 'int32')) as tf.Tensor2D;
+    let shuffledKeys: tf.Tensor2D;
+    if (n % splits === 0) {
+      shuffledKeys = this.keyEncoder(shuffled, splits);
+    } else {
+      const sizes = Array.from({ length: splits }, (_, i) => Math.floor(((i + 1) * n) / splits) - Math.floor((i * n) / splits));
+      shuffledKeys = tf.concat(tf.split(shuffled, sizes, 0).map((c) => this.keyEncoder(c as tf.Tensor4D, 1)), 0);
+    }
+    const keys = tf.gather(shuffledKeys, tf.tensor1d(inv, 'int32')) as tf.Tensor2D;
     return [keys];
+  }
+
+  /** The key encoder in training mode, BatchNorm statistics per each of `bnGroups` equal shards. */
+  private keyEncoder(x: tf.Tensor4D, bnGroups: number): tf.Tensor2D {
+    const h = this.keyBackbone.apply(x, true, bnGroups);
+    // MoCo v1's head is one Linear (no BatchNorm, nothing to group).
+    return this.keyProjector instanceof MlpHead ? this.keyProjector.apply(h, true, bnGroups) : this.keyProjector.apply(h);
   }
 
   protected baseLoss(o1: OnlineOutput, _o2: OnlineOutput, [keys]: tf.Tensor[]): tf.Scalar {

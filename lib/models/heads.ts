@@ -45,14 +45,15 @@ export class MlpHead extends Module {
     this.outBn = outBn ? this.addChild('out_bn', new BatchNorm(outDim, { affine: outBn === 'affine' })) : null;
   }
 
-  apply(x: tf.Tensor2D, training: boolean): tf.Tensor2D {
+  /** `bnGroups` (training): BatchNorm statistics per equal contiguous part of the batch, as in ResNet.apply. */
+  apply(x: tf.Tensor2D, training: boolean, bnGroups = 1): tf.Tensor2D {
     let h = x;
     this.layers.forEach(({ linear, bn }, i) => {
       const isLast = i === this.layers.length - 1;
       h = linear.apply(h);
-      if (bn) h = bn.apply(h, training, true);
+      if (bn) h = bn.apply(h, training, true, bnGroups);
       else if (!isLast) h = tf.relu(h);
     });
-    return this.outBn ? this.outBn.apply(h, training) : h;
+    return this.outBn ? this.outBn.apply(h, training, false, bnGroups) : h;
   }
 }

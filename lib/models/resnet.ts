@@ -29,7 +29,7 @@ const STAGES: Record<ResNetDepth, { block: 'basic' | 'bottleneck'; layers: [numb
 };
 
 interface Block extends Module {
-  apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D;
+  apply(x: tf.Tensor4D, training: boolean, bnGroups: number): tf.Tensor4D;
 }
 
 /** conv1×1 + BN projection of the identity path when shape changes. */
@@ -44,8 +44,8 @@ class Downsample extends Module {
     this.bn = this.addChild('1', new BatchNorm(outC));
   }
 
-  apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    return convBn(this.conv, this.bn, x, training);
+  apply(x: tf.Tensor4D, training: boolean, bnGroups: number): tf.Tensor4D {
+    return convBn(this.conv, this.bn, x, training, false, bnGroups);
   }
 }
 
@@ -67,10 +67,10 @@ class BasicBlock extends Module implements Block {
       stride !== 1 || inC !== planes ? this.addChild('downsample', new Downsample(inC, planes, stride, rng)) : null;
   }
 
-  apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    const h = convBn(this.conv1, this.bn1, x, training, true);
-    const out = convBn(this.conv2, this.bn2, h, training);
-    const identity = this.downsample ? this.downsample.apply(x, training) : x;
+  apply(x: tf.Tensor4D, training: boolean, bnGroups: number): tf.Tensor4D {
+    const h = convBn(this.conv1, this.bn1, x, training, true, bnGroups);
+    const out = convBn(this.conv2, this.bn2, h, training, false, bnGroups);
+    const identity = this.downsample ? this.downsample.apply(x, training, bnGroups) : x;
     return tf.relu(tf.add(out, identity)) as tf.Tensor4D;
   }
 }
@@ -98,11 +98,11 @@ class Bottleneck extends Module implements Block {
       stride !== 1 || inC !== outC ? this.addChild('downsample', new Downsample(inC, outC, stride, rng)) : null;
   }
 
-  apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    const h1 = convBn(this.conv1, this.bn1, x, training, true);
-    const h2 = convBn(this.conv2, this.bn2, h1, training, true);
-    const out = convBn(this.conv3, this.bn3, h2, training);
-    const identity = this.downsample ? this.downsample.apply(x, training) : x;
+  apply(x: tf.Tensor4D, training: boolean, bnGroups: number): tf.Tensor4D {
+    const h1 = convBn(this.conv1, this.bn1, x, training, true, bnGroups);
+    const h2 = convBn(this.conv2, this.bn2, h1, training, true, bnGroups);
+    const out = convBn(this.conv3, this.bn3, h2, training, false, bnGroups);
+    const identity = this.downsample ? this.downsample.apply(x, training, bnGroups) : x;
     return tf.relu(tf.add(out, identity)) as tf.Tensor4D;
   }
 }
@@ -115,8 +115,8 @@ class Stage extends Module {
     blocks.forEach((b, i) => this.blocks.push(this.addChild(String(i), b)));
   }
 
-  apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    return this.blocks.reduce((h, b) => b.apply(h, training), x);
+  apply(x: tf.Tensor4D, training: boolean, bnGroups: number): tf.Tensor4D {
+    return this.blocks.reduce((h, b) => b.apply(h, training, bnGroups), x);
   }
 }
 
@@ -161,14 +161,19 @@ export class ResNet extends Module {
     this.featureDim = inC;
   }
 
-  /** x: [N, H, W, 3] → pooled features [N, featureDim]. */
-  apply(x: tf.Tensor4D, training: boolean): tf.Tensor2D {
+  /**
+   * x: [N, H, W, 3] → pooled features [N, featureDim]. `bnGroups` (training): every BatchNorm
+   * normalises each of that many equal contiguous parts of the batch with its own statistics,
+   * so the result is that of running the network on each part separately (every other layer
+   * works per sample); N must be a multiple of it.
+   */
+  apply(x: tf.Tensor4D, training: boolean, bnGroups = 1): tf.Tensor2D {
     if (x.rank !== 4 || x.shape[3] !== 3) {
       throw new Error(`ResNet: expected input [N, H, W, 3], got [${x.shape}]`);
     }
-    let h = convBn(this.conv1, this.bn1, x, training, true);
+    let h = convBn(this.conv1, this.bn1, x, training, true, bnGroups);
     if (this.config.stem === 'imagenet') h = tf.maxPool(h, 3, 2, 1);
-    for (const stage of this.stages) h = stage.apply(h, training);
+    for (const stage of this.stages) h = stage.apply(h, training, bnGroups);
     return tf.mean(h, [1, 2]) as tf.Tensor2D;
   }
 }

@@ -2,7 +2,7 @@ import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { MlpHead, resnet18, resnet50, ResNet } from '../../lib/models';
-import { useBackend } from '../helpers';
+import { relError, useBackend } from '../helpers';
 
 before(() => useBackend('wasm'));
 
@@ -72,4 +72,69 @@ test('MLP heads: hidden BN+ReLU, optional output BN, parameter count', () => {
   assert.throws(() => new MlpHead(8, [0], 4), /hiddenDims\[0\] must be a positive integer, got 0/);
   [z, mean, variance].forEach((t) => t.dispose());
   [head, simsiam, noBn].forEach((m) => m.dispose());
+});
+
+/**
+ * Every buffer (running mean, running variance, num_batches_tracked) of two modules, as arrays by
+ * name, and the largest relative difference over the float ones.
+ */
+function bufferDiff(a: { namedBuffers(): Array<[string, tf.Variable]> }, b: { namedBuffers(): Array<[string, tf.Variable]> }): { worst: number; tracked: number[] } {
+  const theirs = new Map(b.namedBuffers());
+  let worst = 0;
+  const tracked: number[] = [];
+  for (const [name, v] of a.namedBuffers()) {
+    const w = theirs.get(name)!;
+    if (v.dtype === 'int32') {
+      assert.equal(v.dataSync()[0], w.dataSync()[0], `${name}`);
+      tracked.push(v.dataSync()[0]);
+    } else {
+      worst = Math.max(worst, relError(v.dataSync() as Float32Array, w.dataSync() as Float32Array));
+    }
+  }
+  return { worst, tracked };
+}
+
+for (const [label, make, size] of [
+  ['ResNet-18 (basic blocks)', () => resnet18({ width: 4, seed: 2 }), 8],
+  ['ResNet-50 (bottlenecks, ImageNet stem)', () => resnet50({ width: 4, seed: 2 }), 16],
+] as const) {
+  test(`${label} with bnGroups: one pass equals one pass per part (features, running statistics, num_batches_tracked)`, () => {
+    for (const [n, groups] of [
+      [8, 4],
+      [12, 2],
+    ]) {
+      const grouped = make();
+      const chunked = make();
+      const x = tf.tidy(() => tf.randomNormal([n, size, size, 3], 0, 1, 'float32', n) as tf.Tensor4D);
+      const before = tf.memory().numTensors;
+      const a = tf.tidy(() => grouped.apply(x, true, groups));
+      const b = tf.tidy(() => tf.concat(tf.split(x, groups, 0).map((p) => chunked.apply(p as tf.Tensor4D, true)), 0));
+      assert.equal(tf.memory().numTensors, before + 2, 'only the two outputs are left');
+      const e = relError(a.dataSync() as Float32Array, b.dataSync() as Float32Array);
+      assert.ok(e < 1e-5, `n ${n}, groups ${groups}: features rel err ${e}`);
+      const { worst, tracked } = bufferDiff(grouped, chunked);
+      assert.ok(worst < 1e-5, `n ${n}, groups ${groups}: running statistics rel err ${worst}`);
+      assert.ok(tracked.length > 0 && tracked.every((t) => t === groups), `num_batches_tracked ${tracked}`);
+      tf.dispose([a, b, x]);
+      grouped.dispose();
+      chunked.dispose();
+    }
+  });
+}
+
+test('MLP head with bnGroups (hidden and output BatchNorm): one pass equals one pass per part', () => {
+  const make = () => new MlpHead(12, [10], 6, { outputBn: 'affine', seed: 4 });
+  const grouped = make();
+  const chunked = make();
+  const x = tf.tidy(() => tf.randomNormal([12, 12], 0, 1, 'float32', 5) as tf.Tensor2D);
+  const a = tf.tidy(() => grouped.apply(x, true, 3));
+  const b = tf.tidy(() => tf.concat(tf.split(x, 3, 0).map((p) => chunked.apply(p as tf.Tensor2D, true)), 0));
+  assert.ok(relError(a.dataSync() as Float32Array, b.dataSync() as Float32Array) < 1e-5);
+  const { worst, tracked } = bufferDiff(grouped, chunked);
+  assert.ok(worst < 1e-5, `running statistics rel err ${worst}`);
+  assert.deepEqual(tracked, [3, 3]);
+  assert.throws(() => tf.tidy(() => grouped.apply(x, true, 5)), /groups = 5 must divide the batch/);
+  tf.dispose([a, b, x]);
+  grouped.dispose();
+  chunked.dispose();
 });
