@@ -94,21 +94,27 @@ interface ConvCase {
   pad: Pad;
 }
 
-// ResNet-18 layer shapes (scaled batch), odd sizes and pads. Backward weights takes oneDNN's own
-// kernel where the output has > 64 positions and the im2col + matmul path at ≤ 64 positions or
-// 1×1 kernels (native/onednn/src/addon.cc): both appear below, and the last test checks it.
+// ResNet-18 layer shapes (scaled batch), odd sizes and pads. bf16 convolutions take oneDNN's own
+// kernels or the im2col + matmul path (native/onednn/src/addon.cc): backward weights at ≤ 64
+// output positions or 1×1 kernels, forward and backward data at ≤ 16 positions. Each path meets
+// strides, odd sizes and asymmetric pads below; the test after them checks both paths ran.
 const CASES: ConvCase[] = [
-  { name: 'CIFAR stem 3×3 s1 pad 1, Ci 3 (oneDNN dW)', n: 2, h: 32, w: 32, ci: 3, co: 64, k: 3, stride: 1, pad: 1 },
-  { name: 'basic block 3×3 s1 pad 1, 64→64 at 16×16 (oneDNN dW)', n: 2, h: 16, w: 16, ci: 64, co: 64, k: 3, stride: 1, pad: 1 },
+  { name: 'CIFAR stem 3×3 s1 pad 1, Ci 3 (oneDNN kernels)', n: 2, h: 32, w: 32, ci: 3, co: 64, k: 3, stride: 1, pad: 1 },
+  { name: 'basic block 3×3 s1 pad 1, 64→64 at 16×16 (oneDNN kernels)', n: 2, h: 16, w: 16, ci: 64, co: 64, k: 3, stride: 1, pad: 1 },
   { name: 'basic block 3×3 s2 pad 1, 64→128, 16×16→8×8 (GEMM dW)', n: 2, h: 16, w: 16, ci: 64, co: 128, k: 3, stride: 2, pad: 1 },
   { name: '1×1 s2 downsample 64→128 (GEMM dW)', n: 2, h: 16, w: 16, ci: 64, co: 128, k: 1, stride: 2, pad: 0 },
   { name: '1×1 s1 bottleneck 64→96 at 12×12 (GEMM dW, 144 positions)', n: 2, h: 12, w: 12, ci: 64, co: 96, k: 1, stride: 1, pad: 0 },
-  { name: 'layer4 3×3 s1 pad 1 at 4×4, 256→256 (GEMM dW)', n: 2, h: 4, w: 4, ci: 256, co: 256, k: 3, stride: 1, pad: 1 },
+  { name: 'layer4 3×3 s1 pad 1 at 4×4, 256→256 (GEMM all three)', n: 2, h: 4, w: 4, ci: 256, co: 256, k: 3, stride: 1, pad: 1 },
+  { name: 'layer4 3×3 s2 8×8→4×4, 128→256 (GEMM all three)', n: 2, h: 8, w: 8, ci: 128, co: 256, k: 3, stride: 2, pad: 'same' },
   { name: '3×3 s2 pad 1, odd 9×11, 24→40 (GEMM dW)', n: 3, h: 9, w: 11, ci: 24, co: 40, k: 3, stride: 2, pad: 1 },
+  { name: '3×3 s2 pad 1, odd 7×5 → 4×3, 24→40 (GEMM all three)', n: 3, h: 7, w: 5, ci: 24, co: 40, k: 3, stride: 2, pad: 1 },
   { name: "5×5 s2 'same', odd 11×9 (GEMM dW)", n: 2, h: 11, w: 9, ci: 4, co: 6, k: 5, stride: 2, pad: 'same' },
+  { name: "5×5 s2 'same', odd 7×6 → 4×3 (GEMM all three)", n: 2, h: 7, w: 6, ci: 4, co: 6, k: 5, stride: 2, pad: 'same' },
   { name: '3×2 non-square, strides [2,1], explicit [[1,2],[0,1]] (GEMM dW)', n: 2, h: 9, w: 8, ci: 3, co: 5, k: [3, 2], stride: [2, 1], pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
+  { name: '3×2 non-square, strides [2,1], explicit [[1,2],[0,1]], 5×3 → 3×3 (GEMM all three)', n: 2, h: 5, w: 3, ci: 3, co: 5, k: [3, 2], stride: [2, 1], pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
   { name: '3×3 s1 pad 3 (pad ≥ kernel), 3×4 → 7×8 (GEMM dW)', n: 2, h: 3, w: 4, ci: 5, co: 7, k: 3, stride: 1, pad: 3 },
-  { name: '3×3 s1 pad 3 (pad ≥ kernel), 5×6 → 9×10 (oneDNN dW)', n: 2, h: 5, w: 6, ci: 3, co: 4, k: 3, stride: 1, pad: 3 },
+  { name: '3×3 s2 pad 3 (pad ≥ kernel), 2×2 → 3×3 (GEMM all three)', n: 2, h: 2, w: 2, ci: 5, co: 7, k: 3, stride: 2, pad: 3 },
+  { name: '3×3 s1 pad 3 (pad ≥ kernel), 5×6 → 9×10 (oneDNN kernels)', n: 2, h: 5, w: 6, ci: 3, co: 4, k: 3, stride: 1, pad: 3 },
 ];
 
 before(async () => {
@@ -158,16 +164,15 @@ for (const c of CASES) {
   });
 }
 
-test('bf16: AMX/AVX-512 BF16 implementations ran, and both backward-weights paths ran', { skip }, () => {
+test('bf16: AMX/AVX-512 BF16 implementations ran, and both paths (oneDNN kernel, im2col + matmul) ran in every direction', { skip }, () => {
   // Whether bf16 ran is what the ≥ 2^-12 checks above prove (oneDNN never converts silently: a
   // primitive built for bf16 operands computes on them, whatever its name, e.g. "gemm:jit" for
   // the odd 5×5 and 3×2 shapes); the names show the native kernels served the ResNet shapes.
   for (const name of ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter']) {
     const impls = kernelStats.impls[name] ?? [];
     assert.ok(impls.some((s) => /bf16/.test(s)), `${name}: ${impls}`);
+    assert.ok(impls.some((s) => s.startsWith('im2col+')) && impls.some((s) => !s.startsWith('im2col+')), `${name}: ${impls}`);
   }
-  const dw = kernelStats.impls['Conv2DBackpropFilter'];
-  assert.ok(dw.some((s) => s.startsWith('im2col+')) && dw.some((s) => !s.startsWith('im2col+')), `dW implementations: ${dw}`);
 });
 
 test('bf16 BatchMatMul within bf16 rounding of cpu, every transpose combination and rank 2', { skip }, async () => {

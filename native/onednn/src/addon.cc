@@ -271,18 +271,27 @@ Plan *convPlan(int kind, const ConvDims &c, bool winograd) {
   return p;
 }
 
-// ---------------------------------------------------------------- bf16 backward weights as one GEMM
-// oneDNN 2.6's bf16 backward-weights kernel (jit:avx512_core_amx_bf16) is slow where the output
-// is small. Measured on this Xeon (AMX, 1 OpenMP thread, machine under load ~7, best of 3 calls,
-// batch 128 / 32): 4×4×512 3×3 layer 204 / 43 ms, 8×8→4×4 stride-2 layer 120 / 33 ms, against
-// 60 / 5 and 23 / 2.4 ms for the same product as one AMX matmul
-//   dW[KH·KW·Ci, Co] = col[N·OH·OW, KH·KW·Ci]ᵀ · dy[N·OH·OW, Co],
-// with col the bf16 im2col of x (built here, zeros for padding); the matmul writes dW in HWIO,
-// the caller's layout. Where the output is large (≥ 16×16) oneDNN's kernel wins (32×32×64:
-// 42 ms against 186: the im2col is KH·KW times the size of x), so the GEMM serves outputs of
-// ≤ 64 positions and 1×1 kernels (whose im2col is a strided copy of x). Same bf16 rounding of x
-// and dy either way, f32 accumulation.
-bool bf16GemmBwdWeights(const ConvDims &c) { return c.OH * c.OW <= 64 || (c.KH == 1 && c.KW == 1); }
+// ---------------------------------------------------------------- bf16 convolutions as one GEMM
+// oneDNN 2.6's bf16 convolution kernels are slow where the output is small. The same products
+// as one AMX matmul over the bf16 im2col of the input (built here, zeros for padding), with
+// NP = N·OH·OW output positions and KK = KH·KW·Ci:
+//   forward           y[NP, Co]   = col[NP, KK] · W[KK, Co]       (W in HWIO is [KK, Co])
+//   backward data     dcol[NP, KK] = dy[NP, Co] · W[KK, Co]ᵀ, then dx = col2im(dcol) (f32 sums)
+//   backward weights  dW[KK, Co]  = col[NP, KK]ᵀ · dy[NP, Co]     (dW in HWIO directly)
+// Measured on this Xeon (AMX, 1 OpenMP thread, shared machine), batch 128, oneDNN's kernel →
+// GEMM, ms per call: backward weights 204 → 60 for a 4×4×512 3×3 layer and 120 → 23 for the
+// 8×8→4×4 stride-2 one (load ~7); forward 27.5 → 22 and 16.5 → 9.6, backward data 35.5 → 26 and
+// 26.8 → 17.0 for the same two layers (load ~3; the 8×8×256 layer, same multiply-adds as the
+// 4×4×512 one, takes 9.3 ms forward in oneDNN's kernel). Where the output is large oneDNN's
+// kernels win (backward weights of 32×32×64: 42 ms against 186: the im2col is KH·KW times the
+// size of x), so the GEMM serves backward weights with ≤ 64 output positions or 1×1 kernels
+// (whose im2col is a strided copy of x), and forward / backward data with ≤ 16 positions. Same
+// bf16 rounding of the inputs either way, f32 accumulation and outputs.
+bool bf16Gemm(int kind, const ConvDims &c) {
+  const int64_t positions = c.OH * c.OW;
+  if (kind == CONV_BWD_WEIGHTS) return positions <= 64 || (c.KH == 1 && c.KW == 1);
+  return positions <= 16;
+}
 
 inline uint16_t toBf16(float f) {
   uint32_t u;
@@ -292,30 +301,53 @@ inline uint16_t toBf16(float f) {
   return static_cast<uint16_t>(u >> 16);
 }
 
-struct GemmBwdWeights {
+struct GemmConv {
   dnnl::matmul prim;
-  memory::desc col_md, dw_md;
-  Stage dy;  // f32 dy → bf16 [N·OH·OW, Co]
+  // The operand built here (col for forward / backward weights, dcol for backward data), and the
+  // caller's operands with their f32 → bf16 reorders (into the layouts the matmul chose).
+  memory::desc own_md, out_md;
+  std::vector<Stage> stages;
   std::string impl;
-  GemmBwdWeights(const memory::desc &dy_u, const memory::desc &dy_b) : dy(DNNL_ARG_WEIGHTS, false, dy_u, dy_b) {}
 };
-std::map<std::vector<int64_t>, std::unique_ptr<GemmBwdWeights>> gemms;
-// One im2col buffer for every shape: calls are sequential, and the largest (8×8×256 3×3 at
-// batch 128: 8192 × 2304 bf16, 38 MB) is then the only one alive.
+std::map<std::vector<int64_t>, std::unique_ptr<GemmConv>> gemms;
+// One im2col buffer (bf16) and one dcol buffer (f32) for every shape: calls are sequential.
 std::vector<uint16_t> colBuffer;
+std::vector<float> dcolBuffer;
 
-GemmBwdWeights *gemmPlan(const ConvDims &c) {
-  std::vector<int64_t> key = {c.N, c.H, c.W, c.Ci, c.Co, c.KH, c.KW, c.OH, c.OW, c.sh, c.sw, c.pt, c.pb, c.pl, c.pr};
+GemmConv *gemmPlan(int kind, const ConvDims &c) {
+  std::vector<int64_t> key = {kind, c.N, c.H, c.W, c.Ci, c.Co, c.KH, c.KW, c.OH, c.OW, c.sh, c.sw, c.pt, c.pb, c.pl, c.pr};
   auto it = gemms.find(key);
   if (it != gemms.end()) return it->second.get();
   const int64_t KK = c.KH * c.KW * c.Ci, NP = c.N * c.OH * c.OW;
-  auto g = std::make_unique<GemmBwdWeights>(memory::desc({NP, c.Co}, dt::f32, tag::ab), memory::desc({NP, c.Co}, dt::bf16, tag::ab));
-  g->col_md = memory::desc({KK, NP}, dt::bf16, tag::ba);  // colᵀ: col stored row-major [NP, KK]
-  g->dw_md = memory::desc({KK, c.Co}, dt::f32, tag::ab);
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(g->col_md, g->dy.prim, g->dw_md), eng());
+  auto g = std::make_unique<GemmConv>();
+  const memory::desc w_user({KK, c.Co}, dt::f32, tag::ab), dy_user({NP, c.Co}, dt::f32, tag::ab);
+  memory::desc src, wei, dst;
+  if (kind == CONV_FWD) {
+    src = g->own_md = memory::desc({NP, KK}, dt::bf16, tag::ab);
+    wei = memory::desc({KK, c.Co}, dt::bf16, tag::any);
+    dst = g->out_md = memory::desc({NP, c.Co}, dt::f32, tag::ab);
+  } else if (kind == CONV_BWD_DATA) {
+    src = memory::desc({NP, c.Co}, dt::bf16, tag::ab);
+    wei = memory::desc({c.Co, KK}, dt::bf16, tag::any);
+    dst = g->own_md = memory::desc({NP, KK}, dt::f32, tag::ab);
+  } else {
+    src = g->own_md = memory::desc({KK, NP}, dt::bf16, tag::ba);  // colᵀ: col stored [NP, KK]
+    wei = memory::desc({NP, c.Co}, dt::bf16, tag::any);
+    dst = g->out_md = memory::desc({KK, c.Co}, dt::f32, tag::ab);
+  }
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wei, dst), eng());
   g->prim = dnnl::matmul(pd);
   g->impl = std::string("im2col+") + pd.impl_info_str();
-  GemmBwdWeights *p = g.get();
+  if (kind == CONV_FWD) {
+    g->stages.emplace_back(DNNL_ARG_WEIGHTS, false, w_user, pd.weights_desc());
+  } else if (kind == CONV_BWD_DATA) {
+    g->stages.emplace_back(DNNL_ARG_SRC, false, dy_user, pd.src_desc());
+    // Wᵀ [Co, KK] is W [KK, Co] read column-major.
+    g->stages.emplace_back(DNNL_ARG_WEIGHTS, false, memory::desc({c.Co, KK}, dt::f32, tag::ba), pd.weights_desc());
+  } else {
+    g->stages.emplace_back(DNNL_ARG_WEIGHTS, false, dy_user, pd.weights_desc());
+  }
+  GemmConv *p = g.get();
   gemms[key] = std::move(g);
   return p;
 }
@@ -345,15 +377,55 @@ void im2colBf16(const ConvDims &c, const float *x, uint16_t *col) {
   }
 }
 
-const std::string &gemmBwdWeights(const ConvDims &c, float *x, float *dy, float *dw) {
-  GemmBwdWeights *g = gemmPlan(c);
-  const size_t need_col = static_cast<size_t>(c.KH * c.KW * c.Ci) * static_cast<size_t>(c.N * c.OH * c.OW);
-  if (colBuffer.size() < need_col) colBuffer.resize(need_col);
-  im2colBf16(c, x, colBuffer.data());
-  memory dy_user(g->dy.user, eng(), dy);
-  g->dy.to_prim.execute(strm(), dy_user, g->dy.staging);
-  g->prim.execute(strm(), {{DNNL_ARG_SRC, memory(g->col_md, eng(), colBuffer.data())}, {DNNL_ARG_WEIGHTS, g->dy.staging}, {DNNL_ARG_DST, memory(g->dw_md, eng(), dw)}});
+// dx = Σ over the taps that read each input position of dcol (f32): each image is summed by one
+// thread in a fixed order, so the result does not depend on the thread count.
+void col2im(const ConvDims &c, const float *dcol, float *dx) {
+  const int64_t KK = c.KH * c.KW * c.Ci;
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < c.N; n++) {
+    float *img = dx + n * c.H * c.W * c.Ci;
+    std::memset(img, 0, sizeof(float) * c.H * c.W * c.Ci);
+    for (int64_t oh = 0; oh < c.OH; oh++) {
+      for (int64_t ow = 0; ow < c.OW; ow++) {
+        const float *row = dcol + ((n * c.OH + oh) * c.OW + ow) * KK;
+        for (int64_t kh = 0; kh < c.KH; kh++) {
+          const int64_t ih = oh * c.sh + kh - c.pt;
+          if (ih < 0 || ih >= c.H) continue;
+          for (int64_t kw = 0; kw < c.KW; kw++) {
+            const int64_t iw = ow * c.sw + kw - c.pl;
+            if (iw < 0 || iw >= c.W) continue;
+            const float *src = row + (kh * c.KW + kw) * c.Ci;
+            float *dst = img + (ih * c.W + iw) * c.Ci;
+            for (int64_t ci = 0; ci < c.Ci; ci++) dst[ci] += src[ci];
+          }
+        }
+      }
+    }
+  }
+}
+
+// a, b, out as for conv(): forward (x, w, y), backward data (dy, w, dx), backward weights (x, dy, dW).
+const std::string &gemmConv(int kind, const ConvDims &c, float *a, float *b, float *out) {
+  GemmConv *g = gemmPlan(kind, c);
+  const size_t cols = static_cast<size_t>(c.KH * c.KW * c.Ci) * static_cast<size_t>(c.N * c.OH * c.OW);
+  std::unordered_map<int, memory> args;
+  for (Stage &s : g->stages) {
+    memory user(s.user, eng(), s.arg == DNNL_ARG_SRC ? a : b);  // only backward data stages its source (dy)
+    s.to_prim.execute(strm(), user, s.staging);
+    args[s.arg] = s.staging;
+  }
+  if (kind == CONV_BWD_DATA) {
+    if (dcolBuffer.size() < cols) dcolBuffer.resize(cols);
+    args[DNNL_ARG_DST] = memory(g->own_md, eng(), dcolBuffer.data());
+  } else {
+    if (colBuffer.size() < cols) colBuffer.resize(cols);
+    im2colBf16(c, a, colBuffer.data());
+    args[DNNL_ARG_SRC] = memory(g->own_md, eng(), colBuffer.data());
+    args[DNNL_ARG_DST] = memory(g->out_md, eng(), out);
+  }
+  g->prim.execute(strm(), args);
   strm().wait();
+  if (kind == CONV_BWD_DATA) col2im(c, dcolBuffer.data(), out);
   return g->impl;
 }
 
@@ -376,8 +448,8 @@ napi_value Conv(napi_env env, napi_callback_info info) {
   if (kind == CONV_FWD) { need(a, nx, "x"); need(b, nw, "w"); need(out, ny, "y"); }
   if (kind == CONV_BWD_DATA) { need(a, ny, "dy"); need(b, nw, "w"); need(out, nx, "dx"); }
   if (kind == CONV_BWD_WEIGHTS) { need(a, nx, "x"); need(b, ny, "dy"); need(out, nw, "dW"); }
-  if (precision == BF16 && kind == CONV_BWD_WEIGHTS && bf16GemmBwdWeights(c)) {
-    const std::string &impl = gemmBwdWeights(c, a.data, b.data, out.data);
+  if (precision == BF16 && bf16Gemm(kind, c)) {
+    const std::string &impl = gemmConv(kind, c, a.data, b.data, out.data);
     napi_value r;
     NAPI_OK(napi_create_string_utf8(env, impl.c_str(), impl.size(), &r));
     return r;
@@ -620,6 +692,7 @@ napi_value ClearCache(napi_env env, napi_callback_info) {
   plans.clear();
   gemms.clear();
   std::vector<uint16_t>().swap(colBuffer);
+  std::vector<float>().swap(dcolBuffer);
   std::vector<float>().swap(maskBuffer);
   std::vector<float>().swap(shiftDummy);
   return nullptr;
