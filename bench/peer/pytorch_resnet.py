@@ -2,7 +2,9 @@
 projection head and NT-Xent loss, trained with SGD + momentum, at the same thread count.
 
 Prints one JSON object: {"batch", "threads", "forward_img_s", "train_img_s", "forward_ms",
-"train_ms", "torch"}. Times are medians over --steps steps after --warmup steps.
+"train_ms", "torch", "autocast"}. Times are medians over --steps steps after --warmup steps.
+--autocast bf16 runs the forward passes (and the loss) under torch.autocast('cpu',
+dtype=torch.bfloat16): the peer of our wasm+onednn bf16 mode (bench/sections/11-train-onednn.ts).
 Run with Debian's interpreter: /usr/bin/python3 bench/peer/pytorch_resnet.py --batch 32.
 """
 import argparse
@@ -92,7 +94,9 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--size", type=int, default=32)
+    p.add_argument("--autocast", choices=["none", "bf16"], default="none")
     args = p.parse_args()
+    bf16 = args.autocast == "bf16"
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -106,8 +110,9 @@ def main():
     def train_step():
         backbone.train()
         head.train()
-        z = head(backbone(x))
-        loss = nt_xent(z[:half], z[half:], 0.5)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            z = head(backbone(x))
+            loss = nt_xent(z[:half], z[half:], 0.5)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -115,7 +120,7 @@ def main():
     def forward():
         backbone.eval()
         head.eval()
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             head(backbone(x))
 
     train_ms = median_ms(train_step, args.steps, args.warmup)
@@ -128,6 +133,7 @@ def main():
         "forward_img_s": args.batch * 1e3 / forward_ms,
         "train_img_s": args.batch * 1e3 / train_ms,
         "torch": torch.__version__,
+        "autocast": args.autocast,
     }))
 
 

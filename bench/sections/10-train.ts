@@ -77,22 +77,23 @@ export function makeTrainBench(batch: number, opts: { width?: number; size?: num
   };
 }
 
-interface PeerResult {
+export interface PeerResult {
   forward_img_s: number;
   train_img_s: number;
   threads: number;
   torch: string;
 }
 
-function torchAvailable(): boolean {
+export function torchAvailable(): boolean {
   const r = spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' });
   return r.status === 0;
 }
 
-function runPeer(batch: number, threads: number, steps: number, warmup: number): PeerResult | { error: string } {
+/** The PyTorch peer; autocast 'bf16' runs its forward passes under torch.autocast('cpu', bfloat16). */
+export function runPeer(batch: number, threads: number, steps: number, warmup: number, autocast: 'none' | 'bf16' = 'none'): PeerResult | { error: string } {
   const r = spawnSync(
     PYTHON,
-    [PEER_SCRIPT, '--batch', String(batch), '--threads', String(threads), '--steps', String(steps), '--warmup', String(warmup)],
+    [PEER_SCRIPT, '--batch', String(batch), '--threads', String(threads), '--steps', String(steps), '--warmup', String(warmup), ...(autocast === 'bf16' ? ['--autocast', 'bf16'] : [])],
     { encoding: 'utf8', env: process.env, maxBuffer: 1 << 20 },
   );
   if (r.status !== 0) return { error: `${PYTHON} ${path.basename(PEER_SCRIPT)} exited ${r.status}: ${(r.stderr || '').trim().split('\n').pop()}` };
