@@ -1,24 +1,30 @@
 import * as tf from '@tensorflow/tfjs';
 
 /**
- * Batch normalisation in training mode, optionally followed by ReLU, optionally per group of
- * samples.
+ * Batch normalisation in training mode, optionally plus a residual, optionally followed by ReLU,
+ * optionally per group of samples.
  *
  * A backend may register a fused kernel (and its gradient) under `FUSED_BATCH_NORM_KERNEL`;
  * when the active backend has it, the backbones use it, otherwise they fall back to the
  * composite tfjs ops below. The contract of the fused kernel:
- *   inputs  { x: [..., C], scale: [C], offset: [C] }
- *   attrs   { varianceEpsilon: number, relu: boolean, groups?: number (default 1) }
+ *   inputs  { x: [..., C], scale: [C], offset: [C], residual?: shape of x }
+ *   attrs   { varianceEpsilon: number, relu: boolean, groups?: number (default 1),
+ *             residual?: boolean (default false; true exactly when the residual input is given) }
  *   outputs [ y (shape of x), mean, variance (biased, i.e. divided by N) ]
+ * y = act(BN(x) + residual), act = ReLU when `relu`, identity otherwise (residual = 0 without
+ * one): the end of a ResNet block, relu(bn(conv(h)) + identity), in one kernel where it was the
+ * kernel, an Add and a Relu (and their gradients).
  * Groups: x's first axis (the batch; in NHWC a group's rows are contiguous) is cut into `groups`
  * equal contiguous parts, each normalised with its own statistics, as if each were a separate
  * call (MoCo's shuffle-BN: one BatchNorm per emulated device, in one encoder pass). mean and
  * variance are [C] when groups = 1 (every existing caller) and [groups, C] otherwise.
  * Only `y` carries a gradient; `mean` and `variance` feed the running statistics.
  *
- * A backend implements groups > 1 only once it says so with `declareGroupedBatchNorm`; for the
- * others (and the composite) `batchNormTrain` splits x into the groups, runs each on its own and
- * concatenates: the same result, one call per group.
+ * A backend implements groups > 1 only once it says so with `declareGroupedBatchNorm`, and the
+ * residual only once it says so with `declareResidualBatchNorm`; for the others (and the
+ * composite) `batchNormTrain` splits x into the groups, runs each on its own and concatenates,
+ * and adds the residual (then ReLU) with tfjs ops after a kernel call without ReLU: the same
+ * result, in more calls.
  */
 export const FUSED_BATCH_NORM_KERNEL = 'MixMaskFusedBatchNormTrain';
 
@@ -26,9 +32,12 @@ export const FUSED_BATCH_NORM_KERNEL = 'MixMaskFusedBatchNormTrain';
  * The fused kernel's gradient, which a backend registering the kernel registers too:
  *   inputs  { dy, x, y, mean, variance, scale } (y, mean, variance: the forward's outputs)
  *   attrs   as the forward's
- *   outputs [ dx, dScale [C], dOffset [C] ]
+ *   outputs [ dx, dScale [C], dOffset [C] ], and dResidual (shape of x) when attrs.residual
  * With g = dy·[y > 0] (ReLU) or dy, x̂ = (x − mean)/√(variance + ε), M elements per channel:
- *   dOffset = Σ g,  dScale = Σ g·x̂,  dx = scale/√(variance + ε) · (g − (dOffset + x̂·dScale)/M).
+ *   dOffset = Σ g,  dScale = Σ g·x̂,  dx = scale/√(variance + ε) · (g − (dOffset + x̂·dScale)/M),
+ *   dResidual = g.
+ * y after the residual and ReLU is what the mask needs, so the residual itself is not an input
+ * (the tape does not keep it alive for this gradient).
  * With groups, mean, variance, x̂ and M are the group's and the sums for dx run over the group;
  * dScale and dOffset add up every group's (scale and offset are shared).
  */
@@ -38,6 +47,8 @@ export interface BatchNormKernelAttrs {
   varianceEpsilon: number;
   relu: boolean;
   groups?: number;
+  /** Whether the forward has a residual input (and the gradient a dResidual output). */
+  residual?: boolean;
 }
 
 /**
@@ -54,12 +65,16 @@ export function registerFusedBatchNormGradient(): void {
       const dy = (Array.isArray(dys) ? dys[0] : dys) as tf.Tensor;
       const [x, scale, y, mean, variance] = saved;
       const a = attrs as unknown as BatchNormKernelAttrs;
-      const [dx, dScale, dOffset] = tf.engine().runKernel(
+      const residual = !!a.residual;
+      const [dx, dScale, dOffset, dResidual] = tf.engine().runKernel(
         FUSED_BATCH_NORM_GRAD_KERNEL,
         { dy, x, y, mean, variance, scale } as unknown as tf.NamedTensorMap,
-        { varianceEpsilon: a.varianceEpsilon, relu: a.relu, groups: a.groups ?? 1 } as unknown as tf.NamedAttrMap,
+        { varianceEpsilon: a.varianceEpsilon, relu: a.relu, groups: a.groups ?? 1, residual } as unknown as tf.NamedAttrMap,
       ) as tf.Tensor[];
-      return { x: () => dx, scale: () => dScale, offset: () => dOffset };
+      // The engine asks for one gradient per input the forward was given: residual only when it was.
+      const grads: Record<string, () => tf.Tensor> = { x: () => dx, scale: () => dScale, offset: () => dOffset };
+      if (residual) grads.residual = () => dResidual;
+      return grads;
     },
   });
 }
@@ -83,26 +98,56 @@ export function batchNormStatsShape(groups: number, C: number): number[] {
 }
 
 /**
- * Which backends implement `groups` > 1 in their fused kernels. A backend declares the kernel
- * functions it registered; a declaration holds only while those very functions are registered,
- * so a backend whose kernels are later replaced by others of the same name (wasm+onednn replaces
- * wasm's BatchNorm, which knows nothing of groups) takes the per-group fallback until its own
- * are put back.
+ * Throws, naming the operand, unless the residual (when the attrs say there is one) is float32
+ * of x's shape, and there is one exactly when attrs.residual says so.
  */
-const groupedBatchNorm = new Map<string, { forward: tf.KernelFunc; grad: tf.KernelFunc }>();
-
-export function declareGroupedBatchNorm(backendName: string, kernels: { forward: tf.KernelFunc; grad: tf.KernelFunc }): void {
-  groupedBatchNorm.set(backendName, kernels);
+export function checkBatchNormResidual(where: string, x: tf.TensorInfo, residual: tf.TensorInfo | undefined, declared: boolean | undefined): void {
+  if (!!declared !== (residual !== undefined)) {
+    throw new Error(`${where}: attrs.residual is ${!!declared} but the residual input is ${residual === undefined ? 'missing' : 'given'}`);
+  }
+  if (residual === undefined) return;
+  if (residual.dtype !== 'float32') throw new Error(`${where}: residual must be float32, got ${residual.dtype}`);
+  if (residual.shape.length !== x.shape.length || residual.shape.some((d, i) => d !== x.shape[i])) {
+    throw new Error(`${where}: residual has shape [${residual.shape}], expected x's [${x.shape}]`);
+  }
 }
 
-/** Whether the active backend's fused BatchNorm kernels (forward and gradient) implement groups. */
-export function hasGroupedBatchNorm(backendName = tf.getBackend()): boolean {
-  const d = groupedBatchNorm.get(backendName);
+/**
+ * Which backends implement a capability of the contract (`groups` > 1, the residual) in their
+ * fused kernels. A backend declares the kernel functions it registered; a declaration holds
+ * only while those very functions are registered, so a backend whose kernels are later replaced
+ * by others of the same name (wasm+onednn replaces wasm's BatchNorm, which knows nothing of
+ * groups or residuals) takes the fallback until its own are put back.
+ */
+type DeclaredKernels = { forward: tf.KernelFunc; grad: tf.KernelFunc };
+const declared = { groups: new Map<string, DeclaredKernels>(), residual: new Map<string, DeclaredKernels>() };
+
+function holds(capability: keyof typeof declared, backendName: string): boolean {
+  const d = declared[capability].get(backendName);
   return (
     d !== undefined &&
     tf.getKernel(FUSED_BATCH_NORM_KERNEL, backendName)?.kernelFunc === d.forward &&
     tf.getKernel(FUSED_BATCH_NORM_GRAD_KERNEL, backendName)?.kernelFunc === d.grad
   );
+}
+
+export function declareGroupedBatchNorm(backendName: string, kernels: DeclaredKernels): void {
+  declared.groups.set(backendName, kernels);
+}
+
+/** Whether the active backend's fused BatchNorm kernels (forward and gradient) implement groups. */
+export function hasGroupedBatchNorm(backendName = tf.getBackend()): boolean {
+  return holds('groups', backendName);
+}
+
+/** A backend whose fused kernels take the residual input (forward) and return dResidual (gradient). */
+export function declareResidualBatchNorm(backendName: string, kernels: DeclaredKernels): void {
+  declared.residual.set(backendName, kernels);
+}
+
+/** Whether the active backend's fused BatchNorm kernels (forward and gradient) implement the residual. */
+export function hasResidualBatchNorm(backendName = tf.getBackend()): boolean {
+  return holds('residual', backendName);
 }
 
 export interface BatchNormTrainResult {
@@ -115,6 +160,8 @@ export interface BatchNormTrainResult {
 export interface BatchNormTrainOptions {
   /** Separate statistics for each of this many equal contiguous parts of the batch (default 1). */
   groups?: number;
+  /** Added to the normalised x before the ReLU: y = act(BN(x) + residual); x's shape. */
+  residual?: tf.Tensor;
 }
 
 export function hasFusedBatchNorm(): boolean {
@@ -130,17 +177,21 @@ export function batchNormTrain(
   opts: BatchNormTrainOptions = {},
 ): BatchNormTrainResult {
   const groups = checkBatchNormGroups('batchNormTrain', x.shape, opts.groups);
-  if (!hasFusedBatchNorm()) return batchNormTrainComposite(x, scale, offset, varianceEpsilon, relu, { groups });
-  const fused = (part: tf.Tensor, g: number): BatchNormTrainResult => {
+  const { residual } = opts;
+  checkBatchNormResidual('batchNormTrain', x, residual, residual !== undefined);
+  if (!hasFusedBatchNorm()) return batchNormTrainComposite(x, scale, offset, varianceEpsilon, relu, { groups, residual });
+  if (residual && !hasResidualBatchNorm()) return addResidual(batchNormTrain(x, scale, offset, varianceEpsilon, false, { groups }), residual, relu);
+  const fused = (part: tf.Tensor, g: number, res: tf.Tensor | undefined): BatchNormTrainResult => {
+    const inputs = res ? { x: part, scale, offset, residual: res } : { x: part, scale, offset };
     const [y, mean, variance] = tf.engine().runKernel(
       FUSED_BATCH_NORM_KERNEL,
-      { x: part, scale, offset } as unknown as tf.NamedTensorMap,
-      { varianceEpsilon, relu, groups: g } as unknown as tf.NamedAttrMap,
+      inputs as unknown as tf.NamedTensorMap,
+      { varianceEpsilon, relu, groups: g, residual: res !== undefined } as unknown as tf.NamedAttrMap,
     ) as tf.Tensor[];
     return { y, mean, variance };
   };
-  if (groups > 1 && !hasGroupedBatchNorm()) return perGroup(x, groups, (part) => fused(part, 1));
-  return fused(x, groups);
+  if (groups > 1 && !hasGroupedBatchNorm()) return perGroup(x, residual, groups, (part, res) => fused(part, 1, res));
+  return fused(x, groups, residual);
 }
 
 /** Reference implementation from stock tfjs ops (also the fallback on every backend). */
@@ -153,6 +204,9 @@ export function batchNormTrainComposite(
   opts: BatchNormTrainOptions = {},
 ): BatchNormTrainResult {
   const groups = checkBatchNormGroups('batchNormTrainComposite', x.shape, opts.groups);
+  const { residual } = opts;
+  checkBatchNormResidual('batchNormTrainComposite', x, residual, residual !== undefined);
+  if (residual) return addResidual(batchNormTrainComposite(x, scale, offset, varianceEpsilon, false, { groups }), residual, relu);
   const one = (part: tf.Tensor): BatchNormTrainResult => {
     const axes = part.shape.slice(0, -1).map((_, i) => i);
     const { mean, variance } = tf.moments(part, axes);
@@ -161,16 +215,36 @@ export function batchNormTrainComposite(
     const y = relu ? tf.relu(normed) : normed;
     return { y, mean, variance };
   };
-  return groups === 1 ? one(x) : perGroup(x, groups, one);
+  return groups === 1 ? one(x) : perGroup(x, undefined, groups, one);
 }
 
 /**
- * Groups for a kernel (or the composite) that has none: x split along its first axis, `one` run
- * on each part, y concatenated back and the statistics stacked to [groups, C].
+ * The residual for a kernel (or the composite) that has none: `bn` computed without ReLU, then
+ * y = act(bn.y + residual) as tfjs ops (an Add and a Relu, as ResNet blocks ran before the
+ * fused residual).
  */
-function perGroup(x: tf.Tensor, groups: number, one: (part: tf.Tensor) => BatchNormTrainResult): BatchNormTrainResult {
+function addResidual(bn: BatchNormTrainResult, residual: tf.Tensor, relu: boolean): BatchNormTrainResult {
+  const sum = tf.add(bn.y, residual);
+  if (!relu) return { ...bn, y: sum };
+  const y = tf.relu(sum);
+  sum.dispose();
+  return { ...bn, y };
+}
+
+/**
+ * Groups for a kernel (or the composite) that has none: x (and the residual) split along the
+ * first axis, `one` run on each part, y concatenated back and the statistics stacked to
+ * [groups, C].
+ */
+function perGroup(
+  x: tf.Tensor,
+  residual: tf.Tensor | undefined,
+  groups: number,
+  one: (part: tf.Tensor, residualPart: tf.Tensor | undefined) => BatchNormTrainResult,
+): BatchNormTrainResult {
   return tf.tidy(() => {
-    const parts = tf.split(x, groups, 0).map(one);
+    const residuals = residual ? tf.split(residual, groups, 0) : [];
+    const parts = tf.split(x, groups, 0).map((part, i) => one(part, residuals[i]));
     return {
       y: tf.concat(parts.map((p) => p.y), 0),
       mean: tf.stack(parts.map((p) => p.mean)),

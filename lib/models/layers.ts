@@ -47,6 +47,9 @@ export interface BatchNormOptions {
  * normalised with its own statistics and each updating the running statistics in turn, exactly
  * as that many separate calls on the parts would: MoCo's shuffle-BN runs its key encoder once
  * over the whole batch this way. In evaluation every sample is normalised on its own anyway.
+ *
+ * `residual` (x's shape): y = act(BN(x) + residual), the end of a ResNet block, which training
+ * runs as one kernel where the backend has it (batchnorm-op.ts; else BN, Add, Relu as tfjs ops).
  */
 export class BatchNorm extends Module {
   readonly weight: tf.Variable | null;
@@ -73,14 +76,15 @@ export class BatchNorm extends Module {
     this.zeros = affine ? null : tf.keep(tf.zeros([channels]) as tf.Tensor1D);
   }
 
-  apply<T extends tf.Tensor>(x: T, training: boolean, relu = false, groups = 1): T {
+  apply<T extends tf.Tensor>(x: T, training: boolean, relu = false, groups = 1, residual?: tf.Tensor): T {
     const scale = (this.weight ?? this.ones) as tf.Tensor1D;
     const offset = (this.bias ?? this.zeros) as tf.Tensor1D;
     if (!training) {
-      const y = tf.batchNorm(x, this.runningMean as tf.Tensor1D, this.runningVar as tf.Tensor1D, offset, scale, this.eps);
+      const normed = tf.batchNorm(x, this.runningMean as tf.Tensor1D, this.runningVar as tf.Tensor1D, offset, scale, this.eps);
+      const y = residual ? tf.add(normed, residual) : normed;
       return (relu ? tf.relu(y) : y) as T;
     }
-    const { y, mean, variance } = batchNormTrain(x, scale, offset, this.eps, relu, { groups });
+    const { y, mean, variance } = batchNormTrain(x, scale, offset, this.eps, relu, { groups, residual });
     this.updateRunningStats(mean, variance, x.size / this.channels / groups);
     return y as T;
   }
@@ -118,19 +122,21 @@ export class BatchNorm extends Module {
 }
 
 /**
- * conv → BatchNorm (→ ReLU). In training, the two layers as they are. In evaluation BN is an
+ * conv → BatchNorm (+ residual) (→ ReLU). In training, the two layers as they are. In evaluation BN is an
  * affine map per output channel, so it is folded into the convolution — weights × γ/√(σ²+ε),
  * then + β − μ·γ/√(σ²+ε) — which makes feature extraction 1.5–3× faster: tfjs's stand-alone
  * BatchNorm kernel costs as much as the convolution, a broadcast add almost nothing. (A fused
  * conv with bias would leave oneDNN for XNNPACK, which is slower at these widths.)
- * `bnGroups`: BatchNorm's groups in training (see BatchNorm).
+ * `bnGroups`: BatchNorm's groups in training (see BatchNorm). `residual` (the output's shape):
+ * added after BatchNorm, before the ReLU (a ResNet block's identity path; see BatchNorm).
  */
-export function convBn(conv: Conv2d, bn: BatchNorm, x: tf.Tensor4D, training: boolean, relu = false, bnGroups = 1): tf.Tensor4D {
-  if (training) return bn.apply(conv.apply(x), true, relu, bnGroups);
+export function convBn(conv: Conv2d, bn: BatchNorm, x: tf.Tensor4D, training: boolean, relu = false, bnGroups = 1, residual?: tf.Tensor4D): tf.Tensor4D {
+  if (training) return bn.apply(conv.apply(x), true, relu, bnGroups, residual);
   return tf.tidy(() => {
     const { scale, shift } = bn.evalAffine();
     const filter = tf.mul(conv.weight, scale) as tf.Tensor4D;
-    const y = tf.add(tf.conv2d(x, filter, conv.stride, conv.padding), shift) as tf.Tensor4D;
+    const out = tf.add(tf.conv2d(x, filter, conv.stride, conv.padding), shift) as tf.Tensor4D;
+    const y = residual ? (tf.add(out, residual) as tf.Tensor4D) : out;
     return relu ? tf.relu(y) : y;
   });
 }

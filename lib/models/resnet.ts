@@ -69,9 +69,9 @@ class BasicBlock extends Module implements Block {
 
   apply(x: tf.Tensor4D, training: boolean, bnGroups: number): tf.Tensor4D {
     const h = convBn(this.conv1, this.bn1, x, training, true, bnGroups);
-    const out = convBn(this.conv2, this.bn2, h, training, false, bnGroups);
     const identity = this.downsample ? this.downsample.apply(x, training, bnGroups) : x;
-    return tf.relu(tf.add(out, identity)) as tf.Tensor4D;
+    // relu(bn2(conv2(h)) + identity): in training one fused BatchNorm kernel where the backend has it.
+    return convBn(this.conv2, this.bn2, h, training, true, bnGroups, identity);
   }
 }
 
@@ -101,9 +101,9 @@ class Bottleneck extends Module implements Block {
   apply(x: tf.Tensor4D, training: boolean, bnGroups: number): tf.Tensor4D {
     const h1 = convBn(this.conv1, this.bn1, x, training, true, bnGroups);
     const h2 = convBn(this.conv2, this.bn2, h1, training, true, bnGroups);
-    const out = convBn(this.conv3, this.bn3, h2, training, false, bnGroups);
     const identity = this.downsample ? this.downsample.apply(x, training, bnGroups) : x;
-    return tf.relu(tf.add(out, identity)) as tf.Tensor4D;
+    // relu(bn3(conv3(h2)) + identity): in training one fused BatchNorm kernel where the backend has it.
+    return convBn(this.conv3, this.bn3, h2, training, true, bnGroups, identity);
   }
 }
 

@@ -5,8 +5,10 @@ import {
   batchNormRunningStats,
   batchNormTrain,
   batchNormTrainComposite,
+  FUSED_BATCH_NORM_KERNEL,
   hasFusedBatchNorm,
   hasGroupedBatchNorm,
+  hasResidualBatchNorm,
   hasRunningStatsKernel,
 } from '../../lib/backend/batchnorm-op';
 import { countDispatches } from '../../lib/backend/webgpu/dispatches';
@@ -18,7 +20,9 @@ import { relError } from '../helpers';
  * Shared by the grouped-BatchNorm tests of each backend (webgpu-batchnorm, wasm-kernels): a
  * backend's batchNormTrain with `groups` against the composite on cpu run by hand on each group
  * (split, normalise, concatenate: nothing of the code under test), forward and gradient; the
- * grouped running-statistics update against the same number of consecutive calls.
+ * grouped running-statistics update against the same number of consecutive calls. With a
+ * residual (y = act(BN(x) + residual)): the reference adds it and applies the ReLU by hand (tfjs
+ * ops on cpu), and the gradients include dResidual.
  */
 
 /** Rank 4 and rank 2, batch 8 and 12, odd channel counts; every case runs with groups 1, 2 and 4. */
@@ -31,6 +35,8 @@ export const GROUPED_SHAPES: number[][] = [
 export const GROUPS = [1, 2, 4];
 
 export const OUTPUTS = ['y', 'mean', 'variance', 'dx', 'dScale', 'dOffset'];
+/** With a residual: the gradient of the residual too. */
+export const RESIDUAL_OUTPUTS = [...OUTPUTS, 'dResidual'];
 
 export interface GroupedInputs {
   shape: number[];
@@ -38,6 +44,8 @@ export interface GroupedInputs {
   gs: Float32Array;
   bs: Float32Array;
   dys: Float32Array;
+  /** The residual (x's shape), of the size of y's values. */
+  rs: Float32Array;
 }
 
 /** Inputs whose groups differ in mean and spread (so that one set of statistics for all would not pass). */
@@ -50,7 +58,10 @@ export function groupedInputs(shape: number[], groups: number, seed: number): Gr
     const g = Math.floor(i / perGroup);
     return (1 + g) * v + 3 * g - 1 + (i % C) * 0.25;
   });
-  return { shape, xs, gs: rng.fillNormal(new Float32Array(C), 1, 0.5), bs: rng.fillNormal(new Float32Array(C), 0, 0.5), dys: rng.fillNormal(new Float32Array(size), 0, 1) };
+  const gs = rng.fillNormal(new Float32Array(C), 1, 0.5);
+  const bs = rng.fillNormal(new Float32Array(C), 0, 0.5);
+  const dys = rng.fillNormal(new Float32Array(size), 0, 1);
+  return { shape, xs, gs, bs, dys, rs: rng.fillNormal(new Float32Array(size), 0, 1) };
 }
 
 export interface GroupedRun {
@@ -62,27 +73,38 @@ export interface GroupedRun {
 }
 
 /**
- * y, mean, variance and the gradients of Σ y·dy for x, scale, offset: batchNormTrain with
- * `groups` on the active backend, or (`reference`) the cpu composite on each group by hand.
+ * y, mean, variance and the gradients of Σ y·dy for x, scale, offset (and the residual, with
+ * one): batchNormTrain with `groups` on the active backend, or (`reference`) the cpu composite
+ * on each group by hand, then + residual and ReLU by hand.
  */
-export async function runGrouped(inputs: GroupedInputs, groups: number, relu: boolean, reference: boolean): Promise<GroupedRun> {
+export async function runGrouped(inputs: GroupedInputs, groups: number, relu: boolean, reference: boolean, withResidual = false): Promise<GroupedRun> {
   const { shape } = inputs;
   const x = tf.tensor(inputs.xs, shape);
   const scale = tf.tensor1d(inputs.gs);
   const offset = tf.tensor1d(inputs.bs);
   const dy = tf.tensor(inputs.dys, shape);
-  const bn = (a: tf.Tensor, s: tf.Tensor1D, o: tf.Tensor1D) => {
-    if (!reference) return batchNormTrain(a, s, o, 1e-5, relu, { groups });
-    if (groups === 1) return batchNormTrainComposite(a, s, o, 1e-5, relu);
-    const parts = tf.split(a, groups, 0).map((p) => batchNormTrainComposite(p, s, o, 1e-5, relu));
-    return { y: tf.concat(parts.map((p) => p.y), 0), mean: tf.stack(parts.map((p) => p.mean)), variance: tf.stack(parts.map((p) => p.variance)) };
+  const residual = tf.tensor(inputs.rs, shape);
+  const bn = (a: tf.Tensor, s: tf.Tensor1D, o: tf.Tensor1D, r: tf.Tensor | undefined) => {
+    if (!reference) return batchNormTrain(a, s, o, 1e-5, relu, { groups, residual: r });
+    // The reference: BN without ReLU on each group, then (+ r) and ReLU as tfjs ops.
+    const act = r ? false : relu;
+    const parts = groups === 1 ? [batchNormTrainComposite(a, s, o, 1e-5, act)] : tf.split(a, groups, 0).map((p) => batchNormTrainComposite(p, s, o, 1e-5, act));
+    const joined = groups === 1 ? parts[0] : { y: tf.concat(parts.map((p) => p.y), 0), mean: tf.stack(parts.map((p) => p.mean)), variance: tf.stack(parts.map((p) => p.variance)) };
+    if (!r) return joined;
+    const sum = tf.add(joined.y, r);
+    return { ...joined, y: relu ? tf.relu(sum) : sum };
   };
   const forward = () =>
     tf.tidy(() => {
-      const r = bn(x, scale, offset);
+      const r = bn(x, scale, offset, withResidual ? residual : undefined);
       return [r.y, r.mean, r.variance];
     });
-  const gradient = () => tf.tidy(() => tf.grads((a: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => tf.sum(tf.mul(bn(a, s as tf.Tensor1D, o as tf.Tensor1D).y, dy)))([x, scale, offset]));
+  const gradient = () =>
+    tf.tidy(() =>
+      withResidual
+        ? tf.grads((a: tf.Tensor, s: tf.Tensor, o: tf.Tensor, r: tf.Tensor) => tf.sum(tf.mul(bn(a, s as tf.Tensor1D, o as tf.Tensor1D, r).y, dy)))([x, scale, offset, residual])
+        : tf.grads((a: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => tf.sum(tf.mul(bn(a, s as tf.Tensor1D, o as tf.Tensor1D, undefined).y, dy)))([x, scale, offset]),
+    );
   const dispatches = { forward: 0, gradient: 0 };
   let out: tf.Tensor[];
   let grads: tf.Tensor[];
@@ -98,7 +120,7 @@ export async function runGrouped(inputs: GroupedInputs, groups: number, relu: bo
   const statsShape = out[1].shape;
   const values: Float32Array[] = [];
   for (const t of [...out, ...grads]) values.push((await t.data()) as Float32Array);
-  tf.dispose([x, scale, offset, dy, ...out, ...grads]);
+  tf.dispose([x, scale, offset, dy, residual, ...out, ...grads]);
   return { values, statsShape, dispatches };
 }
 
@@ -132,29 +154,81 @@ function relErrorFloor(a: Float32Array, b: Float32Array, floor: number): number 
 }
 
 /**
- * `backend` (whose fused kernel must implement groups) against the per-group cpu composite:
- * every output within 1e-5 (dx relative to the size of its terms, see dxScale), statistics [C]
- * for one group and [groups, C] otherwise, no tensors left behind. Returns the backend's run.
+ * `backend` (whose fused kernel must implement groups, and the residual when `residual`)
+ * against the per-group cpu composite: every output within 1e-5 (dx relative to the size of its
+ * terms, see dxScale), statistics [C] for one group and [groups, C] otherwise, no tensors left
+ * behind. Returns the backend's run.
  */
-export async function compareGroupedWithCpu(backend: string, shape: number[], groups: number, relu: boolean, seed: number): Promise<GroupedRun> {
+export async function compareGroupedWithCpu(backend: string, shape: number[], groups: number, relu: boolean, seed: number, residual = false): Promise<GroupedRun> {
   const inputs = groupedInputs(shape, groups, seed);
   const C = shape[shape.length - 1];
+  const at = `[${shape}] groups ${groups}${residual ? ' + residual' : ''}${relu ? ' + ReLU' : ''} on ${backend}`;
   await tf.setBackend(backend);
   assert.ok(hasFusedBatchNorm() && hasGroupedBatchNorm(), `${backend} declares a grouped fused BatchNorm`);
+  if (residual) assert.ok(hasResidualBatchNorm(), `${backend} declares a fused BatchNorm with a residual`);
   const before = tf.memory().numTensors;
-  const got = await runGrouped(inputs, groups, relu, false);
-  assert.equal(tf.memory().numTensors, before, `[${shape}] groups ${groups}: tensors leaked on ${backend}`);
+  const got = await runGrouped(inputs, groups, relu, false, residual);
+  assert.equal(tf.memory().numTensors, before, `${at}: tensors leaked`);
   await tf.setBackend('cpu');
   assert.ok(!hasFusedBatchNorm(), 'the cpu reference is the composite');
-  const want = await runGrouped(inputs, groups, relu, true);
+  const want = await runGrouped(inputs, groups, relu, true, residual);
   await tf.setBackend(backend);
   assert.deepEqual(got.statsShape, groups === 1 ? [C] : [groups, C]);
+  const names = residual ? RESIDUAL_OUTPUTS : OUTPUTS;
+  assert.equal(got.values.length, names.length);
   const floor = dxScale(inputs, groups, want.values[2]);
-  OUTPUTS.forEach((name, i) => {
+  names.forEach((name, i) => {
     const e = name === 'dx' ? relErrorFloor(got.values[i], want.values[i], floor) : relError(got.values[i], want.values[i]);
-    assert.ok(e < 1e-5, `[${shape}] groups ${groups}${relu ? ' + ReLU' : ''} on ${backend}: ${name}: rel err ${e}`);
+    assert.ok(e < 1e-5, `${at}: ${name}: rel err ${e}`);
   });
   return got;
+}
+
+/**
+ * On `backend` (which declares the residual): its fused kernel replaced by a wrapper that has
+ * not declared it (as wasm+onednn replaces wasm's with oneDNN's) and refuses a residual, the
+ * residual takes the fallback (the kernel without ReLU, then Add and Relu as tfjs ops) with the
+ * same result as the declared kernel (within 1e-6: the add is rounded once either way, only
+ * where it happens differs), for every shape, groups 1 and 4, with and without ReLU; the
+ * declared kernel restored afterwards. Returns the wrapper's calls.
+ */
+export async function compareResidualFallback(backend: string, shapes: number[][], seed: number): Promise<Array<{ residual: boolean; relu: boolean }>> {
+  await tf.setBackend(backend);
+  const declaredKernel = tf.getKernel(FUSED_BATCH_NORM_KERNEL, backend)!;
+  assert.ok(hasResidualBatchNorm(), `${backend} declares the residual`);
+  const calls: Array<{ residual: boolean; relu: boolean }> = [];
+  const stranger = ((args: { inputs: { residual?: tf.TensorInfo }; attrs: { relu: boolean; residual?: boolean } }) => {
+    calls.push({ residual: args.inputs.residual !== undefined || !!args.attrs.residual, relu: args.attrs.relu });
+    if (args.inputs.residual || args.attrs.residual) throw new Error('the fallback handed a residual to a kernel that has not declared it');
+    return declaredKernel.kernelFunc(args as never);
+  }) as unknown as tf.KernelFunc;
+  const cases: Array<{ inputs: GroupedInputs; groups: number; relu: boolean; want: GroupedRun }> = [];
+  for (const [k, shape] of shapes.entries()) {
+    for (const groups of [1, 4]) {
+      const inputs = groupedInputs(shape, groups, seed + k);
+      for (const relu of [true, false]) cases.push({ inputs, groups, relu, want: await runGrouped(inputs, groups, relu, false, true) });
+    }
+  }
+  tf.unregisterKernel(FUSED_BATCH_NORM_KERNEL, backend);
+  tf.registerKernel({ ...declaredKernel, kernelFunc: stranger });
+  try {
+    assert.ok(hasFusedBatchNorm() && !hasResidualBatchNorm(), 'a replaced kernel is no longer the declared one');
+    for (const { inputs, groups, relu, want } of cases) {
+      const { shape } = inputs;
+      const before = tf.memory().numTensors;
+      const got = await runGrouped(inputs, groups, relu, false, true);
+      assert.equal(tf.memory().numTensors, before, `[${shape}] groups ${groups}: tensors leaked in the fallback`);
+      RESIDUAL_OUTPUTS.forEach((name, i) => {
+        const e = relError(got.values[i], want.values[i]);
+        assert.ok(e < 1e-6, `[${shape}] groups ${groups}${relu ? ' + ReLU' : ''}: ${name}: fallback vs fused residual rel err ${e}`);
+      });
+    }
+  } finally {
+    tf.unregisterKernel(FUSED_BATCH_NORM_KERNEL, backend);
+    tf.registerKernel(declaredKernel);
+  }
+  assert.ok(hasResidualBatchNorm(), 'the declared kernel back: the residual fused again');
+  return calls;
 }
 
 /** Random running and batch statistics: [G, C] batch statistics, and the same as G tensors [C]. */

@@ -11,14 +11,16 @@ import { batchNormTrain, batchNormTrainComposite, FUSED_BATCH_NORM_GRAD_KERNEL, 
 import { Rng } from '../../lib/util/rng';
 import { relError, useBackend } from '../helpers';
 import { compareLayerWithCpu, compareWithCpu } from './bn-running-stats';
-import { compareGroupedLayerWithCpu, compareGroupedStats, compareGroupedWithCpu, groupedInputs, GROUPED_SHAPES, GROUPS, OUTPUTS, runGrouped } from './bn-grouped';
+import { compareGroupedLayerWithCpu, compareGroupedStats, compareGroupedWithCpu, compareResidualFallback, groupedInputs, GROUPED_SHAPES, GROUPS, OUTPUTS, runGrouped } from './bn-grouped';
 
 /**
  * The wasm kernels of lib/backend/wasm against the `cpu` backend on random inputs: convolution
  * gradients over strides, paddings ('same', 'valid', numbers, explicit), filter shapes and odd
  * sizes, the fused BatchNorm against the composite reference (also with `groups`: separate
  * statistics per equal part of the batch, against the composite on each group; and the
- * per-group fallback for a kernel that has not declared groups), and its running-statistics
+ * per-group fallback for a kernel that has not declared groups; with a residual, y =
+ * act(BN(x) + residual) and dResidual against BN, Add and ReLU on cpu, and the fallback for a
+ * kernel that has not declared the residual, as oneDNN's), and its running-statistics
  * update (and a BatchNorm layer trained a few steps) against the tfjs-op formula on cpu. The XNNPACK
  * thread count is fixed per process, so the 1-vs-2-thread check of the dW algorithms runs this
  * file as a child process (MIXMASK_WASM_DW_CHILD=<threads>:<output file>), in which the other
@@ -313,6 +315,34 @@ maybeTest('BatchNorm running statistics on wasm with [G, C] statistics (one kern
 maybeTest('a BatchNorm layer with groups on wasm: output and running statistics of one call per part on cpu', async () => {
   await compareGroupedLayerWithCpu('wasm', [8, 3, 3, 6], 4, 81);
   await compareGroupedLayerWithCpu('wasm', [12, 70], 2, 82);
+});
+
+GROUPED_SHAPES.forEach((shape, k) => {
+  for (const groups of [1, 4]) {
+    maybeTest(`BatchNorm + residual [${shape}], groups ${groups}, with and without ReLU, on wasm matches BN, Add, ReLU on cpu (forward and gradient, dResidual too)`, async () => {
+      for (const relu of [true, false]) await compareGroupedWithCpu('wasm', shape, groups, relu, 140 + 3 * k + groups, true);
+    });
+  }
+});
+
+maybeTest('BatchNorm + residual + ReLU on wasm at a ResNet-18 shape [4, 8, 8, 64]', async () => {
+  await compareGroupedWithCpu('wasm', [4, 8, 8, 64], 1, true, 150, true);
+});
+
+maybeTest('BatchNorm + residual: a kernel that has not declared the residual (as wasm+onednn replaces wasm\'s) takes the fallback (no residual, no ReLU in the kernel), with the same result', async () => {
+  const calls = await compareResidualFallback('wasm', [[8, 3, 3, 5], [12, 9]], 160);
+  assert.ok(calls.length > 0 && calls.every((c) => !c.residual && !c.relu), 'the fallback calls the kernel without residual and without ReLU');
+});
+
+maybeTest('BatchNorm + residual on wasm: a residual of another shape is a clear error', async () => {
+  await tf.setBackend('wasm');
+  const x = tf.zeros([4, 3]);
+  const scale = tf.ones([3]) as tf.Tensor1D;
+  const offset = tf.zeros([3]) as tf.Tensor1D;
+  const wrong = tf.zeros([3, 4]);
+  assert.throws(() => batchNormTrain(x, scale, offset, 1e-5, true, { residual: wrong }), /residual has shape \[3,4\], expected x's \[4,3\]/);
+  assert.throws(() => tf.engine().runKernel(FUSED_BATCH_NORM_KERNEL, { x, scale, offset, residual: wrong }, { varianceEpsilon: 1e-5, relu: true, residual: true }), /on wasm: residual has shape \[3,4\], expected x's \[4,3\]/);
+  tf.dispose([x, scale, offset, wrong]);
 });
 
 /** dW of every algorithm on a few shapes (one of each path), at the thread count of this child. */

@@ -2,13 +2,13 @@ import { test, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { batchNormTrain, BATCH_NORM_RUNNING_STATS_KERNEL, batchNormRunningStats, FUSED_BATCH_NORM_GRAD_KERNEL, FUSED_BATCH_NORM_KERNEL, hasFusedBatchNorm } from '../../lib/backend/batchnorm-op';
-import { rowBlocks } from '../../lib/backend/webgpu/batchnorm';
+import { bnTuning, rowBlocks } from '../../lib/backend/webgpu/batchnorm';
 import { countDispatches } from '../../lib/backend/webgpu/dispatches';
 import { tuning } from '../../lib/backend/webgpu/program';
 import { Rng } from '../../lib/util/rng';
 import { relError, useWebgpu } from '../helpers';
 import { compareLayerWithCpu, compareWithCpu } from './bn-running-stats';
-import { compareGroupedLayerWithCpu, compareGroupedStats, compareGroupedWithCpu, GROUPED_SHAPES, GROUPS } from './bn-grouped';
+import { compareGroupedLayerWithCpu, compareGroupedStats, compareGroupedWithCpu, compareResidualFallback, GROUPED_SHAPES, GROUPS } from './bn-grouped';
 
 /**
  * The fused training BatchNorm (+ ReLU) of lib/backend/webgpu against the composite tfjs ops on
@@ -19,7 +19,11 @@ import { compareGroupedLayerWithCpu, compareGroupedStats, compareGroupedWithCpu,
  * formula on cpu, in one dispatch; a BatchNorm layer trained on webgpu and on cpu alike. With
  * `groups` (separate statistics per equal part of the batch): the same against the cpu
  * composite run on each group, in the same 3 + 3 dispatches, and the running statistics of G
- * groups in one dispatch, equal to G consecutive calls.
+ * groups in one dispatch, equal to G consecutive calls. With a residual (y = act(BN(x) +
+ * residual), a ResNet block's end): y and every gradient (dResidual too) against BN, Add and
+ * ReLU on cpu, groups 1 and 4, rank 4 and 2, with and without ReLU, still 3 + 3 dispatches
+ * (dResidual a second output of the dx dispatch), where the fallback (kernel, then Add and Relu
+ * as tfjs ops) takes more; the fallback itself against the fused kernel.
  */
 
 const TOL = 1e-5;
@@ -162,7 +166,7 @@ for (const blocksTarget of [512, 1]) {
         assert.deepEqual(Object.fromEntries(f.count.byProgram), { ChannelSumsProgram: 1, MixMaskBnMoments: 1, NormalizeProgram: 1 });
         const [y, mean, variance] = f.result;
         const b = await countDispatches(() => tf.engine().runKernel(FUSED_BATCH_NORM_GRAD_KERNEL, { dy, x, y, mean, variance, scale }, attrs) as tf.Tensor[]);
-        assert.deepEqual(Object.fromEntries(b.count.byProgram), { ChannelSumsProgram: 1, MixMaskBnGradFinish: 1, GradInputProgram: 1 });
+        assert.deepEqual(Object.fromEntries(b.count.byProgram), { ChannelSumsProgram: 1, MixMaskBnGradFinish: 1, MixMaskBnGradInput: 1 });
         tf.dispose([...f.result, ...b.result]);
       }
       tf.dispose([x, dy, scale, offset]);
@@ -261,7 +265,7 @@ for (const blocksTarget of [512, 1]) {
         const [y, mean, variance] = f.result;
         assert.deepEqual(mean.shape, groups === 1 ? [8] : [groups, 8]);
         const b = await countDispatches(() => tf.engine().runKernel(FUSED_BATCH_NORM_GRAD_KERNEL, { dy, x, y, mean, variance, scale }, attrs) as tf.Tensor[]);
-        assert.deepEqual(Object.fromEntries(b.count.byProgram), { ChannelSumsProgram: 1, MixMaskBnGradFinish: 1, GradInputProgram: 1 }, `groups ${groups}: gradient`);
+        assert.deepEqual(Object.fromEntries(b.count.byProgram), { ChannelSumsProgram: 1, MixMaskBnGradFinish: 1, MixMaskBnGradInput: 1 }, `groups ${groups}: gradient`);
         assert.deepEqual(b.result.map((r) => r.shape), [shape, [8], [8]]);
         tf.dispose([...f.result, ...b.result]);
       }
@@ -304,3 +308,104 @@ for (const [shape, groups] of [
     await compareGroupedLayerWithCpu('webgpu', [...shape], groups, 80);
   });
 }
+
+GROUPED_SHAPES.forEach((shape, k) => {
+  for (const groups of [1, 4]) {
+    test(`BatchNorm + residual [${shape}], groups ${groups}, with and without ReLU, on webgpu matches BN, Add, ReLU on cpu: y, statistics, dx, dScale, dOffset, dResidual`, async (t) => {
+      if (skip) return t.skip(skip);
+      for (const relu of [true, false]) await compareGroupedWithCpu('webgpu', shape, groups, relu, 110 + 3 * k + groups, true);
+    });
+  }
+});
+
+test('BatchNorm + residual + ReLU on webgpu at a ResNet-18 shape [4, 8, 8, 64] and over several blocks of rows', async (t) => {
+  if (skip) return t.skip(skip);
+  await compareGroupedWithCpu('webgpu', [4, 8, 8, 64], 1, true, 120, true);
+  tuning.targetWorkgroups = 512;
+  try {
+    assert.ok(rowBlocks(8 * 8 * 8 / 4, 8, 128).blocks > 1);
+    await compareGroupedWithCpu('webgpu', [8, 8, 8, 8], 4, true, 121, true);
+  } finally {
+    tuning.targetWorkgroups = defaultTarget;
+  }
+});
+
+test('BatchNorm + residual on webgpu: the dx pass over a 2-D grid of workgroups (past a lowered per-dimension cap) matches', async (t) => {
+  if (skip) return t.skip(skip);
+  // [8, 4, 4, 13]: 1,664 elements, 26 workgroups of 64 -> an 8 × 4 grid (6 workgroups idle) at a cap of 8.
+  bnTuning.maxWorkgroupsPerDimension = 8;
+  try {
+    for (const relu of [true, false]) await compareGroupedWithCpu('webgpu', [8, 4, 4, 13], 4, relu, 122, true);
+    for (const relu of [true, false]) await compareGroupedWithCpu('webgpu', [8, 4, 4, 13], 1, relu, 123, false);
+  } finally {
+    bnTuning.maxWorkgroupsPerDimension = null;
+  }
+});
+
+test('BatchNorm + residual on webgpu: 3 dispatches forward and 3 backward by program (dResidual from the dx dispatch); the fallback takes more', async (t) => {
+  if (skip) return t.skip(skip);
+  await tf.setBackend('webgpu');
+  const shape = [8, 4, 4, 16];
+  const before = tf.memory().numTensors;
+  const x = tf.randomNormal(shape);
+  const dy = tf.randomNormal(shape);
+  const residual = tf.randomNormal(shape);
+  const scale = tf.randomNormal([16]) as tf.Tensor1D;
+  const offset = tf.randomNormal([16]) as tf.Tensor1D;
+  for (const relu of [true, false]) {
+    for (const groups of [1, 4]) {
+      const attrs = { varianceEpsilon: 1e-5, relu, groups, residual: true } as unknown as tf.NamedAttrMap;
+      const f = await countDispatches(() => tf.engine().runKernel(FUSED_BATCH_NORM_KERNEL, { x, scale, offset, residual }, attrs) as tf.Tensor[]);
+      assert.deepEqual(Object.fromEntries(f.count.byProgram), { ChannelSumsProgram: 1, MixMaskBnMoments: 1, NormalizeProgram: 1 }, `relu ${relu}, groups ${groups}: forward`);
+      const [y, mean, variance] = f.result;
+      const b = await countDispatches(() => tf.engine().runKernel(FUSED_BATCH_NORM_GRAD_KERNEL, { dy, x, y, mean, variance, scale }, attrs) as tf.Tensor[]);
+      assert.deepEqual(Object.fromEntries(b.count.byProgram), { ChannelSumsProgram: 1, MixMaskBnGradFinish: 1, MixMaskBnGradInput: 1 }, `relu ${relu}, groups ${groups}: gradient`);
+      assert.deepEqual(b.result.map((r) => r.shape), [shape, [16], [16], shape], 'dx, dScale, dOffset, dResidual');
+      // dResidual is g = dy·[y > 0] (or dy) exactly.
+      const [dyv, yv, dr] = [await dy.data(), await y.data(), await b.result[3].data()];
+      assert.deepEqual(Array.from(dr), Array.from(dyv, (d, i) => (relu ? (yv[i] > 0 ? d : 0) : d)));
+      tf.dispose([...f.result, ...b.result]);
+    }
+  }
+  // Through batchNormTrain and tf.grads: the fused residual against the fallback's kernel + Add + Relu.
+  const grads = () => tf.tidy(() => tf.grads((a: tf.Tensor, r: tf.Tensor) => tf.sum(tf.mul(batchNormTrain(a, scale, offset, 1e-5, true, { residual: r }).y, dy)))([x, residual]));
+  const fused = await countDispatches(() => tf.tidy(() => batchNormTrain(x, scale, offset, 1e-5, true, { residual }).y));
+  const fusedGrads = await countDispatches(grads);
+  assert.equal(fused.count.total, 3);
+  const declared = tf.getKernel(FUSED_BATCH_NORM_KERNEL, 'webgpu')!;
+  tf.unregisterKernel(FUSED_BATCH_NORM_KERNEL, 'webgpu');
+  tf.registerKernel({ ...declared, kernelFunc: ((args: never) => declared.kernelFunc(args)) as unknown as tf.KernelFunc });
+  let fallback: Awaited<ReturnType<typeof countDispatches<tf.Tensor>>>;
+  let fallbackGrads: Awaited<ReturnType<typeof countDispatches<tf.Tensor[]>>>;
+  try {
+    fallback = await countDispatches(() => tf.tidy(() => batchNormTrain(x, scale, offset, 1e-5, true, { residual }).y));
+    fallbackGrads = await countDispatches(grads);
+  } finally {
+    tf.unregisterKernel(FUSED_BATCH_NORM_KERNEL, 'webgpu');
+    tf.registerKernel(declared);
+  }
+  assert.equal(fallback.count.total, 5, 'the fallback: the kernel without ReLU, then Add and Relu');
+  assert.ok(fusedGrads.count.total < fallbackGrads.count.total, `gradient: fused ${fusedGrads.count.total} dispatches, fallback ${fallbackGrads.count.total}`);
+  console.log(`# BatchNorm + residual + ReLU [${shape}] on webgpu: forward ${fused.count.total} dispatches (fallback ${fallback.count.total}); forward + gradient ${fusedGrads.count.total} (fallback ${fallbackGrads.count.total})`);
+  tf.dispose([fused.result, fallback.result, ...fusedGrads.result, ...fallbackGrads.result, x, dy, residual, scale, offset]);
+  assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+});
+
+test('BatchNorm + residual on webgpu: a backend kernel that has not declared the residual takes the fallback, with the same result', async (t) => {
+  if (skip) return t.skip(skip);
+  const calls = await compareResidualFallback('webgpu', [[8, 3, 3, 5], [12, 9]], 130);
+  assert.ok(calls.length > 0 && calls.every((c) => !c.residual && !c.relu), 'the fallback calls the kernel without residual and without ReLU');
+});
+
+test('BatchNorm + residual on webgpu: a residual of another shape, or attrs and inputs that disagree, are clear errors', async (t) => {
+  if (skip) return t.skip(skip);
+  await tf.setBackend('webgpu');
+  const x = tf.zeros([4, 2, 2, 3]);
+  const wrong = tf.zeros([4, 2, 2, 4]);
+  const scale = tf.ones([3]) as tf.Tensor1D;
+  const offset = tf.zeros([3]) as tf.Tensor1D;
+  assert.throws(() => batchNormTrain(x, scale, offset, 1e-5, true, { residual: wrong }), /batchNormTrain: residual has shape \[4,2,2,4\], expected x's \[4,2,2,3\]/);
+  assert.throws(() => tf.engine().runKernel(FUSED_BATCH_NORM_KERNEL, { x, scale, offset }, { varianceEpsilon: 1e-5, relu: false, residual: true }), /attrs.residual is true but the residual input is missing/);
+  assert.throws(() => tf.engine().runKernel(FUSED_BATCH_NORM_KERNEL, { x, scale, offset, residual: x }, { varianceEpsilon: 1e-5, relu: false }), /attrs.residual is false but the residual input is given/);
+  tf.dispose([x, wrong, scale, offset]);
+});

@@ -9,23 +9,26 @@ import {
   type RunningStatsInputs,
   batchNormStatsShape,
   checkBatchNormGroups,
+  checkBatchNormResidual,
   checkBatchNormStats,
   checkRunningStats,
   declareGroupedBatchNorm,
+  declareResidualBatchNorm,
   registerFusedBatchNormGradient,
   runningStatsCoefficients,
 } from '../batchnorm-op';
 import { alloc, f32, Info } from './wasm-ops';
 
 /**
- * Training-mode BatchNorm (+ ReLU) as one kernel with a hand-written gradient (contract in
+ * Training-mode BatchNorm (+ residual, + ReLU) as one kernel with a hand-written gradient (contract in
  * lib/backend/batchnorm-op.ts). The composite tfjs version records ~10 ops on the tape and keeps
  * each of their outputs alive until the backward pass; this one saves x, y and two [C] vectors,
  * and reads/writes each element twice per direction.
  *
  * Statistics are accumulated in float64, so the result is at least as accurate as the
  * float32 composite. With the contract's `groups`, each group of rows (contiguous) is one pass
- * of the same code over its part of the arrays.
+ * of the same code over its part of the arrays. With the contract's residual, the forward adds
+ * it before the ReLU in the same loop, and the gradient writes dResidual = g in the dx loop.
  */
 export { FUSED_BATCH_NORM_GRAD_KERNEL };
 
@@ -79,10 +82,11 @@ function channelSums(a: Float32Array, b: Float32Array, bits: Int32Array | null, 
 
 function fusedBatchNormTrain(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: tf.NamedAttrMap }): Info[] {
   const backend = args.backend as BackendWasm;
-  const { x, scale, offset } = args.inputs as { x: Info; scale: Info; offset: Info };
-  const { varianceEpsilon, relu, groups: g } = args.attrs as unknown as BatchNormKernelAttrs;
+  const { x, scale, offset, residual } = args.inputs as { x: Info; scale: Info; offset: Info; residual?: Info };
+  const { varianceEpsilon, relu, groups: g, residual: hasResidual } = args.attrs as unknown as BatchNormKernelAttrs;
   const C = channels(x.shape);
   const groups = checkBatchNormGroups(`${FUSED_BATCH_NORM_KERNEL} on wasm`, x.shape, g);
+  checkBatchNormResidual(`${FUSED_BATCH_NORM_KERNEL} on wasm`, x, residual, hasResidual);
   const y = alloc(backend, x.shape);
   const meanT = alloc(backend, batchNormStatsShape(groups, C));
   const varT = alloc(backend, batchNormStatsShape(groups, C));
@@ -92,11 +96,13 @@ function fusedBatchNormTrain(args: { inputs: tf.NamedTensorInfoMap; backend: tf.
   const of = f32(backend, offset);
   const means = f32(backend, meanT);
   const vars = f32(backend, varT);
+  const resAll = residual ? f32(backend, residual) : null;
   const rows = xAll.length / C / groups;
   const size = rows * C;
   for (let grp = 0; grp < groups; grp++) {
     const xs = xAll.subarray(grp * size, (grp + 1) * size);
     const ys = yAll.subarray(grp * size, (grp + 1) * size);
+    const rs = resAll ? resAll.subarray(grp * size, (grp + 1) * size) : null;
     const [sum, sq] = channelSums(xs, xs, null, rows, C);
     // Float64 coefficients: y = (x − μ)·mul + offset keeps its precision when |μ| ≫ σ.
     const mu = new Float64Array(C);
@@ -109,7 +115,15 @@ function fusedBatchNormTrain(args: { inputs: tf.NamedTensorInfoMap; backend: tf.
       mu[c] = m;
       mul[c] = sc[c] / Math.sqrt(v + varianceEpsilon);
     }
-    if (relu) {
+    if (rs) {
+      // The residual is added in float32, as the tfjs Add it replaces (y rounded, then + r, then ReLU).
+      for (let p = 0, i = 0; p < rows; p++) {
+        for (let c = 0; c < C; c++, i++) {
+          const v = Math.fround(Math.fround((xs[i] - mu[c]) * mul[c] + of[c]) + rs[i]);
+          ys[i] = relu ? (v + Math.abs(v)) * 0.5 : v;
+        }
+      }
+    } else if (relu) {
       // ReLU without a branch: (v + |v|)/2 is exact, and activations are positive about half the
       // time, so `v > 0 ? v : 0` mispredicts on every other element (5× slower, measured).
       for (let p = 0, i = 0; p < rows; p++) {
@@ -135,13 +149,14 @@ function fusedBatchNormTrain(args: { inputs: tf.NamedTensorInfoMap; backend: tf.
 function fusedBatchNormTrainGrad(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: tf.NamedAttrMap }): Info[] {
   const backend = args.backend as BackendWasm;
   const { dy, x, y, mean, variance, scale } = args.inputs as Record<string, Info>;
-  const { varianceEpsilon, relu, groups: g } = args.attrs as unknown as BatchNormKernelAttrs;
+  const { varianceEpsilon, relu, groups: g, residual } = args.attrs as unknown as BatchNormKernelAttrs;
   const C = channels(x.shape);
   const groups = checkBatchNormGroups(`${FUSED_BATCH_NORM_GRAD_KERNEL} on wasm`, x.shape, g);
   checkBatchNormStats(`${FUSED_BATCH_NORM_GRAD_KERNEL} on wasm`, { mean, variance }, groups, C);
   const dx = alloc(backend, x.shape);
   const dScale = alloc(backend, [C]);
   const dOffset = alloc(backend, [C]);
+  const dResidual = residual ? alloc(backend, x.shape) : null;
   const dyAll = f32(backend, dy);
   const xAll = f32(backend, x);
   // y ≥ +0 after the forward's ReLU, so its bits as int32 are > 0 exactly where the ReLU passed:
@@ -152,6 +167,7 @@ function fusedBatchNormTrainGrad(args: { inputs: tf.NamedTensorInfoMap; backend:
   const va = f32(backend, variance);
   const sc = f32(backend, scale);
   const dxAll = f32(backend, dx);
+  const drAll = dResidual ? f32(backend, dResidual) : null;
   const rows = xAll.length / C / groups;
   const size = rows * C;
   // dScale and dOffset add up over the groups (in float64, rounded once).
@@ -163,6 +179,7 @@ function fusedBatchNormTrainGrad(args: { inputs: tf.NamedTensorInfoMap; backend:
     const xs = part(xAll);
     const yBits = bitsAll ? part(bitsAll) : null;
     const dxs = part(dxAll);
+    const drs = drAll ? part(drAll) : null;
     const [sg, sgx] = channelSums(dys, xs, yBits, rows, C);
     // dx = k·g − a·(x − μ) − b per channel, with float64 coefficients.
     const mu = new Float64Array(C);
@@ -181,7 +198,16 @@ function fusedBatchNormTrainGrad(args: { inputs: tf.NamedTensorInfoMap; backend:
       a[c] = (kc * inv * dsc) / rows;
       b[c] = kc * (sg[c] / rows);
     }
-    if (yBits) {
+    if (drs) {
+      // dResidual = g, written in the same loop.
+      for (let p = 0, i = 0; p < rows; p++) {
+        for (let c = 0; c < C; c++, i++) {
+          const gv = yBits ? dys[i] * (-yBits[i] >>> 31) : dys[i];
+          drs[i] = gv;
+          dxs[i] = k[c] * gv - a[c] * (xs[i] - mu[c]) - b[c];
+        }
+      }
+    } else if (yBits) {
       for (let p = 0, i = 0; p < rows; p++) {
         for (let c = 0; c < C; c++, i++) {
           const gv = dys[i] * (-yBits[i] >>> 31);
@@ -196,7 +222,7 @@ function fusedBatchNormTrainGrad(args: { inputs: tf.NamedTensorInfoMap; backend:
   }
   f32(backend, dScale).set(dsSum);
   f32(backend, dOffset).set(dofSum);
-  return [dx, dScale, dOffset];
+  return dResidual ? [dx, dScale, dOffset, dResidual] : [dx, dScale, dOffset];
 }
 
 /**
@@ -246,7 +272,9 @@ export function registerFusedBatchNorm(): void {
       tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
     }
   }
-  // These two implement groups; a kernel registered under the same name by someone else (oneDNN's) does not.
-  declareGroupedBatchNorm('wasm', { forward: fusedBatchNormTrain as unknown as tf.KernelFunc, grad: fusedBatchNormTrainGrad as unknown as tf.KernelFunc });
+  // These two implement groups and the residual; a kernel registered under the same name by someone else (oneDNN's) does not.
+  const kernels = { forward: fusedBatchNormTrain as unknown as tf.KernelFunc, grad: fusedBatchNormTrainGrad as unknown as tf.KernelFunc };
+  declareGroupedBatchNorm('wasm', kernels);
+  declareResidualBatchNorm('wasm', kernels);
   registerFusedBatchNormGradient();
 }

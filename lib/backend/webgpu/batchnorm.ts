@@ -8,9 +8,11 @@ import {
   type RunningStatsInputs,
   batchNormStatsShape,
   checkBatchNormGroups,
+  checkBatchNormResidual,
   checkBatchNormStats,
   checkRunningStats,
   declareGroupedBatchNorm,
+  declareResidualBatchNorm,
   registerFusedBatchNormGradient,
   runningStatsCoefficients,
 } from '../batchnorm-op';
@@ -18,7 +20,7 @@ import { runMultiOutput } from './multi-output';
 import { type KernelArgs, type Uniform, type WebgpuBackendLike, type WebgpuProgram, addKernel, ints, tuning } from './program';
 
 /**
- * Training-mode BatchNorm (+ ReLU), its gradient and the running-statistics update for webgpu,
+ * Training-mode BatchNorm (+ residual, + ReLU), its gradient and the running-statistics update for webgpu,
  * under the kernel names and contracts of lib/backend/batchnorm-op.ts (the composite tfjs
  * version takes ~25 dispatches forward and more backward, each reduction over [N, H, W] preceded
  * by a full transpose). Data is [R, C] (channels last, R = N·H·W rows), in G groups of R/G
@@ -31,10 +33,11 @@ import { type KernelArgs, type Uniform, type WebgpuBackendLike, type WebgpuProgr
  * channel's first value, so that E[x²] − E[x]² does not cancel when |mean| ≫ std), one workgroup
  * column per block; mean and variance from the blocks' sums, in a fixed order, both in one
  * dispatch (./multi-output.ts); one elementwise pass y = (x − mean)·scale/√(var + ε) + offset
- * (then max(·, 0)).
+ * (+ the residual, then max(·, 0)).
  * Backward (3 dispatches): per-channel Σg and Σg·(x − mean) with g = dy·[y > 0] (or dy) over
- * blocks of rows; the blocks summed, with dOffset and dScale, in one dispatch; one elementwise
- * pass for dx. Deterministic: every sum runs in a fixed order.
+ * blocks of rows; the blocks summed, with dOffset, dScale and dx's per-channel coefficients, in
+ * one dispatch; one elementwise pass for dx that also writes dResidual = g when the forward had a
+ * residual (two outputs, one dispatch). Deterministic: every sum runs in a fixed order.
  * Running statistics (1 dispatch): running mean, running variance and num_batches_tracked (the
  * G updates of a grouped batch in order, in the same dispatch).
  *
@@ -112,9 +115,12 @@ class ChannelSumsProgram implements WebgpuProgram {
   }
 }
 
-/** y = (x − mean)·scale/√(var + ε) + offset with the element's group's statistics, then ReLU when asked. */
+/**
+ * y = (x − mean)·scale/√(var + ε) + offset (+ residual) with the element's group's statistics,
+ * then ReLU when asked: the residual add and the ReLU cost no dispatch of their own.
+ */
 class NormalizeProgram implements WebgpuProgram {
-  variableNames = ['x', 'mean', 'variance', 'scale', 'offset'];
+  variableNames: string[];
   outputShape: number[];
   shaderKey: string;
   dispatchLayout: { x: number[] };
@@ -126,11 +132,13 @@ class NormalizeProgram implements WebgpuProgram {
   constructor(
     shape: number[],
     private readonly relu: boolean,
+    private readonly residual: boolean,
   ) {
+    this.variableNames = residual ? ['x', 'mean', 'variance', 'scale', 'offset', 'residual'] : ['x', 'mean', 'variance', 'scale', 'offset'];
     this.outputShape = shape;
     this.dispatchLayout = { x: shape.map((_, i) => i) };
     this.dispatch = [Math.ceil(shape.reduce((a, b) => a * b, 1) / WG), 1, 1];
-    this.shaderKey = `mixmaskBnNormalize_${relu}`;
+    this.shaderKey = `mixmaskBnNormalize_${relu}_${residual}`;
   }
 
   getUserCode(): string {
@@ -140,7 +148,7 @@ class NormalizeProgram implements WebgpuProgram {
           let c = i % uniforms.C;
           let s = (i / uniforms.groupSize) * uniforms.C + c;
           let k = scale[c] / sqrt(variance[s] + uniforms.eps);
-          let v = (x[i] - mean[s]) * k + offset[c];
+          let v = (x[i] - mean[s]) * k + offset[c]${this.residual ? ' + residual[i]' : ''};
           result[i] = ${this.relu ? 'max(v, 0.0)' : 'v'};
         }
       }
@@ -148,47 +156,48 @@ class NormalizeProgram implements WebgpuProgram {
   }
 }
 
+/** Test hook: a lower cap than the device's maxComputeWorkgroupsPerDimension, to exercise the dx pass's 2-D grid on small tensors. */
+export const bnTuning = { maxWorkgroupsPerDimension: null as number | null };
+
 /**
- * dx = k·g − k·inv²·(x − mean)·S2/R − k·S1/R with k = scale·inv, inv = 1/√(var + ε),
- * S1 = Σg and S2 = Σg·(x − mean) (the summed sums, [2, G, C]), all of the element's group
- * (R: rows per group).
+ * The gradient's elementwise pass, one dispatch (./multi-output.ts) writing dx and, with a
+ * residual, dResidual = g (which the tfjs Add's gradient and the Relu's took a dispatch or two
+ * for): dx = k·g − A·(x − mean) − B, with the per-(group, channel) coefficients k, A, B
+ * [3, G, C] of the finishing pass. Bindings: dx, (dResidual,) dy, x, mean, coef, (y): at most 7
+ * storage buffers, under WebGPU's default limit of 8. The flat index spans a 2-D grid when the
+ * workgroups outnumber maxComputeWorkgroupsPerDimension (4.2 M elements at 64 a workgroup).
  */
-class GradInputProgram implements WebgpuProgram {
-  variableNames: string[];
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WG, 1, 1];
-  uniforms = 'R : i32, C : i32, groupSize : i32, GC : i32, eps : f32,';
-  size = true;
+function gradInputWgsl(relu: boolean, residual: boolean): string {
+  const outputs = residual ? ['dx', 'dResidual'] : ['dx'];
+  const inputs = relu ? ['dy', 'x', 'mean', 'coef', 'y'] : ['dy', 'x', 'mean', 'coef'];
+  const bindings = [
+    ...outputs.map((b) => `var<storage, read_write> ${b} : array<f32>;`),
+    ...inputs.map((b) => `var<storage, read> ${b} : array<f32>;`),
+    'var<uniform> u : U;',
+  ];
+  return `
+  struct U { size : i32, C : i32, groupSize : i32, GC : i32, }
+  ${bindings.map((b, j) => `@group(0) @binding(${j}) ${b}`).join('\n  ')}
+  @compute @workgroup_size(${WG})
+  fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(num_workgroups) nwg : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
+    let i = i32(wid.y * nwg.x + wid.x) * ${WG} + i32(lid);
+    if (i < u.size) {
+      let c = i % u.C;
+      let s = (i / u.groupSize) * u.C + c;
+      let g = ${relu ? 'select(0.0, dy[i], y[i] > 0.0)' : 'dy[i]'};
+      dx[i] = coef[s] * g - coef[u.GC + s] * (x[i] - mean[s]) - coef[2 * u.GC + s];${residual ? '\n      dResidual[i] = g;' : ''}
+    }
+  }`;
+}
 
-  constructor(
-    shape: number[],
-    private readonly relu: boolean,
-  ) {
-    this.variableNames = relu ? ['dy', 'x', 'mean', 'variance', 'scale', 'sums', 'y'] : ['dy', 'x', 'mean', 'variance', 'scale', 'sums'];
-    this.outputShape = shape;
-    this.dispatchLayout = { x: shape.map((_, i) => i) };
-    this.dispatch = [Math.ceil(shape.reduce((a, b) => a * b, 1) / WG), 1, 1];
-    this.shaderKey = `mixmaskBnGradInput_${relu}`;
-  }
-
-  getUserCode(): string {
-    return `
-      fn main(i : i32) {
-        if (i < uniforms.size) {
-          let c = i % uniforms.C;
-          let s = (i / uniforms.groupSize) * uniforms.C + c;
-          let inv = 1.0 / sqrt(variance[s] + uniforms.eps);
-          let k = scale[c] * inv;
-          let rows = f32(uniforms.R);
-          let g = ${this.relu ? 'select(0.0, dy[i], y[i] > 0.0)' : 'dy[i]'};
-          result[i] = k * g - k * inv * inv * (x[i] - mean[s]) * (sums[uniforms.GC + s] / rows) - k * (sums[s] / rows);
-        }
-      }
-    `;
-  }
+/** A 1-D dispatch of `size` elements at WG per workgroup, folded into x · y past the per-dimension cap. */
+function elementwiseGrid(backend: WebgpuBackendLike, name: string, size: number): [number, number, number] {
+  const cap = bnTuning.maxWorkgroupsPerDimension ?? backend.device.limits.maxComputeWorkgroupsPerDimension;
+  const workgroups = Math.ceil(size / WG);
+  const x = Math.min(workgroups, cap);
+  const y = Math.ceil(workgroups / x);
+  if (y > cap) throw new Error(`${name} on webgpu: ${size} elements need ${workgroups} workgroups, more than a ${cap} × ${cap} grid`);
+  return [x, y, 1];
 }
 
 function channelsOf(x: tf.TensorInfo): { R: number; C: number } {
@@ -231,23 +240,27 @@ const MOMENTS_WGSL = `
   }`;
 
 /**
- * Per group, sums = (Σg, Σg·(x − mean)) as [2, G, C] for dx; over the groups, dOffset = Σg and
- * dScale = Σg·(x − mean)/√(var + ε) (scale and offset are shared by the groups).
+ * Per group, the dx pass's coefficients [3, G, C] from S1 = Σg and S2 = Σg·(x − mean), with
+ * inv = 1/√(var + ε), k = scale·inv, R rows per group: k, A = k·inv²·S2/R, B = k·S1/R (dx =
+ * k·g − A·(x − mean) − B, i.e. k·(g − (dOffset + x̂·dScale)/R) per group); over the groups,
+ * dOffset = Σg and dScale = Σg·(x − mean)/√(var + ε) (scale and offset are shared by the groups).
  */
 const GRAD_FINISH_WGSL = `
-  @group(0) @binding(0) var<storage, read_write> sums : array<f32>;
+  @group(0) @binding(0) var<storage, read_write> coef : array<f32>;
   @group(0) @binding(1) var<storage, read_write> dScale : array<f32>;
   @group(0) @binding(2) var<storage, read_write> dOffset : array<f32>;
   @group(0) @binding(3) var<storage, read> partials : array<f32>;
   @group(0) @binding(4) var<storage, read> variance : array<f32>;
-  struct U { C : i32, blocks : i32, groups : i32, eps : f32, }
-  @group(0) @binding(5) var<uniform> u : U;
+  @group(0) @binding(5) var<storage, read> scale : array<f32>;
+  struct U { C : i32, blocks : i32, groups : i32, rowsPerGroup : i32, eps : f32, }
+  @group(0) @binding(6) var<uniform> u : U;
   @compute @workgroup_size(${WG})
   fn main(@builtin(global_invocation_id) id : vec3<u32>) {
     let c = i32(id.x);
     if (c < u.C) {
       let totalBlocks = u.groups * u.blocks;
       let GC = u.groups * u.C;
+      let rows = f32(u.rowsPerGroup);
       var d1 = 0.0;
       var d2 = 0.0;
       for (var g = 0; g < u.groups; g++) {
@@ -257,10 +270,14 @@ const GRAD_FINISH_WGSL = `
           s1 += partials[b * u.C + c];
           s2 += partials[(totalBlocks + b) * u.C + c];
         }
-        sums[g * u.C + c] = s1;
-        sums[GC + g * u.C + c] = s2;
+        let s = g * u.C + c;
+        let inv = 1.0 / sqrt(variance[s] + u.eps);
+        let k = scale[c] * inv;
+        coef[s] = k;
+        coef[GC + s] = k * inv * inv * (s2 / rows);
+        coef[2 * GC + s] = k * (s1 / rows);
         d1 += s1;
-        d2 += s2 / sqrt(variance[g * u.C + c] + u.eps);
+        d2 += s2 / sqrt(variance[s] + u.eps);
       }
       dOffset[c] = d1;
       dScale[c] = d2;
@@ -332,10 +349,11 @@ function groupBlocks(R: number, C: number, groups: number): { rowsPerGroup: numb
 
 function batchNormTrain(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as WebgpuBackendLike;
-  const { x, scale, offset } = args.inputs as { x: tf.TensorInfo; scale: tf.TensorInfo; offset: tf.TensorInfo };
-  const { varianceEpsilon: eps, relu, groups: g } = args.attrs as unknown as BatchNormKernelAttrs;
+  const { x, scale, offset, residual } = args.inputs as { x: tf.TensorInfo; scale: tf.TensorInfo; offset: tf.TensorInfo; residual?: tf.TensorInfo };
+  const { varianceEpsilon: eps, relu, groups: g, residual: hasResidual } = args.attrs as unknown as BatchNormKernelAttrs;
   const { R, C } = channelsOf(x);
   checkInputs(FUSED_BATCH_NORM_KERNEL, { x, scale, offset }, C);
+  checkBatchNormResidual(`${FUSED_BATCH_NORM_KERNEL} on webgpu`, x, residual, hasResidual);
   if (R === 0) throw new Error(`${FUSED_BATCH_NORM_KERNEL} on webgpu: x of shape [${x.shape}] has no elements per channel`);
   const groups = checkBatchNormGroups(`${FUSED_BATCH_NORM_KERNEL} on webgpu`, x.shape, g);
   const { rowsPerGroup, blocks, rowsPerBlock } = groupBlocks(R, C, groups);
@@ -351,7 +369,8 @@ function batchNormTrain(args: KernelArgs): tf.TensorInfo[] {
       uniforms: ints(rowsPerGroup, C, blocks, groups),
       dispatch: channelDispatch(backend, FUSED_BATCH_NORM_KERNEL, C),
     });
-    const y = backend.runWebGPUProgram(new NormalizeProgram(x.shape, !!relu), [x, mean, variance, scale, offset], 'float32', [
+    const normalizeInputs = residual ? [x, mean, variance, scale, offset, residual] : [x, mean, variance, scale, offset];
+    const y = backend.runWebGPUProgram(new NormalizeProgram(x.shape, !!relu, residual !== undefined), normalizeInputs, 'float32', [
       ...ints(C, rowsPerGroup * C),
       { type: 'float32', data: [eps] },
     ]);
@@ -364,7 +383,7 @@ function batchNormTrain(args: KernelArgs): tf.TensorInfo[] {
 function batchNormTrainGrad(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as WebgpuBackendLike;
   const { dy, x, y, mean, variance, scale } = args.inputs as Record<string, tf.TensorInfo>;
-  const { varianceEpsilon: eps, relu, groups: g } = args.attrs as unknown as BatchNormKernelAttrs;
+  const { varianceEpsilon: eps, relu, groups: g, residual } = args.attrs as unknown as BatchNormKernelAttrs;
   const { R, C } = channelsOf(x);
   checkInputs(FUSED_BATCH_NORM_GRAD_KERNEL, { dy, x, y, mean, variance, scale }, C);
   if (R === 0) throw new Error(`${FUSED_BATCH_NORM_GRAD_KERNEL} on webgpu: x of shape [${x.shape}] has no elements per channel`);
@@ -374,24 +393,30 @@ function batchNormTrainGrad(args: KernelArgs): tf.TensorInfo[] {
   const partialInputs = relu ? [dy, x, mean, y] : [dy, x, mean];
   const partials = backend.runWebGPUProgram(new ChannelSumsProgram('grad', !!relu, C, groups * blocks), partialInputs, 'float32', ints(rowsPerGroup, C, rowsPerBlock, blocks, groups * blocks));
   try {
-    const [sums, dScale, dOffset] = runMultiOutput(backend, {
+    const [coef, dScale, dOffset] = runMultiOutput(backend, {
       name: 'MixMaskBnGradFinish',
-      key: `mixmaskBnGradFinish_${WG}`,
+      key: `mixmaskBnGradFinish_coef_${WG}`,
       wgsl: () => GRAD_FINISH_WGSL,
-      outputs: [vector([2, groups * C]), vector([C]), vector([C])],
-      inputs: [partials, variance],
-      uniforms: [...ints(C, blocks, groups), { type: 'float32', data: [eps] }],
+      outputs: [vector([3, groups * C]), vector([C]), vector([C])],
+      inputs: [partials, variance, scale],
+      uniforms: [...ints(C, blocks, groups, rowsPerGroup), { type: 'float32', data: [eps] }],
       dispatch: channelDispatch(backend, FUSED_BATCH_NORM_GRAD_KERNEL, C),
     });
     try {
-      const dxInputs = relu ? [dy, x, mean, variance, scale, sums, y] : [dy, x, mean, variance, scale, sums];
-      const dx = backend.runWebGPUProgram(new GradInputProgram(x.shape, !!relu), dxInputs, 'float32', [
-        ...ints(rowsPerGroup, C, rowsPerGroup * C, groups * C),
-        { type: 'float32', data: [eps] },
-      ]);
-      return [dx, dScale, dOffset];
+      const size = R * C;
+      // dx and (with a residual) dResidual = g in one dispatch.
+      const [dx, ...dResidual] = runMultiOutput(backend, {
+        name: 'MixMaskBnGradInput',
+        key: `mixmaskBnGradInput_${!!relu}_${!!residual}_${WG}`,
+        wgsl: () => gradInputWgsl(!!relu, !!residual),
+        outputs: residual ? [vector(x.shape), vector(x.shape)] : [vector(x.shape)],
+        inputs: relu ? [dy, x, mean, coef, y] : [dy, x, mean, coef],
+        uniforms: ints(size, C, rowsPerGroup * C, groups * C),
+        dispatch: elementwiseGrid(backend, FUSED_BATCH_NORM_GRAD_KERNEL, size),
+      });
+      return [dx, dScale, dOffset, ...dResidual];
     } finally {
-      backend.disposeData(sums.dataId);
+      backend.disposeData(coef.dataId);
     }
   } finally {
     backend.disposeData(partials.dataId);
@@ -421,7 +446,9 @@ export function installFusedBatchNorm(): void {
   addKernel(FUSED_BATCH_NORM_KERNEL, batchNormTrain);
   addKernel(FUSED_BATCH_NORM_GRAD_KERNEL, batchNormTrainGrad);
   addKernel(BATCH_NORM_RUNNING_STATS_KERNEL, runningStats);
-  declareGroupedBatchNorm('webgpu', { forward: batchNormTrain as unknown as tf.KernelFunc, grad: batchNormTrainGrad as unknown as tf.KernelFunc });
+  const kernels = { forward: batchNormTrain as unknown as tf.KernelFunc, grad: batchNormTrainGrad as unknown as tf.KernelFunc };
+  declareGroupedBatchNorm('webgpu', kernels);
+  declareResidualBatchNorm('webgpu', kernels);
   registerFusedBatchNormGradient();
   installed = true;
 }
