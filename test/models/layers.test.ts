@@ -171,3 +171,36 @@ test('batchNormRunningStats with [G, C] statistics: G updates in order (float64 
   assert.throws(() => batchNormRunningStats({ runningMean: r, runningVar: r, numBatchesTracked: i32, mean: wide, variance: wide }, attrs), /mean has shape \[2,4\], expected \[3\] or \[groups, 3\]/);
   tf.dispose([rm, rv, tracked, r, i32, g2, g3, wide, ...Object.values(inputs)]);
 });
+
+test('convBn and BatchNorm.apply with a residual: act(conv → BN + residual) in training and in evaluation, as the Add and Relu after the layer', () => {
+  const rng = new Rng(9);
+  const conv = new Conv2d(3, 5, 3, 1, 1, rng);
+  const bn = new BatchNorm(5);
+  const plain = new BatchNorm(5);
+  bn.runningMean.assign(tf.tensor1d(rng.fillNormal(new Float32Array(5), 0, 1)));
+  plain.runningMean.assign(bn.runningMean);
+  const x = tf.tensor4d(rng.fillNormal(new Float32Array(4 * 6 * 6 * 3), 0, 1), [4, 6, 6, 3]);
+  const residual = tf.tensor4d(rng.fillNormal(new Float32Array(4 * 6 * 6 * 5), 0, 1), [4, 6, 6, 5]);
+  const before = tf.memory().numTensors;
+  for (const training of [true, false]) {
+    for (const relu of [true, false]) {
+      const got = tf.tidy(() => convBn(conv, bn, x, training, relu, 1, residual));
+      const want = tf.tidy(() => {
+        const y = tf.add(convBn(conv, plain, x, training, false), residual);
+        return relu ? tf.relu(y) : y;
+      });
+      const e = relError(got.dataSync() as Float32Array, want.dataSync() as Float32Array);
+      assert.ok(e < 1e-6, `training ${training}, relu ${relu}: rel err ${e}`);
+      if (relu) assert.ok(got.dataSync().every((v) => v >= 0));
+      tf.dispose([got, want]);
+    }
+  }
+  assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+  // Training updated both layers' running statistics alike.
+  assert.ok(relError(bn.runningVar.dataSync() as Float32Array, plain.runningVar.dataSync() as Float32Array) < 1e-6);
+  assert.throws(() => bn.apply(x, true, true, 1, residual), /residual has shape \[4,6,6,5\], expected x's \[4,6,6,3\]/);
+  tf.dispose([x, residual]);
+  conv.dispose();
+  bn.dispose();
+  plain.dispose();
+});
