@@ -115,24 +115,35 @@ export function checkBatchNormResidual(where: string, x: tf.TensorInfo, residual
 /**
  * Which backends implement a capability of the contract (`groups` > 1, the residual) in their
  * fused kernels. A backend declares the kernel functions it registered; a declaration holds
- * only while those very functions are registered, so a backend whose kernels are later replaced
+ * only while those very kernels are registered, so a backend whose kernels are later replaced
  * by others of the same name (wasm+onednn replaces wasm's BatchNorm, which knows nothing of
- * groups or residuals) takes the fallback until its own are put back.
+ * groups or residuals) takes the fallback until its own are put back. "Those very kernels": the
+ * registered function, or the registry entry (config object) that held it when declared — a
+ * profiler that wraps kernelFunc in place in that entry (bench/op-timer.ts) must still measure
+ * the path training runs, while a replacement registers a new entry.
  */
 type DeclaredKernels = { forward: tf.KernelFunc; grad: tf.KernelFunc };
-const declared = { groups: new Map<string, DeclaredKernels>(), residual: new Map<string, DeclaredKernels>() };
+type Declaration = DeclaredKernels & { entries: Set<tf.KernelConfig> };
+const declared = { groups: new Map<string, Declaration>(), residual: new Map<string, Declaration>() };
+
+function declare(capability: keyof typeof declared, backendName: string, kernels: DeclaredKernels): void {
+  const entries = new Set<tf.KernelConfig>();
+  for (const [name, f] of [[FUSED_BATCH_NORM_KERNEL, kernels.forward], [FUSED_BATCH_NORM_GRAD_KERNEL, kernels.grad]] as const) {
+    const entry = tf.getKernel(name, backendName);
+    if (entry?.kernelFunc === f) entries.add(entry);
+  }
+  declared[capability].set(backendName, { ...kernels, entries });
+}
 
 function holds(capability: keyof typeof declared, backendName: string): boolean {
   const d = declared[capability].get(backendName);
-  return (
-    d !== undefined &&
-    tf.getKernel(FUSED_BATCH_NORM_KERNEL, backendName)?.kernelFunc === d.forward &&
-    tf.getKernel(FUSED_BATCH_NORM_GRAD_KERNEL, backendName)?.kernelFunc === d.grad
-  );
+  if (d === undefined) return false;
+  const is = (entry: tf.KernelConfig | undefined, f: tf.KernelFunc) => entry !== undefined && (entry.kernelFunc === f || d.entries.has(entry));
+  return is(tf.getKernel(FUSED_BATCH_NORM_KERNEL, backendName), d.forward) && is(tf.getKernel(FUSED_BATCH_NORM_GRAD_KERNEL, backendName), d.grad);
 }
 
 export function declareGroupedBatchNorm(backendName: string, kernels: DeclaredKernels): void {
-  declared.groups.set(backendName, kernels);
+  declare('groups', backendName, kernels);
 }
 
 /** Whether the active backend's fused BatchNorm kernels (forward and gradient) implement groups. */
@@ -142,7 +153,7 @@ export function hasGroupedBatchNorm(backendName = tf.getBackend()): boolean {
 
 /** A backend whose fused kernels take the residual input (forward) and return dResidual (gradient). */
 export function declareResidualBatchNorm(backendName: string, kernels: DeclaredKernels): void {
-  declared.residual.set(backendName, kernels);
+  declare('residual', backendName, kernels);
 }
 
 /** Whether the active backend's fused BatchNorm kernels (forward and gradient) implement the residual. */

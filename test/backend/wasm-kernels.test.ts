@@ -7,7 +7,8 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
 import { FilterAlgorithm, setConvFilterAlgorithm, setConvFilterChunk } from '../../lib/backend/wasm/conv-grad';
-import { batchNormTrain, batchNormTrainComposite, FUSED_BATCH_NORM_GRAD_KERNEL, FUSED_BATCH_NORM_KERNEL, hasFusedBatchNorm, hasGroupedBatchNorm } from '../../lib/backend/batchnorm-op';
+import { batchNormTrain, batchNormTrainComposite, FUSED_BATCH_NORM_GRAD_KERNEL, FUSED_BATCH_NORM_KERNEL, hasFusedBatchNorm, hasGroupedBatchNorm, hasResidualBatchNorm } from '../../lib/backend/batchnorm-op';
+import { timeOps } from '../../bench/op-timer';
 import { Rng } from '../../lib/util/rng';
 import { relError, useBackend } from '../helpers';
 import { compareLayerWithCpu, compareWithCpu } from './bn-running-stats';
@@ -332,6 +333,16 @@ maybeTest('BatchNorm + residual + ReLU on wasm at a ResNet-18 shape [4, 8, 8, 64
 maybeTest('BatchNorm + residual: a kernel that has not declared the residual (as wasm+onednn replaces wasm\'s) takes the fallback (no residual, no ReLU in the kernel), with the same result', async () => {
   const calls = await compareResidualFallback('wasm', [[8, 3, 3, 5], [12, 9]], 160);
   assert.ok(calls.length > 0 && calls.every((c) => !c.residual && !c.relu), 'the fallback calls the kernel without residual and without ReLU');
+});
+
+maybeTest('the profiler (bench/op-timer.ts wraps kernelFunc in place) keeps the declared grouped and residual BatchNorm, so it profiles the path training runs', async () => {
+  await tf.setBackend('wasm');
+  const seen: boolean[] = [];
+  await timeOps(async () => {
+    seen.push(hasGroupedBatchNorm(), hasResidualBatchNorm());
+  });
+  assert.deepEqual(seen, [true, true]);
+  assert.ok(hasGroupedBatchNorm() && hasResidualBatchNorm());
 });
 
 maybeTest('BatchNorm + residual on wasm: a residual of another shape is a clear error', async () => {
