@@ -47,8 +47,13 @@ export abstract class Framework<Targets extends tf.Tensor[] = tf.Tensor[]> exten
     this.backbone = this.addChild('backbone', new ResNet(common.backbone));
   }
 
-  /** Online forward: backbone and heads. Called inside the gradient tape. */
-  protected abstract forward(x: tf.Tensor4D): OnlineOutput;
+  /**
+   * Online forward: backbone and heads, in training mode. Called inside the gradient tape, once
+   * per step, over all the views of the step concatenated: `bnGroups` (the number of views) is
+   * passed to every BatchNorm of the backbone and heads, so that each view is normalised with its
+   * own statistics (see onlineViews).
+   */
+  protected abstract forward(x: tf.Tensor4D, bnGroups: number): OnlineOutput;
 
   /** Targets computed outside the gradient tape (momentum keys, EMA projections); kept by the caller. */
   protected computeTargets(_x1: tf.Tensor4D, _x2: tf.Tensor4D, _rng: Rng): Targets {
@@ -121,15 +126,14 @@ export abstract class Framework<Targets extends tf.Tensor[] = tf.Tensor[]> exten
     const kept: Record<string, tf.Scalar> = {};
     const vars = this.namedTrainable().map(([, v]) => v);
     const { value, grads } = tf.variableGrads(() => {
-      const o1 = this.forward(x1);
-      const o2 = this.forward(x2);
+      const [o1, o2, ...mixed] = this.onlineViews([x1, x2, ...views.map((v) => v.mixed)]);
       const base = this.baseLoss(o1, o2, targets);
       kept.base = tf.keep(tf.clone(base));
       kept.embeddingStd = tf.keep(tf.mean(tf.sqrt(tf.moments(l2Normalize(o1.z), 0).variance)) as tf.Scalar);
       let total: tf.Scalar = base;
       const t2 = this.secondViewTarget(o2, targets);
       views.forEach((view, i) => {
-        const om = this.forward(view.mixed).out;
+        const om = mixed[i].out;
         if (view.inverseIndex === null || !view.asymmetric) {
           // Erase, or the asymmetric loss switched off: one plain term L(v → x₂) of weight 1.
           const term = tf.mean(this.rowLoss(om, t2, targets)) as tf.Scalar;
@@ -145,6 +149,32 @@ export abstract class Framework<Targets extends tf.Tensor[] = tf.Tensor[]> exten
       return total;
     }, vars);
     return { scalars: [['loss', value], ...Object.entries(kept)], grads, targets };
+  }
+
+  /**
+   * The online network on every view of a step in ONE pass: the views are concatenated
+   * [x1; x2; mixed…] and every BatchNorm normalises each view with its own statistics
+   * (bnGroups = number of views) and updates its running statistics once per view in this
+   * order, which is exactly one forward per view in turn (every other layer works per sample),
+   * in a fraction of the GPU dispatches: one pass forward and backward instead of one per view,
+   * and no adding up of each weight's gradient over the passes. Outputs come back per view, in
+   * the order given.
+   */
+  private onlineViews(xs: tf.Tensor4D[]): OnlineOutput[] {
+    const shape = xs[0].shape;
+    xs.forEach((x, i) => {
+      if (x.shape.length !== 4 || x.shape.some((d, k) => d !== shape[k])) {
+        throw new Error(
+          `${this.name}: every view of a step must have the shape of x1 [${shape}] (the online encoder runs them as one batch), ` +
+          `got [${x.shape}] for ${i === 1 ? 'x2' : `extra view ${i - 2}`}`,
+        );
+      }
+    });
+    const o = this.forward(xs.length === 1 ? xs[0] : tf.concat(xs, 0), xs.length);
+    const zs = tf.split(o.z, xs.length, 0) as tf.Tensor2D[];
+    // MoCo and SimCLR compare z itself: one split serves both.
+    const outs = o.out === o.z ? zs : (tf.split(o.out, xs.length, 0) as tf.Tensor2D[]);
+    return zs.map((z, i) => ({ z, out: outs[i] }));
   }
 }
 

@@ -38,9 +38,9 @@ export class Byol extends Framework {
     this.targetProjector = this.target.add('projector', new MlpHead(d, [opts.projHidden], opts.dim, { seed: opts.seed + 1 }), this.projector);
   }
 
-  protected forward(x: tf.Tensor4D): OnlineOutput {
-    const z = this.projector.apply(this.backbone.apply(x, true), true);
-    return { z, out: this.predictor.apply(z, true) };
+  protected forward(x: tf.Tensor4D, bnGroups: number): OnlineOutput {
+    const z = this.projector.apply(this.backbone.apply(x, true, bnGroups), true, bnGroups);
+    return { z, out: this.predictor.apply(z, true, bnGroups) };
   }
 
   protected override computeTargets(x1: tf.Tensor4D, x2: tf.Tensor4D): tf.Tensor[] {

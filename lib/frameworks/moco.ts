@@ -68,8 +68,8 @@ export class Moco extends Framework {
     }));
   }
 
-  protected forward(x: tf.Tensor4D): OnlineOutput {
-    const q = this.projector.apply(this.backbone.apply(x, true), true);
+  protected forward(x: tf.Tensor4D, bnGroups: number): OnlineOutput {
+    const q = encode(this.backbone, this.projector, x, bnGroups);
     return { z: q, out: q };
   }
 
@@ -94,9 +94,7 @@ export class Moco extends Framework {
 
   /** The key encoder in training mode, BatchNorm statistics per each of `bnGroups` equal shards. */
   private keyEncoder(x: tf.Tensor4D, bnGroups: number): tf.Tensor2D {
-    const h = this.keyBackbone.apply(x, true, bnGroups);
-    // MoCo v1's head is one Linear (no BatchNorm, nothing to group).
-    return this.keyProjector instanceof MlpHead ? this.keyProjector.apply(h, true, bnGroups) : this.keyProjector.apply(h);
+    return encode(this.keyBackbone, this.keyProjector, x, bnGroups);
   }
 
   protected baseLoss(o1: OnlineOutput, _o2: OnlineOutput, [keys]: tf.Tensor[]): tf.Scalar {
@@ -139,4 +137,11 @@ export class Moco extends Framework {
   override loadScalars(s: Record<string, number>): void {
     this.queuePtr = s.queuePtr ?? 0;
   }
+}
+
+/** An encoder (query or key) in training mode, BatchNorm statistics per each of `bnGroups` equal parts of the batch. */
+function encode(backbone: ResNet, projector: Linear | MlpHead, x: tf.Tensor4D, bnGroups: number): tf.Tensor2D {
+  const h = backbone.apply(x, true, bnGroups);
+  // MoCo v1's head is one Linear (no BatchNorm, nothing to group).
+  return projector instanceof MlpHead ? projector.apply(h, true, bnGroups) : projector.apply(h);
 }

@@ -25,8 +25,8 @@ export class Simclr extends Framework {
     this.projector = this.addChild('projector', new MlpHead(this.backbone.featureDim, [opts.projHidden], opts.dim, { seed: opts.seed + 1 }));
   }
 
-  protected forward(x: tf.Tensor4D): OnlineOutput {
-    const z = this.projector.apply(this.backbone.apply(x, true), true);
+  protected forward(x: tf.Tensor4D, bnGroups: number): OnlineOutput {
+    const z = this.projector.apply(this.backbone.apply(x, true, bnGroups), true, bnGroups);
     return { z, out: z };
   }
 

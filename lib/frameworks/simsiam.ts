@@ -25,9 +25,9 @@ export class Simsiam extends Framework {
     this.predictor = this.addChild('predictor', new MlpHead(opts.dim, [opts.predHidden], opts.dim, { seed: opts.seed + 2 }));
   }
 
-  protected forward(x: tf.Tensor4D): OnlineOutput {
-    const z = this.projector.apply(this.backbone.apply(x, true), true);
-    return { z, out: this.predictor.apply(z, true) };
+  protected forward(x: tf.Tensor4D, bnGroups: number): OnlineOutput {
+    const z = this.projector.apply(this.backbone.apply(x, true, bnGroups), true, bnGroups);
+    return { z, out: this.predictor.apply(z, true, bnGroups) };
   }
 
   protected baseLoss(o1: OnlineOutput, o2: OnlineOutput): tf.Scalar {
