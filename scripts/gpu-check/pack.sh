@@ -48,7 +48,10 @@ run_traced dist/scripts/backend-report.js --force webgpu
 run_traced dist/scripts/backend-report.js --force wasm
 run_traced dist/scripts/backend-report.js --force cpu
 # The test files run their tests when loaded, so load what they import instead.
-modules=(dist/bench/harness.js dist/bench/sections/*.js dist/test/helpers.js dist/test/backend/train-step.js dist/lib/index.js)
+# Test helpers: dist/test/helpers.js and every module under dist/test/backend that is not a test file.
+test_helpers=()
+for f in dist/test/backend/*.js; do case "$f" in *.test.js) ;; *) test_helpers+=("$f") ;; esac; done
+modules=(dist/bench/harness.js dist/bench/sections/*.js dist/test/helpers.js "${test_helpers[@]}" dist/lib/index.js)
 run_traced -e 'for (const f of process.argv.slice(1)) require(require("node:path").resolve(f))' "${modules[@]}"
 
 echo "== staging"
@@ -57,7 +60,7 @@ mkdir -p "$app/dist/scripts" "$app/dist/test/backend"
 cp -r dist/lib dist/bench "$app/dist/"
 cp dist/scripts/backend-report.js "$app/dist/scripts/"
 cp dist/test/helpers.js "$app/dist/test/"
-cp dist/test/backend/train-step.js dist/test/backend/webgpu-*.test.js "$app/dist/test/backend/"
+cp "${test_helpers[@]}" dist/test/backend/webgpu-*.test.js "$app/dist/test/backend/"
 find "$app/dist" -name '*.map' -delete -o -name '*.d.ts' -delete
 printf '{ "name": "mixmask-gpu-check", "private": true }\n' >"$app/package.json"
 {
