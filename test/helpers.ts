@@ -34,3 +34,19 @@ export async function tensorCounts(steps: number, fn: (step: number) => void | P
   }
   return counts;
 }
+
+/** A convolution's padding as tfjs takes it. */
+export type ConvPad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
+
+/** One convolution shape of the kernel tests: NHWC input n×h×w×ci, ci→co, kernel k (or [kh, kw]). */
+export interface ConvCase {
+  name: string;
+  n: number;
+  h: number;
+  w: number;
+  ci: number;
+  co: number;
+  k: number | [number, number];
+  stride: number | [number, number];
+  pad: ConvPad;
+}

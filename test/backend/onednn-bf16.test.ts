@@ -8,7 +8,7 @@ import { BackendCandidate, initBackend } from '../../lib/backend';
 import { BF16_DETAIL, defaultAddonPath, installOnednnKernels, kernelStats, loadAddon, onednnCandidate, parsePrecision } from '../../lib/backend/onednn';
 import { MlpHead, resnet18 } from '../../lib/models';
 import { Rng } from '../../lib/util/rng';
-import { relError } from '../helpers';
+import { type ConvCase, relError } from '../helpers';
 import { lossAndGrads } from './train-step';
 
 /**
@@ -81,18 +81,6 @@ function checkBf16(what: string, got: Float32Array, want: Float32Array, mag: Flo
   assert.ok(rel >= 2 ** -12, `${what}: ‖bf16 − fp32‖/‖fp32‖ = ${rel}: as close as fp32, so bf16 did not run`);
 }
 
-type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
-interface ConvCase {
-  name: string;
-  n: number;
-  h: number;
-  w: number;
-  ci: number;
-  co: number;
-  k: number | [number, number];
-  stride: number | [number, number];
-  pad: Pad;
-}
 
 // ResNet-18 layer shapes (scaled batch), odd sizes and pads. bf16 convolutions take oneDNN's own
 // kernels or the im2col + matmul path (native/onednn/src/addon.cc): backward weights at ≤ 64

@@ -10,7 +10,7 @@ import { ntXent } from '../../lib/losses';
 import { batchNormTrain, batchNormTrainComposite } from '../../lib/backend/batchnorm-op';
 import { MlpHead, ResNet, resnet18, resnet50 } from '../../lib/models';
 import { Rng } from '../../lib/util/rng';
-import { relError } from '../helpers';
+import { type ConvCase, relError } from '../helpers';
 import { compareSteps, lossAndGrads, StepResult } from './train-step';
 import { compareLayerWithCpu, compareWithCpu } from './bn-running-stats';
 
@@ -23,18 +23,6 @@ import { compareLayerWithCpu, compareWithCpu } from './bn-running-stats';
 const built = fs.existsSync(defaultAddonPath());
 const skip = !built && !process.env.CI ? 'native/onednn addon not built (needs libdnnl-dev; node scripts/build-native.mjs)' : false;
 
-type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
-interface ConvCase {
-  name: string;
-  n: number;
-  h: number;
-  w: number;
-  ci: number;
-  co: number;
-  k: number | [number, number];
-  stride: number | [number, number];
-  pad: Pad;
-}
 
 // ResNet-18/50 layer shapes (channels scaled down where the spatial size is large), odd sizes.
 const CASES: ConvCase[] = [

@@ -10,7 +10,7 @@ import { FilterAlgorithm, setConvFilterAlgorithm, setConvFilterChunk } from '../
 import { batchNormTrain, batchNormTrainComposite, FUSED_BATCH_NORM_GRAD_KERNEL, FUSED_BATCH_NORM_KERNEL, hasFusedBatchNorm, hasGroupedBatchNorm, hasResidualBatchNorm } from '../../lib/backend/batchnorm-op';
 import { timeOps } from '../../bench/op-timer';
 import { Rng } from '../../lib/util/rng';
-import { relError, useBackend } from '../helpers';
+import { type ConvPad as Pad, relError, useBackend } from '../helpers';
 import { compareLayerWithCpu, compareWithCpu } from './bn-running-stats';
 import { compareGroupedLayerWithCpu, compareGroupedStats, compareGroupedWithCpu, compareResidualFallback, groupedInputs, GROUPED_SHAPES, GROUPS, OUTPUTS, runGrouped } from './bn-grouped';
 
@@ -30,7 +30,6 @@ import { compareGroupedLayerWithCpu, compareGroupedStats, compareGroupedWithCpu,
 const DW_CHILD = 'MIXMASK_WASM_DW_CHILD';
 const maybeTest = process.env[DW_CHILD] ? test.skip : test;
 
-type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 interface ConvCase {
   name: string;
   n: number;
