@@ -1,4 +1,6 @@
+import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
+import { relError } from '../lib/util/numeric';
 import { initBackend } from '../lib/backend';
 
 /** Activates a backend for a test file (tests pick one explicitly; they never rely on the environment). */
@@ -49,4 +51,19 @@ export interface ConvCase {
   k: number | [number, number];
   stride: number | [number, number];
   pad: ConvPad;
+}
+
+/**
+ * Two models' buffers by state name (BatchNorm running statistics, queues, …) agree: the same
+ * names in the same order, num_batches_tracked exactly, every other buffer within 1e-5 relative.
+ */
+export function assertBuffersMatch(got: Map<string, ArrayLike<number>>, want: Map<string, ArrayLike<number>>, at: string): void {
+  assert.deepEqual([...got.keys()], [...want.keys()]);
+  for (const [k, w] of want) {
+    if (k.endsWith('num_batches_tracked')) assert.equal(got.get(k)![0], w[0], `${at}: ${k}`);
+    else {
+      const e = relError(got.get(k) as Float32Array, w as Float32Array);
+      assert.ok(e < 1e-5, `${at}: ${k} rel err ${e}`);
+    }
+  }
 }

@@ -6,7 +6,7 @@ import { ViewSpec, disposeViews, makeViews } from '../../lib/masks';
 import type { ResNet } from '../../lib/models';
 import { pretrainConfig } from '../../lib/presets';
 import { Rng } from '../../lib/util/rng';
-import { relError, useBackend } from '../helpers';
+import { assertBuffersMatch, relError, useBackend } from '../helpers';
 
 /**
  * The online encoder over all the views of a step in ONE pass ([x1; x2; mixed…] with BatchNorm
@@ -116,14 +116,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
           }
           const want = buffers(old);
           const got = buffers(fresh);
-          assert.deepEqual([...got.keys()], [...want.keys()]);
-          for (const [k, w] of want) {
-            if (k.endsWith('num_batches_tracked')) assert.equal(got.get(k)![0], w[0], `${at}: ${k}`);
-            else {
-              const e = relError(got.get(k) as Float32Array, w as Float32Array);
-              assert.ok(e < 1e-5, `${at}: ${k} rel err ${e}`);
-            }
-          }
+          assertBuffersMatch(got, want, at);
           assert.equal(want.get('backbone.bn1.num_batches_tracked')![0], (2 + extra) * (step + 1), 'each view counts as a batch');
           fresh.afterStep(a.targets, step, 2);
           old.afterStep(b.targets, step, 2);
