@@ -116,15 +116,17 @@ export function checkBatchNormResidual(where: string, x: tf.TensorInfo, residual
  * Which backends implement a capability of the contract (`groups` > 1, the residual) in their
  * fused kernels. A backend declares the kernel functions it registered; a declaration holds
  * only while those very kernels are registered, so a backend whose kernels are later replaced
- * by others of the same name (wasm+onednn replaces wasm's BatchNorm, which knows nothing of
- * groups or residuals) takes the fallback until its own are put back. "Those very kernels": the
+ * by others of the same name that declare nothing (a test's or a user's own BatchNorm) takes
+ * the fallback until its own are put back; wasm+onednn's kernels, which replace wasm's, declare
+ * their own. "Those very kernels": the
  * registered function, or the registry entry (config object) that held it when declared — a
  * profiler that wraps kernelFunc in place in that entry (bench/op-timer.ts) must still measure
  * the path training runs, while a replacement registers a new entry.
  */
 type DeclaredKernels = { forward: tf.KernelFunc; grad: tf.KernelFunc };
 type Declaration = DeclaredKernels & { entries: Set<tf.KernelConfig> };
-const declared = { groups: new Map<string, Declaration>(), residual: new Map<string, Declaration>() };
+/** Per capability and backend, every declaration made (wasm's own kernels and oneDNN's that replace them both stay known). */
+const declared = { groups: new Map<string, Declaration[]>(), residual: new Map<string, Declaration[]>() };
 
 function declare(capability: keyof typeof declared, backendName: string, kernels: DeclaredKernels): void {
   const entries = new Set<tf.KernelConfig>();
@@ -132,14 +134,15 @@ function declare(capability: keyof typeof declared, backendName: string, kernels
     const entry = tf.getKernel(name, backendName);
     if (entry?.kernelFunc === f) entries.add(entry);
   }
-  declared[capability].set(backendName, { ...kernels, entries });
+  const others = (declared[capability].get(backendName) ?? []).filter((d) => d.forward !== kernels.forward || d.grad !== kernels.grad);
+  declared[capability].set(backendName, [...others, { ...kernels, entries }]);
 }
 
 function holds(capability: keyof typeof declared, backendName: string): boolean {
-  const d = declared[capability].get(backendName);
-  if (d === undefined) return false;
-  const is = (entry: tf.KernelConfig | undefined, f: tf.KernelFunc) => entry !== undefined && (entry.kernelFunc === f || d.entries.has(entry));
-  return is(tf.getKernel(FUSED_BATCH_NORM_KERNEL, backendName), d.forward) && is(tf.getKernel(FUSED_BATCH_NORM_GRAD_KERNEL, backendName), d.grad);
+  const forward = tf.getKernel(FUSED_BATCH_NORM_KERNEL, backendName);
+  const grad = tf.getKernel(FUSED_BATCH_NORM_GRAD_KERNEL, backendName);
+  const is = (d: Declaration, entry: tf.KernelConfig | undefined, f: tf.KernelFunc) => entry !== undefined && (entry.kernelFunc === f || d.entries.has(entry));
+  return (declared[capability].get(backendName) ?? []).some((d) => is(d, forward, d.forward) && is(d, grad, d.grad));
 }
 
 export function declareGroupedBatchNorm(backendName: string, kernels: DeclaredKernels): void {

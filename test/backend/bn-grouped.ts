@@ -186,7 +186,7 @@ export async function compareGroupedWithCpu(backend: string, shape: number[], gr
 
 /**
  * On `backend` (which declares the residual): its fused kernel replaced by a wrapper that has
- * not declared it (as wasm+onednn replaces wasm's with oneDNN's) and refuses a residual, the
+ * not declared it (a kernel registered in its place that knows no residual) and refuses one, the
  * residual takes the fallback (the kernel without ReLU, then Add and Relu as tfjs ops) with the
  * same result as the declared kernel (within 1e-6: the add is rounded once either way, only
  * where it happens differs), for every shape, groups 1 and 4, with and without ReLU; the

@@ -39,7 +39,7 @@ function bf16Skip(): string | false {
 }
 const skip = bf16Skip();
 
-const OPTS = { minBatchNormSize: 0, winograd: true };
+const OPTS = { winograd: true };
 const U = 2 ** -8;
 const rng = new Rng(4242);
 function randn(n: number): Float32Array {

@@ -7,12 +7,13 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../../lib/backend';
 import { defaultAddonPath, installOnednnKernels, kernelStats, loadAddon, onednnCandidate, onednnKernelsInstalled, uninstallOnednnKernels } from '../../lib/backend/onednn';
 import { ntXent } from '../../lib/losses';
-import { batchNormTrain, batchNormTrainComposite } from '../../lib/backend/batchnorm-op';
+import { batchNormTrain, batchNormTrainComposite, FUSED_BATCH_NORM_KERNEL, hasGroupedBatchNorm, hasResidualBatchNorm } from '../../lib/backend/batchnorm-op';
 import { MlpHead, ResNet, resnet18, resnet50 } from '../../lib/models';
 import { Rng } from '../../lib/util/rng';
 import { type ConvCase, relError } from '../helpers';
 import { compareSteps, lossAndGrads, StepResult } from './train-step';
 import { compareLayerWithCpu, compareWithCpu } from './bn-running-stats';
+import { compareGroupedWithCpu, GROUPED_SHAPES, GROUPS } from './bn-grouped';
 
 /**
  * The `wasm+onednn` backend (lib/backend/onednn, native/onednn): every oneDNN kernel against the
@@ -43,7 +44,7 @@ const CASES: ConvCase[] = [
   { name: '3×3 s1 pad 3 (pad ≥ kernel)', n: 2, h: 5, w: 6, ci: 3, co: 4, k: 3, stride: 1, pad: 3 },
 ];
 
-const TEST_OPTS = { minBatchNormSize: 0, winograd: true };
+const TEST_OPTS = { winograd: true };
 const rng = new Rng(2024);
 function randn(n: number): Float32Array {
   return rng.fillNormal(new Float32Array(n), 0, 1);
@@ -63,7 +64,6 @@ before(async () => {
   const r = await initBackend({ force: 'wasm+onednn', env: {}, candidates: [onednnCandidate()] });
   assert.equal(r.tfBackend, 'wasm');
   assert.ok(onednnKernelsInstalled());
-  // Small BatchNorms normally stay in JavaScript (minBatchNormSize); tests take every size.
   installOnednnKernels(loadAddon(), TEST_OPTS);
 });
 
@@ -243,6 +243,47 @@ for (const relu of [false, true]) {
   }
 }
 
+// Groups (MoCo's shuffle-BN keys, the online encoder's views in one pass) and the residual
+// (BN + residual + ReLU at the end of a ResNet block) run in the oneDNN kernels, on views of
+// the tensors' memory: no split, concat or separate add (lib/backend/batchnorm-op.ts).
+GROUPED_SHAPES.forEach((shape, k) => {
+  for (const groups of GROUPS) {
+    test(`oneDNN BatchNorm [${shape}], groups ${groups}, with and without residual and ReLU, matches the per-group composite on cpu; every call ran on oneDNN`, { skip }, async () => {
+      for (const residual of [false, true]) {
+        for (const relu of [true, false]) {
+          const calls = { ...kernelStats.calls };
+          const delegated = { ...kernelStats.delegated };
+          await compareGroupedWithCpu('wasm', shape, groups, relu, 300 + 10 * k + 3 * groups + (residual ? 1 : 0), residual);
+          for (const name of [FUSED_BATCH_NORM_KERNEL, 'MixMaskFusedBatchNormTrainGrad']) {
+            assert.ok((kernelStats.calls[name] ?? 0) > (calls[name] ?? 0), `${name} ran on oneDNN`);
+            assert.equal(kernelStats.delegated[name] ?? 0, delegated[name] ?? 0, `${name} was not delegated`);
+          }
+        }
+      }
+    });
+  }
+});
+
+test('oneDNN BatchNorm at ResNet-18 shapes: three views in one grouped call, BN + residual + ReLU, match cpu', { skip }, async () => {
+  await compareGroupedWithCpu('wasm', [12, 8, 8, 64], 3, true, 330);
+  await compareGroupedWithCpu('wasm', [12, 8, 8, 64], 3, true, 331, true);
+  await compareGroupedWithCpu('wasm', [6, 16, 16, 16], 1, true, 332, true);
+});
+
+test('wasm+onednn declares grouped and residual BatchNorm while its kernels are installed, and wasm\'s own declaration holds again without them', { skip }, async () => {
+  await tf.setBackend('wasm');
+  assert.ok(hasGroupedBatchNorm() && hasResidualBatchNorm(), 'oneDNN kernels installed: declared');
+  const addon = loadAddon();
+  uninstallOnednnKernels();
+  try {
+    assert.notEqual(tf.getKernel(FUSED_BATCH_NORM_KERNEL, 'wasm'), undefined);
+    assert.ok(hasGroupedBatchNorm() && hasResidualBatchNorm(), 'wasm\'s own kernels back: declared');
+  } finally {
+    installOnednnKernels(addon, TEST_OPTS);
+  }
+  assert.ok(hasGroupedBatchNorm() && hasResidualBatchNorm());
+});
+
 test('BatchNorm running statistics on wasm+onednn (the wasm kernel, one call) match cpu; a BatchNorm layer trained on oneDNN ends with cpu\'s statistics', { skip }, async () => {
   await compareWithCpu('wasm', 9);
   const calls = kernelStats.calls['MixMaskFusedBatchNormTrain'] ?? 0;
@@ -358,17 +399,29 @@ test('100 SGD steps on wasm+onednn: tensor count and RSS stay flat', { skip }, a
   head.dispose();
 });
 
-test('by default, BatchNorms below minBatchNormSize stay on the JavaScript kernel', { skip }, async () => {
-  await tf.setBackend('wasm');
-  const addon = loadAddon();
-  installOnednnKernels(addon);
-  try {
-    const before = { ...kernelStats.delegated };
-    tf.tidy(() => batchNormTrain(tf.ones([4, 3, 3, 8]), tf.ones([8]) as tf.Tensor1D, tf.zeros([8]) as tf.Tensor1D, 1e-5, true).y.dataSync());
-    assert.equal(kernelStats.delegated['MixMaskFusedBatchNormTrain'], (before['MixMaskFusedBatchNormTrain'] ?? 0) + 1);
-  } finally {
-    installOnednnKernels(addon, TEST_OPTS);
+test('small BatchNorms (below 2^17 elements: one thread) and large ones (the configured threads) both run on oneDNN and match cpu', { skip }, async () => {
+  for (const shape of [[4, 3, 3, 8], [8, 16, 16, 64]]) {
+    const delegated = { ...kernelStats.delegated };
+    await compareGroupedWithCpu('wasm', shape, 1, true, 340 + shape[0]);
+    for (const name of [FUSED_BATCH_NORM_KERNEL, 'MixMaskFusedBatchNormTrainGrad']) assert.equal(kernelStats.delegated[name] ?? 0, delegated[name] ?? 0, `[${shape}]: ${name} ran on oneDNN`);
   }
+});
+
+test('Add of two float32 tensors of one shape runs natively and matches cpu; broadcasting and int32 go to the wasm kernel', { skip }, async () => {
+  const xs = randn(6 * 7 * 5 * 3);
+  const ys = randn(6 * 7 * 5 * 3);
+  const run = () => {
+    const a = tf.tensor4d(xs, [6, 7, 5, 3]);
+    const b = tf.tensor4d(ys, [6, 7, 5, 3]);
+    return [tf.add(a, b), tf.add(a, tf.tensor1d([1, 2, 3])), tf.add(tf.tensor1d([1, 2], 'int32'), tf.tensor1d([3, 4], 'int32')), tf.add(tf.zeros([0, 3]), tf.zeros([0, 3]))];
+  };
+  const calls = kernelStats.calls['Add'] ?? 0;
+  const delegated = kernelStats.delegated['Add'] ?? 0;
+  const got = await on('wasm', run);
+  const want = await on('cpu', run);
+  assert.equal(kernelStats.calls['Add'], calls + 2, 'the same-shape float32 sums ran natively (the empty one too)');
+  assert.equal(kernelStats.delegated['Add'], delegated + 2, 'the broadcast and the int32 sum were delegated');
+  got.forEach((g, i) => assert.deepEqual(Array.from(g), Array.from(want[i]), `output ${i} equals cpu's`));
 });
 
 test('a missing addon is a reported skip, and the chain falls through to the next backend', async () => {

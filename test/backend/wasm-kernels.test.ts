@@ -329,7 +329,7 @@ maybeTest('BatchNorm + residual + ReLU on wasm at a ResNet-18 shape [4, 8, 8, 64
   await compareGroupedWithCpu('wasm', [4, 8, 8, 64], 1, true, 150, true);
 });
 
-maybeTest('BatchNorm + residual: a kernel that has not declared the residual (as wasm+onednn replaces wasm\'s) takes the fallback (no residual, no ReLU in the kernel), with the same result', async () => {
+maybeTest('BatchNorm + residual: a kernel registered in wasm\'s place that has not declared the residual takes the fallback (no residual, no ReLU in the kernel), with the same result', async () => {
   const calls = await compareResidualFallback('wasm', [[8, 3, 3, 5], [12, 9]], 160);
   assert.ok(calls.length > 0 && calls.every((c) => !c.residual && !c.relu), 'the fallback calls the kernel without residual and without ReLU');
 });

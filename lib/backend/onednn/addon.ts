@@ -15,7 +15,11 @@ export interface OnednnAddon {
   conv(kind: 1 | 2 | 3, a: Float32Array, b: Float32Array, out: Float32Array, dims: number[], winograd?: boolean): string;
   /** out[b] = op(a[b])·op(b[b]); dims = [B, M, K, N, transposeA, transposeB] (0/1). */
   matmul(a: Float32Array, b: Float32Array, out: Float32Array, dims: number[]): string;
-  bnForward(x: Float32Array, scale: Float32Array, offset: Float32Array, y: Float32Array, mean: Float32Array, variance: Float32Array, rows: number, C: number, eps: number, relu: boolean, batch?: number): void;
+  /** out = a + b elementwise (b and out at least a's length). */
+  add(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  /** With a residual: y = act(BN(x) + residual) (contract in lib/backend/batchnorm-op.ts). */
+  bnForward(x: Float32Array, scale: Float32Array, offset: Float32Array, y: Float32Array, mean: Float32Array, variance: Float32Array, rows: number, C: number, eps: number, relu: boolean, batch?: number, residual?: Float32Array): void;
+  /** With dResidual: the residual's gradient, dy·[y > 0] (or dy without ReLU), is written there. */
   bnBackward(
     dy: Float32Array,
     x: Float32Array,
@@ -30,7 +34,7 @@ export interface OnednnAddon {
     C: number,
     eps: number,
     relu: boolean,
-    batch?: number,
+    dResidual?: Float32Array,
   ): void;
   setThreads(n: number): number;
   /**

@@ -1,6 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { FUSED_BATCH_NORM_KERNEL } from '../batchnorm-op';
+import {
+  type BatchNormKernelAttrs,
+  batchNormStatsShape,
+  checkBatchNormGroups,
+  checkBatchNormResidual,
+  checkBatchNormStats,
+  declareGroupedBatchNorm,
+  declareResidualBatchNorm,
+  FUSED_BATCH_NORM_KERNEL,
+} from '../batchnorm-op';
 import { FUSED_BATCH_NORM_GRAD_KERNEL } from '../wasm/batchnorm';
 import { alloc, f32, Info } from '../wasm/wasm-ops';
 import type { OnednnAddon } from './addon';
@@ -8,11 +17,11 @@ import { applyPrecision, OnednnPrecision } from './precision';
 
 /**
  * Kernels for the `wasm` backend that run oneDNN on the tensors' memory in place (views into the
- * wasm heap, no copies): Conv2D, its two gradients, BatchMatMul, and the fused training BatchNorm(+ReLU) with
- * its gradient (contract in lib/backend/batchnorm-op.ts). Shapes oneDNN is not given (NCHW,
+ * wasm heap, no copies): Conv2D, its two gradients, BatchMatMul, same-shape Add, and the fused training
+ * BatchNorm(+residual, +ReLU) with its gradient (contract in lib/backend/batchnorm-op.ts). Shapes oneDNN is not given (NCHW,
  * dilated convolutions, empty tensors) go to the kernels that were registered before.
  */
-export const ONEDNN_KERNELS = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul', FUSED_BATCH_NORM_KERNEL, FUSED_BATCH_NORM_GRAD_KERNEL] as const;
+export const ONEDNN_KERNELS = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul', 'Add', FUSED_BATCH_NORM_KERNEL, FUSED_BATCH_NORM_GRAD_KERNEL] as const;
 
 export interface OnednnKernelOptions {
   /**
@@ -29,20 +38,12 @@ export interface OnednnKernelOptions {
    */
   identityNoCopy?: boolean;
   /**
-   * BatchNorms with fewer elements stay on the previous (JavaScript) kernel: oneDNN's
-   * multi-threaded BatchNorm synchronises its threads several times per call, which costs more
-   * than the work on small tensors (default 2^17 elements).
-   */
-  minBatchNormSize?: number;
-  /**
    * 'bf16': convolutions and matmuls in bf16 with f32 outputs (./precision.ts); needs native
    * bf16 (installOnednnKernels throws where the CPU lacks it). Default 'fp32'; installing
    * without it puts the addon back to fp32.
    */
   precision?: OnednnPrecision;
 }
-
-const MIN_BN_SIZE = 1 << 17;
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: tf.NamedAttrMap };
 type Shape4 = [number, number, number, number];
@@ -148,17 +149,31 @@ export function makeKernels(addon: OnednnAddon, previous: Map<string, tf.KernelC
     return dw;
   };
 
+  // Groups (contiguous parts of the batch) run one after another on views of the same memory;
+  // the residual is an input of the forward and dResidual an output of the gradient (contract in
+  // lib/backend/batchnorm-op.ts). Parts below 2^17 elements run on one thread (native/onednn:
+  // splitting them costs more in synchronisation than the work).
   const batchNorm = (args: KernelArgs) => {
     const backend = args.backend as BackendWasm;
-    const { x, scale, offset } = args.inputs as { x: Info; scale: Info; offset: Info };
-    const { varianceEpsilon, relu } = args.attrs as unknown as { varianceEpsilon: number; relu: boolean };
+    const { x, scale, offset, residual } = args.inputs as { x: Info; scale: Info; offset: Info; residual?: Info };
+    const a = args.attrs as unknown as BatchNormKernelAttrs;
+    const groups = checkBatchNormGroups(`${FUSED_BATCH_NORM_KERNEL} on wasm+onednn`, x.shape, a.groups);
+    checkBatchNormResidual(`${FUSED_BATCH_NORM_KERNEL} on wasm+onednn`, x, residual, a.residual);
     const C = x.shape[x.shape.length - 1];
-    const size = x.shape.reduce((a, b) => a * b, 1);
-    if (size === 0 || C === 0 || size < (opts.minBatchNormSize ?? MIN_BN_SIZE)) return delegate(FUSED_BATCH_NORM_KERNEL, args);
+    const size = x.shape.reduce((p, q) => p * q, 1) / groups;
+    if (size === 0 || C === 0) return delegate(FUSED_BATCH_NORM_KERNEL, args);
     const y = alloc(backend, x.shape);
-    const mean = alloc(backend, [C]);
-    const variance = alloc(backend, [C]);
-    addon.bnForward(f32(backend, x), f32(backend, scale), f32(backend, offset), f32(backend, y), f32(backend, mean), f32(backend, variance), size / C, C, varianceEpsilon, !!relu, x.shape[0]);
+    const mean = alloc(backend, batchNormStatsShape(groups, C));
+    const variance = alloc(backend, batchNormStatsShape(groups, C));
+    const [xs, ys, ms, vs] = [x, y, mean, variance].map((t) => f32(backend, t));
+    const rs = residual ? f32(backend, residual) : undefined;
+    const sc = f32(backend, scale);
+    const of = f32(backend, offset);
+    const batch = x.shape[0] / groups;
+    for (let g = 0; g < groups; g++) {
+      const part = (arr: Float32Array, n: number) => arr.subarray(g * n, (g + 1) * n);
+      addon.bnForward(part(xs, size), sc, of, part(ys, size), part(ms, C), part(vs, C), size / C, C, a.varianceEpsilon, !!a.relu, batch, rs && part(rs, size));
+    }
     count(FUSED_BATCH_NORM_KERNEL);
     return [y, mean, variance];
   };
@@ -166,31 +181,46 @@ export function makeKernels(addon: OnednnAddon, previous: Map<string, tf.KernelC
   const batchNormGrad = (args: KernelArgs) => {
     const backend = args.backend as BackendWasm;
     const { dy, x, y, mean, variance, scale } = args.inputs as Record<string, Info>;
-    const { varianceEpsilon, relu } = args.attrs as unknown as { varianceEpsilon: number; relu: boolean };
+    const a = args.attrs as unknown as BatchNormKernelAttrs;
+    const groups = checkBatchNormGroups(`${FUSED_BATCH_NORM_GRAD_KERNEL} on wasm+onednn`, x.shape, a.groups);
     const C = x.shape[x.shape.length - 1];
-    const size = x.shape.reduce((a, b) => a * b, 1);
-    if (size === 0 || C === 0 || size < (opts.minBatchNormSize ?? MIN_BN_SIZE)) return delegate(FUSED_BATCH_NORM_GRAD_KERNEL, args);
+    checkBatchNormStats(`${FUSED_BATCH_NORM_GRAD_KERNEL} on wasm+onednn`, { mean, variance }, groups, C);
+    const size = x.shape.reduce((p, q) => p * q, 1) / groups;
+    if (size === 0 || C === 0) return delegate(FUSED_BATCH_NORM_GRAD_KERNEL, args);
     const dx = alloc(backend, x.shape);
     const dScale = alloc(backend, [C]);
     const dOffset = alloc(backend, [C]);
-    addon.bnBackward(
-      f32(backend, dy),
-      f32(backend, x),
-      f32(backend, y),
-      f32(backend, mean),
-      f32(backend, variance),
-      f32(backend, scale),
-      f32(backend, dx),
-      f32(backend, dScale),
-      f32(backend, dOffset),
-      size / C,
-      C,
-      varianceEpsilon,
-      !!relu,
-      x.shape[0],
-    );
+    const dResidual = a.residual ? alloc(backend, x.shape) : null;
+    const [dys, xs, ys, ms, vs, sc, dxs] = [dy, x, y, mean, variance, scale, dx].map((t) => f32(backend, t));
+    const drs = dResidual ? f32(backend, dResidual) : undefined;
+    // dScale and dOffset add up over the groups: each group's into its own row, summed in float64.
+    const partScale = groups === 1 ? f32(backend, dScale) : new Float32Array(groups * C);
+    const partOffset = groups === 1 ? f32(backend, dOffset) : new Float32Array(groups * C);
+    for (let g = 0; g < groups; g++) {
+      const part = (arr: Float32Array, n: number) => arr.subarray(g * n, (g + 1) * n);
+      addon.bnBackward(
+        part(dys, size),
+        part(xs, size),
+        part(ys, size),
+        part(ms, C),
+        part(vs, C),
+        sc,
+        part(dxs, size),
+        part(partScale, C),
+        part(partOffset, C),
+        size / C,
+        C,
+        a.varianceEpsilon,
+        !!a.relu,
+        drs && part(drs, size),
+      );
+    }
+    if (groups > 1) {
+      f32(backend, dScale).set(sumRows(partScale, groups, C));
+      f32(backend, dOffset).set(sumRows(partOffset, groups, C));
+    }
     count(FUSED_BATCH_NORM_GRAD_KERNEL);
-    return [dx, dScale, dOffset];
+    return dResidual ? [dx, dScale, dOffset, dResidual] : [dx, dScale, dOffset];
   };
 
   // tf.matMul hands BatchMatMul its operands as they are (rank ≥ 2, transposes as attributes);
@@ -217,6 +247,18 @@ export function makeKernels(addon: OnednnAddon, previous: Map<string, tf.KernelC
     return out;
   };
 
+  // Same-shape float32 sums (the gradients meeting at a ResNet's skip connections) in one native
+  // pass; broadcasting and other dtypes go to the previous kernel.
+  const add = (args: KernelArgs) => {
+    const backend = args.backend as BackendWasm;
+    const { a, b } = args.inputs as { a: Info; b: Info };
+    if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) return delegate('Add', args);
+    const out = alloc(backend, a.shape);
+    if (out.shape.reduce((p, q) => p * q, 1) > 0) addon.add(f32(backend, a), f32(backend, b), f32(backend, out));
+    count('Add');
+    return out;
+  };
+
   const identity = (args: KernelArgs) => {
     const { x } = args.inputs as { x: Info };
     if (x.dtype === 'string') return delegate('Identity', args);
@@ -227,6 +269,7 @@ export function makeKernels(addon: OnednnAddon, previous: Map<string, tf.KernelC
 
   return {
     Identity: identity,
+    Add: add,
     BatchMatMul: batchMatMul,
     Conv2D: conv2D,
     Conv2DBackpropInput: conv2DBackpropInput,
@@ -257,7 +300,19 @@ export function installOnednnKernels(addon: OnednnAddon, opts: OnednnKernelOptio
     if (tf.getKernel(name, 'wasm')) tf.unregisterKernel(name, 'wasm');
     tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: kernels[name] as unknown as tf.KernelFunc });
   }
+  if (opts.batchNorm !== false) {
+    const declaredKernels = { forward: kernels[FUSED_BATCH_NORM_KERNEL] as unknown as tf.KernelFunc, grad: kernels[FUSED_BATCH_NORM_GRAD_KERNEL] as unknown as tf.KernelFunc };
+    declareGroupedBatchNorm('wasm', declaredKernels);
+    declareResidualBatchNorm('wasm', declaredKernels);
+  }
   installed = { previous, addon };
+}
+
+/** Row sums of a [rows, C] Float32Array, in float64, rounded once. */
+function sumRows(a: Float32Array, rows: number, C: number): Float32Array {
+  const sum = new Float64Array(C);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < C; c++) sum[c] += a[r * C + c];
+  return Float32Array.from(sum);
 }
 
 /** Puts back the kernels that were registered before installOnednnKernels (tests compare both). */

@@ -272,7 +272,7 @@ export function registerFusedBatchNorm(): void {
       tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
     }
   }
-  // These two implement groups and the residual; a kernel registered under the same name by someone else (oneDNN's) does not.
+  // These two implement groups and the residual; kernels registered later under the same names declare their own (lib/backend/onednn/kernels.ts).
   const kernels = { forward: fusedBatchNormTrain as unknown as tf.KernelFunc, grad: fusedBatchNormTrainGrad as unknown as tf.KernelFunc };
   declareGroupedBatchNorm('wasm', kernels);
   declareResidualBatchNorm('wasm', kernels);

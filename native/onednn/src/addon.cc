@@ -13,6 +13,7 @@
 #include <node_api.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -92,6 +93,13 @@ double getNum(napi_env env, napi_value v, const char *what) {
   double d;
   if (napi_get_value_double(env, v, &d) != napi_ok) throw JsError(std::string(what) + ": expected a number");
   return d;
+}
+
+// An optional argument left out: undefined or null.
+bool isNullish(napi_env env, napi_value v) {
+  napi_valuetype t;
+  NAPI_OK(napi_typeof(env, v, &t));
+  return t == napi_undefined || t == napi_null;
 }
 
 bool getBool(napi_env env, napi_value v) {
@@ -471,14 +479,14 @@ napi_value Conv(napi_env env, napi_callback_info info) {
 }
 
 // ---------------------------------------------------------------- batch normalisation
-// Training-mode BN over [rows, C] (any NHWC tensor), optionally followed by ReLU.
-// `batch` (a divisor of rows) only shapes the problem for oneDNN: [batch, rows/batch] spatial
+// Training-mode BN over [rows, C] (any NHWC tensor), optionally followed by ReLU: the forward on
+// oneDNN, the gradient by hand (bnGradient below). `batch` (a divisor of rows) only shapes the problem for oneDNN: [batch, rows/batch] spatial
 // positions run far faster than [rows, 1] (its nspc kernels parallelise over the batch).
-Plan *bnPlan(int kind, int64_t rows, int64_t C, float eps, bool relu, int64_t batch) {
+Plan *bnPlan(int64_t rows, int64_t C, float eps, bool relu, int64_t batch) {
   uint32_t epsbits;
   std::memcpy(&epsbits, &eps, 4);
   if (batch < 1 || rows % batch != 0) batch = rows;
-  std::vector<int64_t> key = {10 + kind, rows, C, epsbits, relu, batch};
+  std::vector<int64_t> key = {10, rows, C, epsbits, relu, batch};
   auto it = plans.find(key);
   if (it != plans.end()) return it->second.get();
   memory::desc d({batch, C, rows / batch, 1}, dt::f32, tag::nhwc);
@@ -488,49 +496,139 @@ Plan *bnPlan(int kind, int64_t rows, int64_t C, float eps, bool relu, int64_t ba
   auto plan = std::make_unique<Plan>();
   dnnl::batch_normalization_forward::desc fd(dnnl::prop_kind::forward_training, d, eps, fflags);
   dnnl::batch_normalization_forward::primitive_desc fpd(fd, eng());
-  if (kind == 0) {
-    plan->prim = dnnl::batch_normalization_forward(fpd);
-    plan->impl = fpd.impl_info_str();
-    plan->stages.emplace_back(DNNL_ARG_SRC, false, d, fpd.src_desc());
-    plan->stages.emplace_back(DNNL_ARG_SCALE, false, v, v);
-    plan->stages.emplace_back(DNNL_ARG_SHIFT, false, v, v);
-    plan->stages.emplace_back(DNNL_ARG_DST, true, d, fpd.dst_desc());
-    plan->stages.emplace_back(DNNL_ARG_MEAN, true, v, fpd.mean_desc());
-    plan->stages.emplace_back(DNNL_ARG_VARIANCE, true, v, fpd.variance_desc());
-    if (relu) {
-      plan->scratch = memory(fpd.workspace_desc(), eng());
-      plan->scratch_arg = DNNL_ARG_WORKSPACE;
-    }
-  } else {
-    // The ReLU mask is applied to dy by the caller (from y > 0): no workspace to carry.
-    dnnl::batch_normalization_forward::desc hd(dnnl::prop_kind::forward_training, d, eps, flags);
-    dnnl::batch_normalization_forward::primitive_desc hpd(hd, eng());
-    dnnl::batch_normalization_backward::desc bd(dnnl::prop_kind::backward, d, d, eps, flags);
-    dnnl::batch_normalization_backward::primitive_desc bpd(bd, eng(), hpd);
-    plan->prim = dnnl::batch_normalization_backward(bpd);
-    plan->impl = bpd.impl_info_str();
-    plan->stages.emplace_back(DNNL_ARG_DIFF_DST, false, d, bpd.diff_dst_desc());
-    plan->stages.emplace_back(DNNL_ARG_SRC, false, d, bpd.src_desc());
-    plan->stages.emplace_back(DNNL_ARG_MEAN, false, v, bpd.mean_desc());
-    plan->stages.emplace_back(DNNL_ARG_VARIANCE, false, v, bpd.variance_desc());
-    plan->stages.emplace_back(DNNL_ARG_SCALE, false, v, v);
-    // oneDNN 2.6 also asks for the shift here (it does not read it): a zero vector.
-    plan->stages.emplace_back(DNNL_ARG_SHIFT, false, v, v);
-    plan->stages.emplace_back(DNNL_ARG_DIFF_SRC, true, d, bpd.diff_src_desc());
-    plan->stages.emplace_back(DNNL_ARG_DIFF_SCALE, true, v, v);
-    plan->stages.emplace_back(DNNL_ARG_DIFF_SHIFT, true, v, v);
+  plan->prim = dnnl::batch_normalization_forward(fpd);
+  plan->impl = fpd.impl_info_str();
+  plan->stages.emplace_back(DNNL_ARG_SRC, false, d, fpd.src_desc());
+  plan->stages.emplace_back(DNNL_ARG_SCALE, false, v, v);
+  plan->stages.emplace_back(DNNL_ARG_SHIFT, false, v, v);
+  plan->stages.emplace_back(DNNL_ARG_DST, true, d, fpd.dst_desc());
+  plan->stages.emplace_back(DNNL_ARG_MEAN, true, v, fpd.mean_desc());
+  plan->stages.emplace_back(DNNL_ARG_VARIANCE, true, v, fpd.variance_desc());
+  if (relu) {
+    plan->scratch = memory(fpd.workspace_desc(), eng());
+    plan->scratch_arg = DNNL_ARG_WORKSPACE;
   }
   Plan *p = plan.get();
   plans[key] = std::move(plan);
   return p;
 }
 
-// bnForward(x, scale, offset, y, mean, variance, rows, C, eps, relu)
+// The BatchNorm gradient over [rows, C] (NHWC), by hand: oneDNN 2.6's backward is 4-5x its
+// forward at few channels (one vector of 16 lanes per row at C = 16, measured in
+// docs/performance.md), while this is two streaming passes. With g = dy·[y > 0] (or dy):
+//   pass 1, per channel: Σg and Σg·(x − μ) (float per block of rows, float64 across blocks and
+//   threads; x − μ before the product: Σg·x − μΣg cancels); dOffset = Σg, dScale = Σg·(x − μ)/σ, dx = k·g − a·(x − μ) − b with k = scale/σ,
+//   a = k·dScale/(σ·rows), b = k·Σg/rows (float64 coefficients, rounded to float32 for the pass);
+//   pass 2 writes dx (and g to gOut, the residual's gradient, when asked).
+// target_clones: AVX-512 and AVX2 code paths chosen at load time, the build stays portable.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MIXMASK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MIXMASK_CLONES
+#endif
+
+// Float partial sums over blocks of 64 rows (in vector registers), added into float64 per block:
+// accumulating each element into float64 directly measured 12x slower (10.9 vs 0.9 ms for
+// [128, 32, 32, 16] on one thread of the Xeon in docs/performance.md).
+MIXMASK_CLONES
+static void bnGradSums(const float *dy, const float *x, const float *y, const float *mean, int64_t r0, int64_t r1, int64_t C, double *sg, double *sgx) {
+  std::vector<float> blockG(C), blockGx(C);
+  float *__restrict bg = blockG.data();
+  float *__restrict bgx = blockGx.data();
+  for (int64_t b0 = r0; b0 < r1; b0 += 64) {
+    std::fill(blockG.begin(), blockG.end(), 0.f);
+    std::fill(blockGx.begin(), blockGx.end(), 0.f);
+    const int64_t b1 = std::min(r1, b0 + 64);
+    for (int64_t r = b0; r < b1; r++) {
+      const float *d = dy + r * C, *xr = x + r * C;
+      const float *yr = y ? y + r * C : nullptr;
+#pragma omp simd
+      for (int64_t c = 0; c < C; c++) {
+        const float g = yr ? (yr[c] > 0.f ? d[c] : 0.f) : d[c];
+        bg[c] += g;
+        bgx[c] += g * (xr[c] - mean[c]);
+      }
+    }
+    for (int64_t c = 0; c < C; c++) {
+      sg[c] += bg[c];
+      sgx[c] += bgx[c];
+    }
+  }
+}
+
+MIXMASK_CLONES
+static void bnGradDx(const float *dy, const float *x, const float *y, float *dx, float *gOut, int64_t r0, int64_t r1, int64_t C, const float *k, const float *a, const float *b, const float *mu) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float *d = dy + r * C, *xr = x + r * C;
+    const float *yr = y ? y + r * C : nullptr;
+    float *o = dx + r * C;
+    float *go = gOut ? gOut + r * C : nullptr;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) {
+      const float g = yr ? (yr[c] > 0.f ? d[c] : 0.f) : d[c];
+      if (go) go[c] = g;
+      o[c] = k[c] * g - a[c] * (xr[c] - mu[c]) - b[c];
+    }
+  }
+}
+
+static void bnGradient(const float *dy, const float *x, const float *y, float *gOut, const float *mean, const float *var, const float *scale, float *dx, float *dScale, float *dOffset, int64_t rows, int64_t C, float eps) {
+  const int T = std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>((rows + 255) / 256)));
+  std::vector<double> part(static_cast<size_t>(T) * 2 * C, 0.0);
+#pragma omp parallel num_threads(T)
+  {
+    const int t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t r0 = rows * t / n, r1 = rows * (t + 1) / n;
+    bnGradSums(dy, x, y, mean, r0, r1, C, &part[static_cast<size_t>(t) * 2 * C], &part[static_cast<size_t>(t) * 2 * C + C]);
+  }
+  std::vector<float> k(C), a(C), b(C), mu(C);
+  for (int64_t c = 0; c < C; c++) {
+    double sg = 0, sgx = 0;
+    for (int t = 0; t < T; t++) {
+      sg += part[static_cast<size_t>(t) * 2 * C + c];
+      sgx += part[static_cast<size_t>(t) * 2 * C + C + c];
+    }
+    const double inv = 1.0 / std::sqrt(static_cast<double>(var[c]) + static_cast<double>(eps));
+    const double ds = sgx * inv;
+    dScale[c] = static_cast<float>(ds);
+    dOffset[c] = static_cast<float>(sg);
+    const double kc = scale[c] * inv;
+    k[c] = static_cast<float>(kc);
+    a[c] = static_cast<float>(kc * inv * ds / rows);
+    b[c] = static_cast<float>(kc * sg / rows);
+    mu[c] = mean[c];
+  }
+#pragma omp parallel num_threads(T)
+  {
+    const int t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t r0 = rows * t / n, r1 = rows * (t + 1) / n;
+    bnGradDx(dy, x, y, dx, gOut, r0, r1, C, k.data(), a.data(), b.data(), mu.data());
+  }
+}
+
+// BatchNorms below 2^17 elements run on one thread: splitting them costs more in thread
+// synchronisation than the work (oneDNN's forward synchronises several times per call).
+constexpr size_t kSmallBn = size_t(1) << 17;
+struct OneThreadIfSmall {
+  int saved;
+  bool on;
+  explicit OneThreadIfSmall(size_t n) : saved(omp_get_max_threads()), on(n < kSmallBn && saved > 1) {
+    if (on) omp_set_num_threads(1);
+  }
+  ~OneThreadIfSmall() {
+    if (on) omp_set_num_threads(saved);
+  }
+};
+
+// bnForward(x, scale, offset, y, mean, variance, rows, C, eps, relu, batch?, residual?)
+// With a residual r (x's size): y = act(BN(x) + r), BN's output rounded to float32 before the
+// add, as the tfjs Add the fused residual replaces; oneDNN 2.6's BN has no residual, so it runs
+// without ReLU and one pass adds r and applies the ReLU.
 napi_value BnForward(napi_env env, napi_callback_info info) {
-  size_t argc = 11;
-  napi_value argv[11];
+  size_t argc = 12;
+  napi_value argv[12];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 10) throw JsError("bnForward(x, scale, offset, y, mean, variance, rows, C, eps, relu)");
+  if (argc < 10) throw JsError("bnForward(x, scale, offset, y, mean, variance, rows, C, eps, relu, batch?, residual?)");
   int64_t rows = static_cast<int64_t>(getNum(env, argv[6], "rows")), C = static_cast<int64_t>(getNum(env, argv[7], "C"));
   if (rows < 1 || C < 1) throw JsError("bnForward: rows and C must be positive");
   float eps = static_cast<float>(getNum(env, argv[8], "eps"));
@@ -540,20 +638,38 @@ napi_value BnForward(napi_env env, napi_callback_info info) {
   size_t n = rows * C;
   need(x, n, "x"); need(y, n, "y"); need(s, C, "scale"); need(o, C, "offset"); need(m, C, "mean"); need(v, C, "variance");
   int64_t batch = argc > 10 ? static_cast<int64_t>(getNum(env, argv[10], "batch")) : rows;
-  Plan *p = bnPlan(0, rows, C, eps, relu, batch);
+  const bool hasResidual = argc > 11 && !isNullish(env, argv[11]);
+  OneThreadIfSmall cap(n);
+  Plan *p = bnPlan(rows, C, eps, relu && !hasResidual, batch);
   p->run({x.data, s.data, o.data, y.data, m.data, v.data});
+  if (hasResidual) {
+    F32 r = getF32(env, argv[11], "residual");
+    need(r, n, "residual");
+    float *yp = y.data;
+    const float *rp = r.data;
+    const int64_t total = static_cast<int64_t>(n);
+    if (relu) {
+#pragma omp parallel for simd schedule(static)
+      for (int64_t i = 0; i < total; i++) {
+        const float t = yp[i] + rp[i];
+        yp[i] = t > 0.f ? t : 0.f;
+      }
+    } else {
+#pragma omp parallel for simd schedule(static)
+      for (int64_t i = 0; i < total; i++) yp[i] += rp[i];
+    }
+  }
   return nullptr;
 }
 
-std::vector<float> maskBuffer;
-std::vector<float> shiftDummy;
-
-// bnBackward(dy, x, y, mean, variance, scale, dx, dScale, dOffset, rows, C, eps, relu)
+// bnBackward(dy, x, y, mean, variance, scale, dx, dScale, dOffset, rows, C, eps, relu, dResidual?)
+// g = dy·[y > 0] with ReLU, else dy; the BN gradient runs on g. With dResidual (x's size; the
+// forward had a residual) g is written there — it is the residual's gradient — and read back.
 napi_value BnBackward(napi_env env, napi_callback_info info) {
   size_t argc = 14;
   napi_value argv[14];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 13) throw JsError("bnBackward(dy, x, y, mean, variance, scale, dx, dScale, dOffset, rows, C, eps, relu)");
+  if (argc < 13) throw JsError("bnBackward(dy, x, y, mean, variance, scale, dx, dScale, dOffset, rows, C, eps, relu, dResidual?)");
   int64_t rows = static_cast<int64_t>(getNum(env, argv[9], "rows")), C = static_cast<int64_t>(getNum(env, argv[10], "C"));
   if (rows < 1 || C < 1) throw JsError("bnBackward: rows and C must be positive");
   float eps = static_cast<float>(getNum(env, argv[11], "eps"));
@@ -562,25 +678,44 @@ napi_value BnBackward(napi_env env, napi_callback_info info) {
       s = getF32(env, argv[5], "scale"), dx = getF32(env, argv[6], "dx"), ds = getF32(env, argv[7], "dScale"), doff = getF32(env, argv[8], "dOffset");
   size_t n = rows * C;
   need(dy, n, "dy"); need(x, n, "x"); need(dx, n, "dx"); need(m, C, "mean"); need(v, C, "variance"); need(s, C, "scale"); need(ds, C, "dScale"); need(doff, C, "dOffset");
-  const float *g = dy.data;
+  const bool hasResidual = argc > 13 && !isNullish(env, argv[13]);
+  float *gOut = nullptr;
+  if (hasResidual) {
+    F32 dr = getF32(env, argv[13], "dResidual");
+    need(dr, n, "dResidual");
+    gOut = dr.data;
+  }
+  const float *yp = nullptr;
   if (relu) {
     F32 y = getF32(env, argv[2], "y");
     need(y, n, "y");
-    if (maskBuffer.size() < n) maskBuffer.resize(n);
-    float *mb = maskBuffer.data();
-    const float *yp = y.data, *dp = dy.data;
-    const int64_t total = static_cast<int64_t>(n);
-#pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < total; i++) mb[i] = yp[i] > 0.f ? dp[i] : 0.f;
-    g = mb;
+    yp = y.data;
   }
-  if (shiftDummy.size() < static_cast<size_t>(C)) shiftDummy.assign(C, 0.f);
-  int64_t batch = argc > 13 ? static_cast<int64_t>(getNum(env, argv[13], "batch")) : rows;
-  Plan *p = bnPlan(1, rows, C, eps, false, batch);
-  p->run({const_cast<float *>(g), x.data, m.data, v.data, s.data, shiftDummy.data(), dx.data, ds.data, doff.data});
+  OneThreadIfSmall cap(n);
+  bnGradient(dy.data, x.data, yp, gOut, m.data, v.data, s.data, dx.data, ds.data, doff.data, rows, C, eps);
   return nullptr;
 }
 
+// ---------------------------------------------------------------- elementwise add
+// add(a, b, out): out = a + b, equal lengths (the gradient sums of a ResNet's skip connections:
+// tfjs's wasm Add took ~27 ms for 6.3M elements on one thread, this pass ~4 ms).
+MIXMASK_CLONES
+static void addArrays(const float *a, const float *b, float *out, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= (int64_t(1) << 17))
+  for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+napi_value Add(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 3) throw JsError("add(a, b, out)");
+  F32 a = getF32(env, argv[0], "a"), b = getF32(env, argv[1], "b"), out = getF32(env, argv[2], "out");
+  need(b, a.length, "b");
+  need(out, a.length, "out");
+  addArrays(a.data, b.data, out.data, static_cast<int64_t>(a.length));
+  return nullptr;
+}
 
 // ---------------------------------------------------------------- matrix multiplication
 // matmul(a, b, out, [B, M, K, N, transposeA, transposeB]): out[b] = op(a[b]) · op(b[b]), all
@@ -693,8 +828,6 @@ napi_value ClearCache(napi_env env, napi_callback_info) {
   gemms.clear();
   std::vector<uint16_t>().swap(colBuffer);
   std::vector<float>().swap(dcolBuffer);
-  std::vector<float>().swap(maskBuffer);
-  std::vector<float>().swap(shiftDummy);
   return nullptr;
 }
 
@@ -715,6 +848,7 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"conv", nullptr, Guard<Conv>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"matmul", nullptr, Guard<MatMul>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"add", nullptr, Guard<Add>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"bnForward", nullptr, Guard<BnForward>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"bnBackward", nullptr, Guard<BnBackward>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setPrecision", nullptr, Guard<SetPrecision>, nullptr, nullptr, nullptr, napi_default, nullptr},
