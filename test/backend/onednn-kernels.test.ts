@@ -14,6 +14,7 @@ import { type ConvCase, relError } from '../helpers';
 import { compareSteps, lossAndGrads, StepResult } from './train-step';
 import { compareLayerWithCpu, compareWithCpu } from './bn-running-stats';
 import { compareGroupedWithCpu, GROUPED_SHAPES, GROUPS } from './bn-grouped';
+import { useWinograd } from '../../lib/backend/onednn/kernels';
 
 /**
  * The `wasm+onednn` backend (lib/backend/onednn, native/onednn): every oneDNN kernel against the
@@ -136,6 +137,18 @@ test('direct convolution (MIXMASK_ONEDNN_WINOGRAD=0) on 3×3 stride-1 ResNet-18 
   } finally {
     installOnednnKernels(addon, TEST_OPTS);
   }
+});
+
+test('Winograd by the measured rule: 3×3 stride 1 with ≥ 32 input and output channels; 16 channels, stride 2, 1×1 and winograd: false run direct', () => {
+  const info = (ci: number, co: number, k = 3, stride = 1) => tf.backend_util.computeConv2DInfo([2, 8, 8, ci], [k, k, ci, co], stride, 1, 'same');
+  assert.equal(useWinograd(info(32, 32), {}), true);
+  assert.equal(useWinograd(info(64, 128), {}), true);
+  assert.equal(useWinograd(info(16, 16), {}), false, 'width-16 stage: direct (Winograd ~2x slower there)');
+  assert.equal(useWinograd(info(16, 32), {}), false);
+  assert.equal(useWinograd(info(32, 16), {}), false);
+  assert.equal(useWinograd(info(64, 64, 3, 2), {}), false);
+  assert.equal(useWinograd(info(64, 64, 1), {}), false);
+  assert.equal(useWinograd(info(64, 64), { winograd: false }), false);
 });
 
 test('BatchMatMul on oneDNN matches cpu for every transpose combination, batched and broadcast (delegated)', { skip }, async () => {

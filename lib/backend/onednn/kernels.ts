@@ -25,9 +25,10 @@ export const ONEDNN_KERNELS = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropF
 
 export interface OnednnKernelOptions {
   /**
-   * Winograd for 3×3 stride-1 convolutions with ≥ 16 input channels (oneDNN falls back to direct
-   * where it has none). Default true: measured 1.4–1.6× faster per ResNet-18 step than direct,
-   * within 1e-5 of the cpu backend. fp32 only: oneDNN has no bf16 Winograd, so bf16 runs direct.
+   * Winograd for 3×3 stride-1 convolutions with ≥ 32 input and output channels (oneDNN falls back
+   * to direct where it has none). Default true: measured 1.4–1.6× faster per ResNet-18 step than
+   * direct, within 1e-5 of the cpu backend. fp32 only: oneDNN has no bf16 Winograd, so bf16 runs
+   * direct. The channel rule is `useWinograd`'s.
    */
   winograd?: boolean;
   /** Also take over the fused BatchNorm and its gradient (default true). */
@@ -91,8 +92,17 @@ function dims(info: tf.backend_util.Conv2DInfo): number[] {
   ];
 }
 
-function useWinograd(info: tf.backend_util.Conv2DInfo, opts: OnednnKernelOptions): boolean {
-  return opts.winograd !== false && info.filterHeight === 3 && info.filterWidth === 3 && info.strideHeight === 1 && info.strideWidth === 1 && info.inChannels >= 16;
+/**
+ * Winograd or direct, per layer, by a fixed rule (the same algorithm for a layer in every run, so
+ * a resumed run computes what the uninterrupted one would): 3×3, stride 1, ≥ 32 input and output
+ * channels. Measured per layer with `node dist/bench/onednn-winograd.js` (Xeon, avx512_core_amx,
+ * 1 thread; direct/Winograd time): at 16 channels Winograd is ~2× slower (0.43–0.67 at
+ * 384×32×32×16), at 32 about even (0.91–1.20), from 64 on faster (1.3–2.6; one exception, the
+ * backward data of 32×4×4×512 at 0.97). docs/performance.md has the table.
+ */
+export function useWinograd(info: tf.backend_util.Conv2DInfo, opts: OnednnKernelOptions): boolean {
+  const square3 = info.filterHeight === 3 && info.filterWidth === 3 && info.strideHeight === 1 && info.strideWidth === 1;
+  return opts.winograd !== false && square3 && info.inChannels >= 32 && info.outChannels >= 32;
 }
 
 export interface KernelStats {
