@@ -60,11 +60,24 @@ export abstract class Framework<Targets extends tf.Tensor[] = tf.Tensor[]> exten
     return [] as unknown as Targets;
   }
 
-  /** The framework's own loss on the two views. */
-  protected abstract baseLoss(o1: OnlineOutput, o2: OnlineOutput, targets: Targets): tf.Scalar;
+  /**
+   * Whether the loss reads the online network's output on x2 (o2). MoCo's does not — x2 reaches
+   * its loss only through the key encoder, as in the official code — so its online pass runs x1
+   * and the extra views only, and o2 is undefined; the other frameworks compare both views.
+   */
+  protected readonly onlineSecondView: boolean = true;
+
+  /** The framework's own loss on the two views (o2: undefined where onlineSecondView is false). */
+  protected abstract baseLoss(o1: OnlineOutput, o2: OnlineOutput | undefined, targets: Targets): tf.Scalar;
 
   /** Per-row target of the second views that mixed rows are compared with. */
-  protected abstract secondViewTarget(o2: OnlineOutput, targets: Targets): tf.Tensor2D;
+  protected abstract secondViewTarget(o2: OnlineOutput | undefined, targets: Targets): tf.Tensor2D;
+
+  /** o2 where the framework's loss needs it (onlineSecondView true); an error otherwise. */
+  protected second(o2: OnlineOutput | undefined): OnlineOutput {
+    if (o2 === undefined) throw new Error(`${this.name}: the loss reads the online output of x2, but onlineSecondView is false`);
+    return o2;
+  }
 
   /** Per-row pair loss ℓ(anchor rows → target rows). */
   protected abstract rowLoss(anchors: tf.Tensor2D, targets: tf.Tensor2D, targetsState: Targets): tf.Tensor1D;
@@ -126,7 +139,11 @@ export abstract class Framework<Targets extends tf.Tensor[] = tf.Tensor[]> exten
     const kept: Record<string, tf.Scalar> = {};
     const vars = this.namedTrainable().map(([, v]) => v);
     const { value, grads } = tf.variableGrads(() => {
-      const [o1, o2, ...mixed] = this.onlineViews([x1, x2, ...views.map((v) => v.mixed)]);
+      const extra = views.map((v) => v.mixed);
+      const online = this.onlineViews(this.onlineSecondView ? [x1, x2, ...extra] : [x1, ...extra]);
+      const o1 = online[0];
+      const o2 = this.onlineSecondView ? online[1] : undefined;
+      const mixed = online.slice(this.onlineSecondView ? 2 : 1);
       const base = this.baseLoss(o1, o2, targets);
       kept.base = tf.keep(tf.clone(base));
       kept.embeddingStd = tf.keep(tf.mean(tf.sqrt(tf.moments(l2Normalize(o1.z), 0).variance)) as tf.Scalar);
@@ -153,7 +170,7 @@ export abstract class Framework<Targets extends tf.Tensor[] = tf.Tensor[]> exten
 
   /**
    * The online network on every view of a step in ONE pass: the views are concatenated
-   * [x1; x2; mixed…] and every BatchNorm normalises each view with its own statistics
+   * [x1; x2; mixed…] (x2 left out where onlineSecondView is false) and every BatchNorm normalises each view with its own statistics
    * (bnGroups = number of views) and updates its running statistics once per view in this
    * order, which is exactly one forward per view in turn (every other layer works per sample),
    * in a fraction of the GPU dispatches: one pass forward and backward instead of one per view,
@@ -166,14 +183,16 @@ export abstract class Framework<Targets extends tf.Tensor[] = tf.Tensor[]> exten
       if (x.shape.length !== 4 || x.shape.some((d, k) => d !== shape[k])) {
         throw new Error(
           `${this.name}: every view of a step must have the shape of x1 [${shape}] (the online encoder runs them as one batch), ` +
-          `got [${x.shape}] for ${i === 1 ? 'x2' : `extra view ${i - 2}`}`,
+          `got [${x.shape}] for ${i === 1 && this.onlineSecondView ? 'x2' : `extra view ${i - (this.onlineSecondView ? 2 : 1)}`}`,
         );
       }
     });
     const o = this.forward(xs.length === 1 ? xs[0] : tf.concat(xs, 0), xs.length);
-    const zs = tf.split(o.z, xs.length, 0) as tf.Tensor2D[];
+    // One view (MoCo without extra views): nothing to split (tfjs's split into one part has no gradient).
+    const split = (t: tf.Tensor2D) => (xs.length === 1 ? [t] : (tf.split(t, xs.length, 0) as tf.Tensor2D[]));
+    const zs = split(o.z);
     // MoCo and SimCLR compare z itself: one split serves both.
-    const outs = o.out === o.z ? zs : (tf.split(o.out, xs.length, 0) as tf.Tensor2D[]);
+    const outs = o.out === o.z ? zs : split(o.out);
     return zs.map((z, i) => ({ z, out: outs[i] }));
   }
 }

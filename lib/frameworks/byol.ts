@@ -47,11 +47,11 @@ export class Byol extends Framework {
     return [x1, x2].map((x) => this.targetProjector.apply(this.targetBackbone.apply(x, true), true));
   }
 
-  protected baseLoss(o1: OnlineOutput, o2: OnlineOutput, [t1, t2]: tf.Tensor[]): tf.Scalar {
-    return tf.add(tf.mean(byolLoss(o1.out, t2 as tf.Tensor2D)), tf.mean(byolLoss(o2.out, t1 as tf.Tensor2D))) as tf.Scalar;
+  protected baseLoss(o1: OnlineOutput, o2: OnlineOutput | undefined, [t1, t2]: tf.Tensor[]): tf.Scalar {
+    return tf.add(tf.mean(byolLoss(o1.out, t2 as tf.Tensor2D)), tf.mean(byolLoss(this.second(o2).out, t1 as tf.Tensor2D))) as tf.Scalar;
   }
 
-  protected secondViewTarget(_o2: OnlineOutput, [, t2]: tf.Tensor[]): tf.Tensor2D {
+  protected secondViewTarget(_o2: OnlineOutput | undefined, [, t2]: tf.Tensor[]): tf.Tensor2D {
     return t2 as tf.Tensor2D;
   }
 

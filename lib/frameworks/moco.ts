@@ -97,11 +97,13 @@ export class Moco extends Framework {
     return encode(this.keyBackbone, this.keyProjector, x, bnGroups);
   }
 
-  protected baseLoss(o1: OnlineOutput, _o2: OnlineOutput, [keys]: tf.Tensor[]): tf.Scalar {
+  protected override readonly onlineSecondView = false;
+
+  protected baseLoss(o1: OnlineOutput, _o2: OnlineOutput | undefined, [keys]: tf.Tensor[]): tf.Scalar {
     return tf.mean(infoNce(o1.out, keys as tf.Tensor2D, this.queue as tf.Tensor2D, this.opts.temperature)) as tf.Scalar;
   }
 
-  protected secondViewTarget(_o2: OnlineOutput, [keys]: tf.Tensor[]): tf.Tensor2D {
+  protected secondViewTarget(_o2: OnlineOutput | undefined, [keys]: tf.Tensor[]): tf.Tensor2D {
     return keys as tf.Tensor2D;
   }
 

@@ -30,12 +30,12 @@ export class Simclr extends Framework {
     return { z, out: z };
   }
 
-  protected baseLoss(o1: OnlineOutput, o2: OnlineOutput): tf.Scalar {
-    return tf.mean(ntXent(o1.out, o2.out, this.opts.temperature)) as tf.Scalar;
+  protected baseLoss(o1: OnlineOutput, o2: OnlineOutput | undefined): tf.Scalar {
+    return tf.mean(ntXent(o1.out, this.second(o2).out, this.opts.temperature)) as tf.Scalar;
   }
 
-  protected secondViewTarget(o2: OnlineOutput): tf.Tensor2D {
-    return o2.out;
+  protected secondViewTarget(o2: OnlineOutput | undefined): tf.Tensor2D {
+    return this.second(o2).out;
   }
 
   protected rowLoss(anchors: tf.Tensor2D, targets: tf.Tensor2D): tf.Tensor1D {

@@ -30,14 +30,15 @@ export class Simsiam extends Framework {
     return { z, out: this.predictor.apply(z, true, bnGroups) };
   }
 
-  protected baseLoss(o1: OnlineOutput, o2: OnlineOutput): tf.Scalar {
+  protected baseLoss(o1: OnlineOutput, second: OnlineOutput | undefined): tf.Scalar {
+    const o2 = this.second(second);
     const a = tf.mean(simsiamLoss(o1.out, stopGradient(o2.z)));
     const b = tf.mean(simsiamLoss(o2.out, stopGradient(o1.z)));
     return tf.mul(tf.add(a, b), 0.5) as tf.Scalar;
   }
 
-  protected secondViewTarget(o2: OnlineOutput): tf.Tensor2D {
-    return stopGradient(o2.z);
+  protected secondViewTarget(o2: OnlineOutput | undefined): tf.Tensor2D {
+    return stopGradient(this.second(o2).z);
   }
 
   protected rowLoss(anchors: tf.Tensor2D, targets: tf.Tensor2D): tf.Tensor1D {

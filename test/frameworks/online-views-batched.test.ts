@@ -84,13 +84,15 @@ for (const backend of ['cpu', 'wasm'] as const) {
         const x2 = tf.randomUniform([n, 16, 16, 3], 0, 1, 'float32', 2) as tf.Tensor4D;
         const views = makeViews(x1, spec, new Rng(6));
         assert.equal(views.length, extra);
+        // MoCo's loss does not read x2's online output: its pass runs x1 and the extra views only.
+        const online = (name.startsWith('moco') ? 1 : 2) + extra;
         const tensors: number[] = [];
         for (let step = 0; step < 2; step++) {
           passes.length = 0;
           const a = await fresh.computeGradients(x1, x2, views, new Rng(7 + step));
           const b = await old.computeGradients(x1, x2, views, new Rng(7 + step));
           const at = `step ${step + 1}`;
-          assert.deepEqual(passes, [[(2 + extra) * n, 2 + extra]], `${at}: online backbone passes [batch, bnGroups]`);
+          assert.deepEqual(passes, [[online * n, online]], `${at}: online backbone passes [batch, bnGroups]`);
           const close = (got: number, want: number, what: string) =>
             assert.ok(Math.abs(got - want) <= 1e-5 * Math.max(1, Math.abs(want)), `${at}: ${what} ${got} vs ${want}`);
           close(a.result.loss, b.result.loss, 'loss');
@@ -117,7 +119,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
           const want = buffers(old);
           const got = buffers(fresh);
           assertBuffersMatch(got, want, at);
-          assert.equal(want.get('backbone.bn1.num_batches_tracked')![0], (2 + extra) * (step + 1), 'each view counts as a batch');
+          assert.equal(want.get('backbone.bn1.num_batches_tracked')![0], online * (step + 1), 'each view counts as a batch');
           fresh.afterStep(a.targets, step, 2);
           old.afterStep(b.targets, step, 2);
           tf.dispose([...Object.values(a.grads), ...a.targets, ...Object.values(b.grads), ...b.targets]);
@@ -131,6 +133,39 @@ for (const backend of ['cpu', 'wasm'] as const) {
       });
     }
   }
+}
+
+for (const name of ['moco-v1', 'moco-v2'] as const) {
+  test(`${name}: leaving x2 out of the online pass changes no loss, term or gradient, only the online BatchNorms' running statistics (x1 and the mixed view only, as the official code)`, async () => {
+    await useBackend('cpu');
+    const n = 8;
+    const cfg = pretrainConfig(name, 'synthetic', 'smoke');
+    const fw = makeFramework(name, cfg.backbone, cfg.heads, 3);
+    const withX2 = makeFramework(name, cfg.backbone, cfg.heads, 3);
+    (withX2 as unknown as { onlineSecondView: boolean }).onlineSecondView = true;
+    const x1 = tf.randomUniform([n, 16, 16, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+    const x2 = tf.randomUniform([n, 16, 16, 3], 0, 1, 'float32', 2) as tf.Tensor4D;
+    const views = makeViews(x1, { method: 'mixmask', gridSize: 4 }, new Rng(6));
+    const a = await fw.computeGradients(x1, x2, views, new Rng(7));
+    const b = await withX2.computeGradients(x1, x2, views, new Rng(7));
+    assert.ok(Math.abs(a.result.loss - b.result.loss) <= 1e-5 * Math.abs(b.result.loss), `loss ${a.result.loss} vs ${b.result.loss}`);
+    for (const [k, v] of Object.entries(b.result.terms)) assert.ok(Math.abs(a.result.terms[k] - v) <= 1e-5 * Math.max(1, Math.abs(v)), `term ${k}`);
+    const bVars = new Map(withX2.namedTrainable());
+    for (const [k, v] of fw.namedTrainable()) {
+      const e = relError(a.grads[v.name].dataSync() as Float32Array, b.grads[bVars.get(k)!.name].dataSync() as Float32Array);
+      assert.ok(e < 1e-5, `gradient of ${k} rel err ${e}`);
+    }
+    const got = buffers(fw);
+    const want = buffers(withX2);
+    assert.equal(got.get('backbone.bn1.num_batches_tracked')![0], 2, 'online BatchNorm: x1 and the mixed view');
+    assert.equal(want.get('backbone.bn1.num_batches_tracked')![0], 3, 'with x2: three batches');
+    const mean = (m: Map<string, Float32Array | Int32Array>) => m.get('backbone.bn1.running_mean') as Float32Array;
+    assert.ok(relError(mean(got), mean(want)) > 1e-3, 'the running statistics differ: x2 no longer moves them');
+    tf.dispose([...Object.values(a.grads), ...a.targets, ...Object.values(b.grads), ...b.targets, x1, x2]);
+    disposeViews(views);
+    fw.dispose();
+    withX2.dispose();
+  });
 }
 
 test('views of different shapes are an error naming the view and the shape expected', async () => {
