@@ -34,7 +34,7 @@ import { findChromium, readRunLog, screenshot, trainingCurvesFigure, writeFigure
 import { PROFILES, type Profile, type RunConfig, pretrainConfig } from '../lib/presets';
 import { loadBackbone } from '../lib/train/checkpoint';
 import { defaultRunDir, startRun } from '../lib/experiments';
-import { storedRunConfig } from '../lib/train/config';
+import { readRunConfig, storedRunConfig } from '../lib/train/config';
 import type { TrainSummary } from '../lib/train/trainer';
 import { mean, type MeanInterval, meanInterval, sampleSd } from '../lib/util/stats';
 import { Args, runCli, stopSignal } from './cli';
@@ -544,6 +544,13 @@ export async function reproduce(o: ReproduceArgs, signal?: AbortSignal): Promise
     if (known) throw new Error(`${resultsFile}: ${fw}/${method}/seed ${seed} was run with another configuration than the ${o.profile} preset now gives; use another --out`);
     if (signal?.aborted) return false;
     const runDir = defaultRunDir(config, o.runsRoot);
+    // The trainer lets a run be extended; a reproduction must not: a cosine schedule stretched
+    // from 16 to 32 epochs after the fact is not a 32-epoch run.
+    const stored = path.join(runDir, 'config.json');
+    const storedEpochs = fs.existsSync(stored) ? readRunConfig(stored).epochs : config.epochs;
+    if (storedEpochs !== config.epochs) {
+      throw new Error(`${runDir} holds a run of ${storedEpochs} epochs; the ${o.profile} preset${o.epochs === null ? '' : ` with --epochs ${o.epochs}`} trains ${fw} for ${config.epochs}. A reproduction never extends a run's schedule: move that directory away or choose another --runs-root`);
+    }
     const resume = fs.existsSync(path.join(runDir, 'checkpoint.safetensors'));
     console.error(`\n== ${fw} + ${method}, seed ${seed} → ${runDir}${resume ? ' (resuming)' : ''}`);
     const summary = await pretrainInChild(config, runDir, threads, signal);

@@ -193,6 +193,10 @@ test('npm run reproduce: three seeds per pair, the report from results.json, res
   assert.equal(rv.runs[0].trainSeconds, r.runs[0].trainSeconds, 'pretraining ran again');
   assert.match(fs.readFileSync(path.join(out, 'results-validation.md'), 'utf8'), /kNN baseline \(validation\)/);
   assert.equal(fs.readFileSync(path.join(out, 'results.json'), 'utf8'), before);
+  // A run directory trained for other epochs is never extended into a budget variant's run.
+  const stretched = node('--validate', '--seeds', '1', '--epochs', '3', '--out', path.join(root, 'variant'));
+  assert.notEqual(stretched.status, 0);
+  assert.match(stretched.stderr, /simclr-(none|mixmask-block8)-val-s0 holds a run of 2 epochs; the smoke preset with --epochs 3 trains simclr for 3\. A reproduction never extends/);
   // Test numbers are never added to a file of validation numbers.
   const mixed = path.join(root, 'mixed');
   fs.mkdirSync(mixed);
