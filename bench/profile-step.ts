@@ -1,8 +1,8 @@
 /**
  * Where one training step's time goes, op by op (bench/op-timer.ts):
- *   node dist/bench/profile-step.js [--step train|moco-mixmask] [--width 64] [--batch 32]
+ *   node dist/bench/profile-step.js [--step train|forward|moco-mixmask] [--width 64] [--batch 32]
  *                                    [--steps 2] [--top 25] [--compare-fused 3] [--json]
- * `train`: the ResNet-18/CIFAR step of bench/sections/10-train; `moco-mixmask`: the real MoCo v2 +
+ * `train`: the ResNet-18/CIFAR step of bench/sections/10-train, `forward` its evaluation-mode forward; `moco-mixmask`: the real MoCo v2 +
  * MixMask step (bench/sections/13-step-overhead). Backend and threads as for the bench
  * (MIXMASK_BACKEND, MIXMASK_THREADS). Prints, per op name, calls and the milliseconds per step
  * inside its kernel and around it (the op's own engine bookkeeping), the time outside any op
@@ -14,7 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { formatBackendReport, initBackend } from '../lib/backend';
 import { byOpName, timeOps, addTimings, perStep, type OpTiming } from './op-timer';
-import { fusedBeforeAfter, mocoMixmaskStep, resnetStep } from './sections/13-step-overhead';
+import { fusedBeforeAfter, mocoMixmaskStep, resnetForward, resnetStep } from './sections/13-step-overhead';
 
 function arg(args: string[], name: string, dflt: number): number {
   const i = args.indexOf(name);
@@ -32,12 +32,12 @@ async function main(): Promise<void> {
   const top = arg(args, '--top', 25);
   const compare = args.includes('--compare-fused') ? arg(args, '--compare-fused', 3) : 0;
   const kind = args.includes('--step') ? args[args.indexOf('--step') + 1] : 'train';
-  if (kind !== 'train' && kind !== 'moco-mixmask') throw new Error(`profile-step: --step must be train or moco-mixmask, got '${kind}'`);
+  if (kind !== 'train' && kind !== 'forward' && kind !== 'moco-mixmask') throw new Error(`profile-step: --step must be train, forward or moco-mixmask, got '${kind}'`);
   const json = args.includes('--json');
   const report = await initBackend();
   if (!json) console.log(formatBackendReport(report) + '\n');
 
-  const bench = kind === 'train' ? resnetStep(batch, width) : mocoMixmaskStep(batch, width);
+  const bench = kind === 'train' ? resnetStep(batch, width) : kind === 'forward' ? resnetForward(batch, width) : mocoMixmaskStep(batch, width);
   await bench.step(); // warm-up: operator creation, heap growth
   let total: OpTiming | null = null;
   for (let s = 0; s < steps; s++) {

@@ -36,6 +36,12 @@ export function resnetStep(batch: number, width: number): StepBench {
   return { name: `resnet18 train w${width}`, batch, step: () => b.step(), dispose: () => b.dispose() };
 }
 
+/** The evaluation-mode forward (backbone + head, values read back) of bench/sections/10-train. */
+export function resnetForward(batch: number, width: number): StepBench {
+  const b = makeTrainBench(batch, { width });
+  return { name: `resnet18 forward w${width}`, batch, step: () => b.forward(), dispose: () => b.dispose() };
+}
+
 /** One real MoCo v2 + MixMask training step on CIFAR-sized random images. */
 export function mocoMixmaskStep(batch: number, width: number): StepBench {
   const cfg = pretrainConfig('moco-v2', 'cifar100', 'paper', { method: 'mixmask', batchSize: batch, width });

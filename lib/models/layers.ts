@@ -125,18 +125,22 @@ export class BatchNorm extends Module {
  * conv → BatchNorm (+ residual) (→ ReLU). In training, the two layers as they are. In evaluation BN is an
  * affine map per output channel, so it is folded into the convolution — weights × γ/√(σ²+ε),
  * then + β − μ·γ/√(σ²+ε) — which makes feature extraction 1.5–3× faster: tfjs's stand-alone
- * BatchNorm kernel costs as much as the convolution, a broadcast add almost nothing. (A fused
- * conv with bias would leave oneDNN for XNNPACK, which is slower at these widths.)
+ * BatchNorm kernel costs as much as the convolution. Conv, bias and (where no residual follows)
+ * ReLU are one tf.fused.conv2d: one oneDNN primitive on wasm+onednn, where the separate broadcast
+ * bias add and ReLU were ~14 % of a batch-32 ResNet-18 forward (docs/performance.md).
  * `bnGroups`: BatchNorm's groups in training (see BatchNorm). `residual` (the output's shape):
  * added after BatchNorm, before the ReLU (a ResNet block's identity path; see BatchNorm).
  */
 export function convBn(conv: Conv2d, bn: BatchNorm, x: tf.Tensor4D, training: boolean, relu = false, bnGroups = 1, residual?: tf.Tensor4D): tf.Tensor4D {
   if (training) return bn.apply(conv.apply(x), true, relu, bnGroups, residual);
   return tf.tidy(() => {
+    // Evaluation: BatchNorm folded into the filter and a bias; conv + bias (+ ReLU where no
+    // residual follows) is one FusedConv2D (one primitive on wasm+onednn).
     const { scale, shift } = bn.evalAffine();
     const filter = tf.mul(conv.weight, scale) as tf.Tensor4D;
-    const out = tf.add(tf.conv2d(x, filter, conv.stride, conv.padding), shift) as tf.Tensor4D;
-    const y = residual ? (tf.add(out, residual) as tf.Tensor4D) : out;
+    const out = tf.fused.conv2d({ x, filter, strides: conv.stride, pad: conv.padding, bias: shift, activation: relu && !residual ? 'relu' : 'linear' }) as tf.Tensor4D;
+    if (!residual) return out;
+    const y = tf.add(out, residual) as tf.Tensor4D;
     return relu ? tf.relu(y) : y;
   });
 }

@@ -100,6 +100,53 @@ for (const c of CASES) {
   });
 }
 
+for (const c of CASES) {
+  test(`oneDNN FusedConv2D (bias, ReLU: the evaluation-mode conv + BatchNorm) matches cpu: ${c.name}`, { skip }, async () => {
+    const [kh, kw] = Array.isArray(c.k) ? c.k : [c.k, c.k];
+    const xs = randn(c.n * c.h * c.w * c.ci);
+    const ws = randn(kh * kw * c.ci * c.co);
+    const bs = randn(c.co);
+    const run = () => {
+      const x = tf.tensor4d(xs, [c.n, c.h, c.w, c.ci]);
+      const filter = tf.tensor4d(ws, [kh, kw, c.ci, c.co]);
+      const bias = tf.tensor1d(bs);
+      const f = (o: { bias?: tf.Tensor1D; activation?: 'relu' | 'linear' }) => tf.fused.conv2d({ x, filter, strides: c.stride, pad: c.pad as 'same', ...o });
+      return [f({ bias, activation: 'relu' }), f({ bias }), f({ activation: 'relu' })];
+    };
+    const calls = kernelStats.calls['FusedConv2D'] ?? 0;
+    const before = tf.memory().numTensors;
+    const got = await on('wasm', run);
+    const want = await on('cpu', run);
+    await tf.setBackend('wasm');
+    assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+    assert.equal(kernelStats.calls['FusedConv2D'], calls + 3, 'all three ran on oneDNN');
+    ['bias + relu', 'bias', 'relu'].forEach((name, i) => {
+      const e = relError(got[i], want[i]);
+      assert.ok(e < 1e-5, `${name}: rel err ${e}`);
+    });
+    assert.ok(got[0].some((v) => v === 0) && got[1].some((v) => v < 0), 'the ReLU clipped what the linear output has below zero');
+  });
+}
+
+test('FusedConv2D with other activations or PReLU weights goes to the wasm kernel and still matches cpu', { skip }, async () => {
+  const xs = randn(2 * 6 * 6 * 4);
+  const ws = randn(3 * 3 * 4 * 5);
+  const run = () => {
+    const x = tf.tensor4d(xs, [2, 6, 6, 4]);
+    const filter = tf.tensor4d(ws, [3, 3, 4, 5]);
+    const bias = tf.tensor1d([0.1, -0.2, 0.3, 0.4, -0.5]);
+    return [
+      tf.fused.conv2d({ x, filter, strides: 1, pad: 'same', bias, activation: 'elu' }),
+      tf.fused.conv2d({ x, filter, strides: 1, pad: 'same', bias, activation: 'prelu', preluActivationWeights: tf.scalar(0.1) }),
+    ];
+  };
+  const delegated = kernelStats.delegated['FusedConv2D'] ?? 0;
+  const got = await on('wasm', run);
+  const want = await on('cpu', run);
+  assert.equal(kernelStats.delegated['FusedConv2D'], delegated + 2);
+  got.forEach((g, i) => assert.ok(relError(g, want[i]) < 1e-5, `case ${i}: rel err ${relError(g, want[i])}`));
+});
+
 test('direct convolution (MIXMASK_ONEDNN_WINOGRAD=0) on 3×3 stride-1 ResNet-18 shapes matches cpu, and Winograd ran by default', { skip }, async () => {
   const addon = loadAddon();
   installOnednnKernels(addon, { ...TEST_OPTS, winograd: false });

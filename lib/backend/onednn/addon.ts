@@ -10,9 +10,10 @@ export interface OnednnAddon {
   /**
    * kind 1: (x, w, y) forward; 2: (dy, w, dx) backward data; 3: (x, dy, dW) backward weights.
    * dims = [N, H, W, Ci, Co, KH, KW, OH, OW, sh, sw, top, bottom, left, right]; returns the
-   * oneDNN implementation that ran.
+   * oneDNN implementation that ran. Forward only: y = act(conv(x) + bias) with bias (Co values,
+   * or null) and relu, in the same primitive.
    */
-  conv(kind: 1 | 2 | 3, a: Float32Array, b: Float32Array, out: Float32Array, dims: number[], winograd?: boolean): string;
+  conv(kind: 1 | 2 | 3, a: Float32Array, b: Float32Array, out: Float32Array, dims: number[], winograd?: boolean, bias?: Float32Array | null, relu?: boolean): string;
   /** out[b] = op(a[b])·op(b[b]); dims = [B, M, K, N, transposeA, transposeB] (0/1). */
   matmul(a: Float32Array, b: Float32Array, out: Float32Array, dims: number[]): string;
   /** out = a + b elementwise (b and out at least a's length). */

@@ -17,11 +17,11 @@ import { applyPrecision, OnednnPrecision } from './precision';
 
 /**
  * Kernels for the `wasm` backend that run oneDNN on the tensors' memory in place (views into the
- * wasm heap, no copies): Conv2D, its two gradients, BatchMatMul, same-shape Add, and the fused training
+ * wasm heap, no copies): Conv2D, FusedConv2D (bias + ReLU), its two gradients, BatchMatMul, same-shape Add, and the fused training
  * BatchNorm(+residual, +ReLU) with its gradient (contract in lib/backend/batchnorm-op.ts). Shapes oneDNN is not given (NCHW,
  * dilated convolutions, empty tensors) go to the kernels that were registered before.
  */
-export const ONEDNN_KERNELS = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul', 'Add', FUSED_BATCH_NORM_KERNEL, FUSED_BATCH_NORM_GRAD_KERNEL] as const;
+export const ONEDNN_KERNELS = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul', 'Add', FUSED_BATCH_NORM_KERNEL, FUSED_BATCH_NORM_GRAD_KERNEL] as const;
 
 export interface OnednnKernelOptions {
   /**
@@ -134,6 +134,23 @@ export function makeKernels(addon: OnednnAddon, previous: Map<string, tf.KernelC
     if (!info) return delegate('Conv2D', args);
     const y = alloc(backend, info.outShape);
     count('Conv2D', addon.conv(1, f32(backend, x), f32(backend, filter), f32(backend, y), dims(info), useWinograd(info, opts)));
+    return y;
+  };
+
+  // tfjs's FusedConv2D (tf.fused.conv2d: the evaluation-mode conv + BatchNorm of lib/models):
+  // bias of Co values and a linear or ReLU activation in one oneDNN primitive; other activations,
+  // biases that broadcast otherwise and PReLU weights go to the previous kernel.
+  const fusedConv2D = (args: KernelArgs) => {
+    const backend = args.backend as BackendWasm;
+    const { x, filter, bias, preluActivationWeights } = args.inputs as { x: Info; filter: Info; bias?: Info; preluActivationWeights?: Info };
+    const attrs = args.attrs as unknown as ConvAttrs & { activation?: string };
+    const info = convInfo(x.shape as Shape4, filter.shape as Shape4, attrs);
+    const activation = attrs.activation ?? 'linear';
+    const plainBias = !bias || (bias.dtype === 'float32' && bias.shape.length === 1 && bias.shape[0] === info?.outChannels);
+    if (!info || preluActivationWeights || !plainBias || (activation !== 'linear' && activation !== 'relu')) return delegate('FusedConv2D', args);
+    const y = alloc(backend, info.outShape);
+    const b = bias ? f32(backend, bias) : null;
+    count('FusedConv2D', addon.conv(1, f32(backend, x), f32(backend, filter), f32(backend, y), dims(info), useWinograd(info, opts), b, activation === 'relu'));
     return y;
   };
 
@@ -282,6 +299,7 @@ export function makeKernels(addon: OnednnAddon, previous: Map<string, tf.KernelC
     Add: add,
     BatchMatMul: batchMatMul,
     Conv2D: conv2D,
+    FusedConv2D: fusedConv2D,
     Conv2DBackpropInput: conv2DBackpropInput,
     Conv2DBackpropFilter: conv2DBackpropFilter,
     [FUSED_BATCH_NORM_KERNEL]: batchNorm,

@@ -220,8 +220,11 @@ ConvDims convDims(const std::vector<int64_t> &d) {
   return c;
 }
 
-Plan *convPlan(int kind, const ConvDims &c, bool winograd) {
-  std::vector<int64_t> key = {kind, precision, winograd, c.N, c.H, c.W, c.Ci, c.Co, c.KH, c.KW, c.OH, c.OW, c.sh, c.sw, c.pt, c.pb, c.pl, c.pr};
+// bias and relu: the forward only (evaluation-mode layers: y = act(conv(x) + bias)), as oneDNN's
+// bias input and an eltwise post-op on the same primitive. Its prop_kind is forward_training too:
+// forward_inference picks another Winograd kernel, ~4x slower at 32x4x4x512 (measured, 1 thread).
+Plan *convPlan(int kind, const ConvDims &c, bool winograd, bool bias = false, bool relu = false) {
+  std::vector<int64_t> key = {kind, precision, winograd, c.N, c.H, c.W, c.Ci, c.Co, c.KH, c.KW, c.OH, c.OW, c.sh, c.sw, c.pt, c.pb, c.pl, c.pr, bias, relu};
   auto it = plans.find(key);
   if (it != plans.end()) return it->second.get();
 
@@ -251,7 +254,26 @@ Plan *convPlan(int kind, const ConvDims &c, bool winograd) {
                                      bf ? memory::desc(w_d, dt::bf16, tag::any) : w_a, bf ? dst_u : dst_a, strides, pad_l, pad_r);
   dnnl::convolution_forward::primitive_desc fpd(fd, eng());
   auto plan = std::make_unique<Plan>();
-  if (kind == CONV_FWD) {
+  if (kind == CONV_FWD && (bias || relu)) {
+    const memory::desc bias_d({c.Co}, dt::f32, tag::a);
+    dnnl::primitive_attr attr;
+    if (relu) {
+      dnnl::post_ops po;
+      po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      attr.set_post_ops(po);
+    }
+    const memory::desc src_f = bf ? memory::desc(src_d, dt::bf16, tag::nhwc) : src_a, w_f = bf ? memory::desc(w_d, dt::bf16, tag::any) : w_a;
+    std::unique_ptr<dnnl::convolution_forward::desc> ed = bias
+      ? std::make_unique<dnnl::convolution_forward::desc>(dnnl::prop_kind::forward_training, algo, src_f, w_f, bias_d, bf ? dst_u : dst_a, strides, pad_l, pad_r)
+      : std::make_unique<dnnl::convolution_forward::desc>(dnnl::prop_kind::forward_training, algo, src_f, w_f, bf ? dst_u : dst_a, strides, pad_l, pad_r);
+    dnnl::convolution_forward::primitive_desc epd(*ed, attr, eng());
+    plan->prim = dnnl::convolution_forward(epd);
+    plan->impl = epd.impl_info_str();
+    plan->stages.emplace_back(DNNL_ARG_SRC, false, src_u, epd.src_desc());
+    plan->stages.emplace_back(DNNL_ARG_WEIGHTS, false, w_u, epd.weights_desc());
+    if (bias) plan->stages.emplace_back(DNNL_ARG_BIAS, false, bias_d, epd.bias_desc());
+    plan->stages.emplace_back(DNNL_ARG_DST, true, dst_u, epd.dst_desc());
+  } else if (kind == CONV_FWD) {
     plan->prim = dnnl::convolution_forward(fpd);
     plan->impl = fpd.impl_info_str();
     plan->stages.emplace_back(DNNL_ARG_SRC, false, src_u, fpd.src_desc());
@@ -437,27 +459,46 @@ const std::string &gemmConv(int kind, const ConvDims &c, float *a, float *b, flo
   return g->impl;
 }
 
-// conv(kind, a, b, out, dims[15], winograd) with
-//   kind 1: a = x, b = w (HWIO), out = y
+// y = max(y + bias, 0) over [rows, C] in place (bias optional): the bf16 GEMM path's epilogue.
+void biasRelu(float *y, const float *bias, int64_t rows, int64_t C, bool relu) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    float *row = y + r * C;
+    for (int64_t c = 0; c < C; c++) {
+      float v = row[c] + (bias ? bias[c] : 0.f);
+      row[c] = relu && v < 0.f ? 0.f : v;
+    }
+  }
+}
+
+// conv(kind, a, b, out, dims[15], winograd, bias?, relu?) with
+//   kind 1: a = x, b = w (HWIO), out = y; with bias (Float32Array of Co, or null) and relu:
+//           y = act(conv(x) + bias), one primitive (the evaluation-mode layers)
 //   kind 2: a = dy, b = w, out = dx
 //   kind 3: a = x, b = dy, out = dW (HWIO)
 // Returns the oneDNN implementation name.
 napi_value Conv(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 8;
+  napi_value argv[8];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 5) throw JsError("conv(kind, a, b, out, dims, winograd?)");
+  if (argc < 5) throw JsError("conv(kind, a, b, out, dims, winograd?, bias?, relu?)");
   int kind = static_cast<int>(getNum(env, argv[0], "kind"));
   if (kind < 1 || kind > 3) throw JsError("conv: kind must be 1, 2 or 3");
   ConvDims c = convDims(getInts(env, argv[4], 15, "dims"));
   bool wino = argc > 5 && getBool(env, argv[5]);
+  const bool hasBias = argc > 6 && !isNullish(env, argv[6]);
+  const bool relu = argc > 7 && getBool(env, argv[7]);
+  if ((hasBias || relu) && kind != CONV_FWD) throw JsError("conv: bias and relu are for the forward (kind 1) only");
   F32 a = getF32(env, argv[1], "a"), b = getF32(env, argv[2], "b"), out = getF32(env, argv[3], "out");
+  F32 bias{};
+  if (hasBias) { bias = getF32(env, argv[6], "bias"); need(bias, c.Co, "bias"); }
   size_t nx = c.N * c.H * c.W * c.Ci, nw = c.KH * c.KW * c.Ci * c.Co, ny = c.N * c.OH * c.OW * c.Co;
   if (kind == CONV_FWD) { need(a, nx, "x"); need(b, nw, "w"); need(out, ny, "y"); }
   if (kind == CONV_BWD_DATA) { need(a, ny, "dy"); need(b, nw, "w"); need(out, nx, "dx"); }
   if (kind == CONV_BWD_WEIGHTS) { need(a, nx, "x"); need(b, ny, "dy"); need(out, nw, "dW"); }
   if (precision == BF16 && bf16Gemm(kind, c)) {
     const std::string &impl = gemmConv(kind, c, a.data, b.data, out.data);
+    if (hasBias || relu) biasRelu(out.data, hasBias ? bias.data : nullptr, c.N * c.OH * c.OW, c.Co, relu);
     napi_value r;
     NAPI_OK(napi_create_string_utf8(env, impl.c_str(), impl.size(), &r));
     return r;
@@ -466,13 +507,14 @@ napi_value Conv(napi_env env, napi_callback_info info) {
   Plan *p = nullptr;
   if (wino) {
     try {
-      p = convPlan(kind, c, true);
+      p = convPlan(kind, c, true, hasBias, relu);
     } catch (const dnnl::error &) {
       p = nullptr;  // no Winograd implementation for this shape: direct
     }
   }
-  if (!p) p = convPlan(kind, c, false);
-  p->run({a.data, b.data, out.data});
+  if (!p) p = convPlan(kind, c, false, hasBias, relu);
+  if (hasBias) p->run({a.data, b.data, bias.data, out.data});
+  else p->run({a.data, b.data, out.data});
   napi_value r;
   NAPI_OK(napi_create_string_utf8(env, p->impl.c_str(), p->impl.size(), &r));
   return r;
