@@ -635,7 +635,7 @@ export function figure1(r: Results, out: string): PlotlyFigure {
   const seeds = [...new Set(r.runs.map((x) => x.seed))].sort((a, b) => a - b);
   const monitors = [...new Set(r.runs.map((x) => monitorSplit(x.config)))].join(' / ');
   return trainingCurvesFigure(runs, {
-    title: `Figure 1 on Fashion-MNIST (${r.profile} profile, ${seeds.length === 1 ? `seed ${seeds[0]}` : `mean and min–max over seeds ${seeds.join(', ')}`}): training loss and kNN monitor on the ${monitors} split`,
+    title: `Figure 1, Fashion-MNIST, ${r.profile} profile, ${seeds.length === 1 ? `seed ${seeds[0]}` : `${seeds.length} seeds (mean, min–max)`}: loss and kNN monitor (${monitors})`,
     groups: REPRO_FRAMEWORKS.map((f) => GROUP_NAMES[f]).filter((g) => runs.some((x) => x.group === g)),
     loss: 'epoch',
     bands: seeds.length > 1,

@@ -167,7 +167,7 @@ test('npm run reproduce: three seeds per pair, the report from results.json, res
   // Figure 1: the mean curves with bands over the three seeds.
   const fig = figure1(r, out);
   assert.equal((fig.data as Array<Record<string, unknown>>).filter((d) => d.fill === 'toself').length, 4);
-  assert.match(String((fig.layout!.title as { text: string }).text), /mean and min–max over seeds 0, 1, 2.*kNN monitor on the validation split/);
+  assert.match(String((fig.layout!.title as { text: string }).text), /3 seeds \(mean, min–max\).*kNN monitor \(validation\)/);
   assert.ok(fs.existsSync(path.join(out, 'figure1.html')));
   // The committed logs sit where the notebooks look for finished runs.
   const cfg = pretrainConfig('simclr', 'fashion-mnist', 'smoke', { method: 'mixmask', seed: 2 });
