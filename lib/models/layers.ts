@@ -127,7 +127,8 @@ export class BatchNorm extends Module {
  * then + β − μ·γ/√(σ²+ε) — which makes feature extraction 1.5–3× faster: tfjs's stand-alone
  * BatchNorm kernel costs as much as the convolution. Conv, bias and (where no residual follows)
  * ReLU are one tf.fused.conv2d: one oneDNN primitive on wasm+onednn, where the separate broadcast
- * bias add and ReLU were ~14 % of a batch-32 ResNet-18 forward (docs/performance.md).
+ * bias adds and ReLUs were most of the ~14 % that Add and Relu took of a batch-32 ResNet-18 forward
+ * (one thread, `node dist/bench/profile-step.js --step forward`).
  * `bnGroups`: BatchNorm's groups in training (see BatchNorm). `residual` (the output's shape):
  * added after BatchNorm, before the ReLU (a ResNet block's identity path; see BatchNorm).
  */

@@ -250,11 +250,12 @@ Plan *convPlan(int kind, const ConvDims &c, bool winograd, bool bias = false, bo
   // The forward descriptor that backward primitives take as their hint must itself be a valid
   // forward problem: in bf16 that is the bf16 forward (bf16 src and weights, f32 dst).
   const bool bf = precision == BF16;
-  dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, algo, bf ? memory::desc(src_d, dt::bf16, tag::nhwc) : src_a,
-                                     bf ? memory::desc(w_d, dt::bf16, tag::any) : w_a, bf ? dst_u : dst_a, strides, pad_l, pad_r);
+  const memory::desc fsrc = bf ? memory::desc(src_d, dt::bf16, tag::nhwc) : src_a, fw = bf ? memory::desc(w_d, dt::bf16, tag::any) : w_a, fdst = bf ? dst_u : dst_a;
+  dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, algo, fsrc, fw, fdst, strides, pad_l, pad_r);
   dnnl::convolution_forward::primitive_desc fpd(fd, eng());
   auto plan = std::make_unique<Plan>();
-  if (kind == CONV_FWD && (bias || relu)) {
+  if (kind == CONV_FWD) {
+    // The same problem, with the bias as oneDNN's bias input and the ReLU as a post-op.
     const memory::desc bias_d({c.Co}, dt::f32, tag::a);
     dnnl::primitive_attr attr;
     if (relu) {
@@ -262,23 +263,14 @@ Plan *convPlan(int kind, const ConvDims &c, bool winograd, bool bias = false, bo
       po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
       attr.set_post_ops(po);
     }
-    const memory::desc src_f = bf ? memory::desc(src_d, dt::bf16, tag::nhwc) : src_a, w_f = bf ? memory::desc(w_d, dt::bf16, tag::any) : w_a;
-    std::unique_ptr<dnnl::convolution_forward::desc> ed = bias
-      ? std::make_unique<dnnl::convolution_forward::desc>(dnnl::prop_kind::forward_training, algo, src_f, w_f, bias_d, bf ? dst_u : dst_a, strides, pad_l, pad_r)
-      : std::make_unique<dnnl::convolution_forward::desc>(dnnl::prop_kind::forward_training, algo, src_f, w_f, bf ? dst_u : dst_a, strides, pad_l, pad_r);
-    dnnl::convolution_forward::primitive_desc epd(*ed, attr, eng());
-    plan->prim = dnnl::convolution_forward(epd);
-    plan->impl = epd.impl_info_str();
-    plan->stages.emplace_back(DNNL_ARG_SRC, false, src_u, epd.src_desc());
-    plan->stages.emplace_back(DNNL_ARG_WEIGHTS, false, w_u, epd.weights_desc());
-    if (bias) plan->stages.emplace_back(DNNL_ARG_BIAS, false, bias_d, epd.bias_desc());
-    plan->stages.emplace_back(DNNL_ARG_DST, true, dst_u, epd.dst_desc());
-  } else if (kind == CONV_FWD) {
-    plan->prim = dnnl::convolution_forward(fpd);
-    plan->impl = fpd.impl_info_str();
-    plan->stages.emplace_back(DNNL_ARG_SRC, false, src_u, fpd.src_desc());
-    plan->stages.emplace_back(DNNL_ARG_WEIGHTS, false, w_u, fpd.weights_desc());
-    plan->stages.emplace_back(DNNL_ARG_DST, true, dst_u, fpd.dst_desc());
+    dnnl::convolution_forward::primitive_desc pd(
+        bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, algo, fsrc, fw, bias_d, fdst, strides, pad_l, pad_r) : fd, attr, eng());
+    plan->prim = dnnl::convolution_forward(pd);
+    plan->impl = pd.impl_info_str();
+    plan->stages.emplace_back(DNNL_ARG_SRC, false, src_u, pd.src_desc());
+    plan->stages.emplace_back(DNNL_ARG_WEIGHTS, false, w_u, pd.weights_desc());
+    if (bias) plan->stages.emplace_back(DNNL_ARG_BIAS, false, bias_d, pd.bias_desc());
+    plan->stages.emplace_back(DNNL_ARG_DST, true, dst_u, pd.dst_desc());
   } else if (kind == CONV_BWD_DATA) {
     dnnl::convolution_backward_data::desc bd(algo, src_a, w_a, dst_a, strides, pad_l, pad_r);
     dnnl::convolution_backward_data::primitive_desc bpd(bd, eng(), fpd);
