@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../util/rng';
 import { Module } from './module';
 import { batchNormRunningStats, batchNormTrain } from '../backend/batchnorm-op';
+import { convBnEval } from '../backend/conv-bn-op';
 
 /**
  * 2-D convolution on NHWC tensors with HWIO weights and explicit symmetric zero padding,
@@ -77,8 +78,7 @@ export class BatchNorm extends Module {
   }
 
   apply<T extends tf.Tensor>(x: T, training: boolean, relu = false, groups = 1, residual?: tf.Tensor): T {
-    const scale = (this.weight ?? this.ones) as tf.Tensor1D;
-    const offset = (this.bias ?? this.zeros) as tf.Tensor1D;
+    const { scale, offset } = this.affineParameters();
     if (!training) {
       const normed = tf.batchNorm(x, this.runningMean as tf.Tensor1D, this.runningVar as tf.Tensor1D, offset, scale, this.eps);
       const y = residual ? tf.add(normed, residual) : normed;
@@ -89,14 +89,9 @@ export class BatchNorm extends Module {
     return y as T;
   }
 
-  /** The evaluation-mode map y = x·scale + shift (running statistics), per channel. */
-  evalAffine(): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
-    return tf.tidy(() => {
-      const gamma = (this.weight ?? this.ones) as tf.Tensor1D;
-      const beta = (this.bias ?? this.zeros) as tf.Tensor1D;
-      const scale = tf.mul(gamma, tf.rsqrt(tf.add(this.runningVar, this.eps))) as tf.Tensor1D;
-      return { scale, shift: tf.sub(beta, tf.mul(this.runningMean, scale)) as tf.Tensor1D };
-    });
+  /** γ and β: the learnable scale and offset, or ones and zeros without them (affine: false). */
+  affineParameters(): { scale: tf.Tensor1D; offset: tf.Tensor1D } {
+    return { scale: (this.weight ?? this.ones) as tf.Tensor1D, offset: (this.bias ?? this.zeros) as tf.Tensor1D };
   }
 
   private updateRunningStats(mean: tf.Tensor, variance: tf.Tensor, count: number): void {
@@ -123,27 +118,20 @@ export class BatchNorm extends Module {
 
 /**
  * conv → BatchNorm (+ residual) (→ ReLU). In training, the two layers as they are. In evaluation BN is an
- * affine map per output channel, so it is folded into the convolution — weights × γ/√(σ²+ε),
- * then + β − μ·γ/√(σ²+ε) — which makes feature extraction 1.5–3× faster: tfjs's stand-alone
- * BatchNorm kernel costs as much as the convolution. Conv, bias and (where no residual follows)
- * ReLU are one tf.fused.conv2d: one oneDNN primitive on wasm+onednn, where the separate broadcast
- * bias adds and ReLUs were most of the ~14 % that Add and Relu took of a batch-32 ResNet-18 forward
- * (one thread, `node dist/bench/profile-step.js --step forward`).
+ * affine map per output channel, folded into the convolution — weights × γ/√(σ²+ε), then
+ * + β − μ·γ/√(σ²+ε) — one evaluation-mode layer (lib/backend/conv-bn-op.ts): on wasm+onednn the
+ * folding, the convolution, the residual and the ReLU are one native call, elsewhere tfjs ops
+ * around one tf.fused.conv2d (tfjs's stand-alone BatchNorm kernel costs as much as the convolution).
  * `bnGroups`: BatchNorm's groups in training (see BatchNorm). `residual` (the output's shape):
  * added after BatchNorm, before the ReLU (a ResNet block's identity path; see BatchNorm).
  */
 export function convBn(conv: Conv2d, bn: BatchNorm, x: tf.Tensor4D, training: boolean, relu = false, bnGroups = 1, residual?: tf.Tensor4D): tf.Tensor4D {
   if (training) return bn.apply(conv.apply(x), true, relu, bnGroups, residual);
-  return tf.tidy(() => {
-    // Evaluation: BatchNorm folded into the filter and a bias; conv + bias (+ ReLU where no
-    // residual follows) is one FusedConv2D (one primitive on wasm+onednn).
-    const { scale, shift } = bn.evalAffine();
-    const filter = tf.mul(conv.weight, scale) as tf.Tensor4D;
-    const out = tf.fused.conv2d({ x, filter, strides: conv.stride, pad: conv.padding, bias: shift, activation: relu && !residual ? 'relu' : 'linear' }) as tf.Tensor4D;
-    if (!residual) return out;
-    const y = tf.add(out, residual) as tf.Tensor4D;
-    return relu ? tf.relu(y) : y;
-  });
+  const { scale, offset } = bn.affineParameters();
+  return convBnEval(
+    { x, filter: conv.weight as tf.Tensor4D, scale, offset, mean: bn.runningMean as tf.Tensor1D, variance: bn.runningVar as tf.Tensor1D, residual },
+    { strides: conv.stride, pad: conv.padding, varianceEpsilon: bn.eps, relu },
+  );
 }
 
 /** Fully connected layer, weight [in, out]; PyTorch's default initialisation. */

@@ -10,6 +10,7 @@ import { MlpHead, resnet18 } from '../../lib/models';
 import { Rng } from '../../lib/util/rng';
 import { type ConvCase, relError } from '../helpers';
 import { lossAndGrads } from './train-step';
+import { CONV_BN_EVAL_KERNEL, convBnEval } from '../../lib/backend/conv-bn-op';
 
 /**
  * The bf16 mixed-precision mode of `wasm+onednn` (MIXMASK_PRECISION=bf16): every convolution
@@ -149,6 +150,44 @@ for (const c of CASES) {
     }
     const K = [k[0] * k[1] * c.ci, k[0] * k[1] * c.co, c.n * info.outHeight * info.outWidth];
     ['forward', 'dx', 'dW'].forEach((name, i) => checkBf16(name, got[i], want[i], mag[i], K[i]));
+  });
+}
+
+// The evaluation-mode layer in bf16: the folded filter and x rounded to bf16, the shift, the
+// residual and the ReLU in f32 — so the conv's bound holds with the folded filter's magnitudes
+// (the ReLU only shrinks differences). 4×4 outputs take the GEMM and its epilogue, 16×16 oneDNN's
+// kernel with the residual as a sum post-op.
+for (const c of CASES.filter((e) => e.name.startsWith('basic block 3×3 s1') || e.name.startsWith('layer4 3×3 s1'))) {
+  test(`bf16 evaluation-mode conv + BatchNorm + residual + ReLU within bf16 rounding of the fp32 composite on cpu: ${c.name}`, { skip }, async () => {
+    const k = c.k as number;
+    const out: [number, number, number, number] = [c.n, c.h, c.w, c.co];
+    const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+    const xs = randn(size([c.n, c.h, c.w, c.ci]));
+    const ws = randn(k * k * c.ci * c.co);
+    const rs = randn(size(out));
+    const bn = { scale: randn(c.co), offset: randn(c.co), mean: randn(c.co), variance: rng.fillUniform(new Float32Array(c.co), 0.2, 2) };
+    const run = (relu: boolean) => () =>
+      convBnEval(
+        {
+          x: tf.tensor4d(xs, [c.n, c.h, c.w, c.ci]),
+          filter: tf.tensor4d(ws, [k, k, c.ci, c.co]),
+          ...(Object.fromEntries(Object.entries(bn).map(([n, v]) => [n, tf.tensor1d(v)])) as { scale: tf.Tensor1D; offset: tf.Tensor1D; mean: tf.Tensor1D; variance: tf.Tensor1D }),
+          residual: tf.tensor4d(rs, out),
+        },
+        { strides: 1, pad: c.pad as number, varianceEpsilon: 1e-5, relu },
+      );
+    // Σ|x|·|W·s| per output: the same conv on magnitudes, s = γ/√(σ² + ε).
+    const s = bn.scale.map((g, o) => Math.abs(g) / Math.sqrt(bn.variance[o] + 1e-5));
+    const absFolded = abs(ws).map((w, i) => w * s[i % c.co]);
+    const mag = () => tf.conv2d(tf.tensor4d(abs(xs), [c.n, c.h, c.w, c.ci]), tf.tensor4d(absFolded, [k, k, c.ci, c.co]), 1, c.pad as number);
+    const calls = kernelStats.calls[CONV_BN_EVAL_KERNEL] ?? 0;
+    const [got, gotLinear] = [...(await on('wasm', run(true))), ...(await on('wasm', run(false)))];
+    const [want, wantLinear, m] = [...(await on('cpu', run(true))), ...(await on('cpu', run(false))), ...(await on('cpu', mag))];
+    await tf.setBackend('wasm');
+    assert.equal(kernelStats.calls[CONV_BN_EVAL_KERNEL], calls + 2, 'ran on oneDNN');
+    if (c.h === 4) assert.ok((kernelStats.impls[CONV_BN_EVAL_KERNEL] ?? []).some((i) => /^im2col\+/.test(i)), `the GEMM path ran: ${kernelStats.impls[CONV_BN_EVAL_KERNEL]}`);
+    checkBf16('residual + relu', got, want, m, k * k * c.ci);
+    checkBf16('residual', gotLinear, wantLinear, m, k * k * c.ci);
   });
 }
 

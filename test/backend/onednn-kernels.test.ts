@@ -15,6 +15,7 @@ import { compareSteps, lossAndGrads, StepResult } from './train-step';
 import { compareLayerWithCpu, compareWithCpu } from './bn-running-stats';
 import { compareGroupedWithCpu, GROUPED_SHAPES, GROUPS } from './bn-grouped';
 import { useWinograd } from '../../lib/backend/onednn/kernels';
+import { CONV_BN_EVAL_KERNEL, convBnEval, hasConvBnEvalKernel } from '../../lib/backend/conv-bn-op';
 
 /**
  * The `wasm+onednn` backend (lib/backend/onednn, native/onednn): every oneDNN kernel against the
@@ -127,6 +128,103 @@ for (const c of CASES) {
     assert.ok(got[0].some((v) => v === 0) && got[1].some((v) => v < 0), 'the ReLU clipped what the linear output has below zero');
   });
 }
+
+// The evaluation-mode layer's contract takes one stride and a symmetric pad (torch.nn.Conv2d's).
+const EVAL_CASES = CASES.filter((c) => typeof c.k === 'number' && typeof c.stride === 'number' && (typeof c.pad === 'number' || c.pad === 'valid'));
+
+/** Random BatchNorm operands for Co channels: γ, β, μ ~ N(0, 1), σ² ~ U(0.2, 2). */
+function bnOperands(co: number) {
+  const variance = rng.fillUniform(new Float32Array(co), 0.2, 2);
+  return { scale: randn(co), offset: randn(co), mean: randn(co), variance };
+}
+
+for (const c of EVAL_CASES) {
+  test(`oneDNN evaluation-mode conv + BatchNorm (folded; + residual; + ReLU) matches the composite on cpu: ${c.name}`, { skip }, async () => {
+    const k = c.k as number;
+    const pad = c.pad === 'valid' ? 0 : (c.pad as number);
+    const stride = c.stride as number;
+    const out = tf.backend_util.computeConv2DInfo([c.n, c.h, c.w, c.ci], [k, k, c.ci, c.co], stride, 1, pad).outShape;
+    const xs = randn(c.n * c.h * c.w * c.ci);
+    const ws = randn(k * k * c.ci * c.co);
+    const rs = randn(out.reduce((a, b) => a * b, 1));
+    const bn = bnOperands(c.co);
+    const run = () => {
+      const inputs = {
+        x: tf.tensor4d(xs, [c.n, c.h, c.w, c.ci]),
+        filter: tf.tensor4d(ws, [k, k, c.ci, c.co]),
+        scale: tf.tensor1d(bn.scale),
+        offset: tf.tensor1d(bn.offset),
+        mean: tf.tensor1d(bn.mean),
+        variance: tf.tensor1d(bn.variance),
+      };
+      const residual = tf.tensor4d(rs, out);
+      const attrs = { strides: stride, pad, varianceEpsilon: 1e-5 };
+      return [false, true].flatMap((withResidual) =>
+        [true, false].map((relu) => convBnEval(withResidual ? { ...inputs, residual } : inputs, { ...attrs, relu })),
+      );
+    };
+    const calls = kernelStats.calls[CONV_BN_EVAL_KERNEL] ?? 0;
+    const before = tf.memory().numTensors;
+    const got = await on('wasm', run);
+    const want = await on('cpu', run);
+    await tf.setBackend('wasm');
+    assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+    assert.equal(kernelStats.calls[CONV_BN_EVAL_KERNEL], calls + 4, 'all four ran on oneDNN');
+    assert.ok(!hasConvBnEvalKernel('cpu'), 'cpu has no kernel: the reference is the composite');
+    ['relu', 'linear', 'residual + relu', 'residual'].forEach((name, i) => {
+      const e = relError(got[i], want[i]);
+      assert.ok(e < 1e-5, `${name}: rel err ${e}`);
+    });
+    assert.ok(got[2].some((v) => v === 0) && got[3].some((v) => v < 0), 'the ReLU clipped what the linear output has below zero');
+    assert.ok(relError(got[3].map((v, i) => v - got[1][i]), rs) < 1e-5, 'the residual was added (before the ReLU)');
+  });
+}
+
+test('gradients through the evaluation-mode conv + BatchNorm kernel (x, filter, γ, β, μ, σ², residual) match the composite\'s on cpu', { skip }, async () => {
+  for (const c of [EVAL_CASES.find((e) => e.name.startsWith('basic block 3×3 s1'))!, EVAL_CASES.find((e) => e.name.startsWith('3×3 s2 pad 1, odd'))!]) {
+    const k = c.k as number;
+    const pad = c.pad as number;
+    const out = tf.backend_util.computeConv2DInfo([c.n, c.h, c.w, c.ci], [k, k, c.ci, c.co], c.stride as number, 1, pad).outShape;
+    const xs = randn(c.n * c.h * c.w * c.ci);
+    const ws = randn(k * k * c.ci * c.co);
+    const rs = randn(out.reduce((a, b) => a * b, 1));
+    const dys = randn(out.reduce((a, b) => a * b, 1));
+    const bn = bnOperands(c.co);
+    const run = () => {
+      const f = (x: tf.Tensor, filter: tf.Tensor, scale: tf.Tensor, offset: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor, residual: tf.Tensor) =>
+        convBnEval(
+          { x: x as tf.Tensor4D, filter: filter as tf.Tensor4D, scale: scale as tf.Tensor1D, offset: offset as tf.Tensor1D, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D, residual: residual as tf.Tensor4D },
+          { strides: c.stride as number, pad, varianceEpsilon: 1e-5, relu: true },
+        );
+      const args = [tf.tensor4d(xs, [c.n, c.h, c.w, c.ci]), tf.tensor4d(ws, [k, k, c.ci, c.co]), ...[bn.scale, bn.offset, bn.mean, bn.variance].map((v) => tf.tensor1d(v)), tf.tensor4d(rs, out)];
+      return tf.grads(f as (...a: tf.Tensor[]) => tf.Tensor)(args, tf.tensor4d(dys, out));
+    };
+    const calls = kernelStats.calls[CONV_BN_EVAL_KERNEL] ?? 0;
+    const before = tf.memory().numTensors;
+    const got = await on('wasm', run);
+    const want = await on('cpu', run);
+    await tf.setBackend('wasm');
+    assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+    assert.equal(kernelStats.calls[CONV_BN_EVAL_KERNEL], calls + 1, 'the forward ran on oneDNN');
+    ['x', 'filter', 'scale', 'offset', 'mean', 'variance', 'residual'].forEach((name, i) => {
+      const e = relError(got[i], want[i]);
+      assert.ok(e < 1e-5, `${c.name}: d${name}: rel err ${e}`);
+    });
+  }
+});
+
+test('the evaluation-mode conv + BatchNorm refuses bad operands, naming them', { skip }, () => {
+  const x = tf.zeros([2, 8, 8, 4]) as tf.Tensor4D;
+  const filter = tf.zeros([3, 3, 4, 6]) as tf.Tensor4D;
+  const v = tf.ones([6]) as tf.Tensor1D;
+  const ok = { x, filter, scale: v, offset: v, mean: v, variance: v };
+  const attrs = { strides: 1, pad: 1, varianceEpsilon: 1e-5, relu: true };
+  assert.throws(() => convBnEval({ ...ok, mean: tf.ones([5]) as tf.Tensor1D }, attrs), /mean has shape \[5\], expected \[6\]/);
+  assert.throws(() => convBnEval({ ...ok, residual: tf.zeros([2, 4, 4, 6]) as tf.Tensor4D }, attrs), /residual has shape \[2,4,4,6\], expected the output's \[2,8,8,6\]/);
+  assert.throws(() => convBnEval({ ...ok, x: tf.zeros([2, 8, 8, 3]) as tf.Tensor4D }, attrs), /filter has 4 input channels, x has 3/);
+  assert.throws(() => convBnEval(ok, { ...attrs, pad: -1 }), /pad must be an integer ≥ 0, got -1/);
+  tf.dispose([x, filter, v]);
+});
 
 test('FusedConv2D with other activations or PReLU weights goes to the wasm kernel and still matches cpu', { skip }, async () => {
   const xs = randn(2 * 6 * 6 * 4);

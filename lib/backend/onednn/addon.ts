@@ -14,6 +14,24 @@ export interface OnednnAddon {
    * or null) and relu, in the same primitive.
    */
   conv(kind: 1 | 2 | 3, a: Float32Array, b: Float32Array, out: Float32Array, dims: number[], winograd?: boolean, bias?: Float32Array | null, relu?: boolean): string;
+  /**
+   * Evaluation-mode conv + BatchNorm: y = act(conv(x, w·s) + (offset − mean·s) [+ residual]),
+   * s = scale/√(variance + eps) (contract in lib/backend/conv-bn-op.ts); dims as conv's.
+   */
+  convBn(
+    x: Float32Array,
+    w: Float32Array,
+    scale: Float32Array,
+    offset: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    eps: number,
+    residual: Float32Array | null,
+    y: Float32Array,
+    dims: number[],
+    winograd: boolean,
+    relu: boolean,
+  ): string;
   /** out[b] = op(a[b])·op(b[b]); dims = [B, M, K, N, transposeA, transposeB] (0/1). */
   matmul(a: Float32Array, b: Float32Array, out: Float32Array, dims: number[]): string;
   /** out = a + b elementwise (b and out at least a's length). */

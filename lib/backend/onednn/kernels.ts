@@ -10,6 +10,7 @@ import {
   declareResidualBatchNorm,
   FUSED_BATCH_NORM_KERNEL,
 } from '../batchnorm-op';
+import { CONV_BN_EVAL_KERNEL, checkConvBnEval, type ConvBnEvalAttrs } from '../conv-bn-op';
 import { FUSED_BATCH_NORM_GRAD_KERNEL } from '../wasm/batchnorm';
 import { alloc, f32, Info } from '../wasm/wasm-ops';
 import type { OnednnAddon } from './addon';
@@ -17,11 +18,12 @@ import { applyPrecision, OnednnPrecision } from './precision';
 
 /**
  * Kernels for the `wasm` backend that run oneDNN on the tensors' memory in place (views into the
- * wasm heap, no copies): Conv2D, FusedConv2D (bias + ReLU), its two gradients, BatchMatMul, same-shape Add, and the fused training
- * BatchNorm(+residual, +ReLU) with its gradient (contract in lib/backend/batchnorm-op.ts). Shapes oneDNN is not given (NCHW,
+ * wasm heap, no copies): Conv2D, FusedConv2D (bias + ReLU), its two gradients, BatchMatMul, same-shape Add, the fused training
+ * BatchNorm(+residual, +ReLU) with its gradient (contract in lib/backend/batchnorm-op.ts), and the evaluation-mode
+ * conv + BatchNorm (+residual, +ReLU) of lib/backend/conv-bn-op.ts. Shapes oneDNN is not given (NCHW,
  * dilated convolutions, empty tensors) go to the kernels that were registered before.
  */
-export const ONEDNN_KERNELS = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul', 'Add', FUSED_BATCH_NORM_KERNEL, FUSED_BATCH_NORM_GRAD_KERNEL] as const;
+export const ONEDNN_KERNELS = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul', 'Add', FUSED_BATCH_NORM_KERNEL, FUSED_BATCH_NORM_GRAD_KERNEL, CONV_BN_EVAL_KERNEL] as const;
 
 export interface OnednnKernelOptions {
   /**
@@ -151,6 +153,24 @@ export function makeKernels(addon: OnednnAddon, previous: Map<string, tf.KernelC
     const y = alloc(backend, info.outShape);
     const b = bias ? f32(backend, bias) : null;
     count('FusedConv2D', addon.conv(1, f32(backend, x), f32(backend, filter), f32(backend, y), dims(info), useWinograd(info, opts), b, activation === 'relu'));
+    return y;
+  };
+
+  // The evaluation-mode layer (lib/backend/conv-bn-op.ts): BatchNorm folded into the filter, the
+  // convolution, the residual (a sum post-op) and the ReLU in one native call. convBnEval sends
+  // empty tensors to the composite; other shapes the contract allows, oneDNN takes.
+  const convBnEval = (args: KernelArgs) => {
+    const backend = args.backend as BackendWasm;
+    const inputs = args.inputs as unknown as { x: Info; filter: Info; scale: Info; offset: Info; mean: Info; variance: Info; residual?: Info };
+    const a = args.attrs as unknown as ConvBnEvalAttrs;
+    const where = `${CONV_BN_EVAL_KERNEL} on wasm+onednn`;
+    checkConvBnEval(where, inputs, a);
+    const info = convInfo(inputs.x.shape as Shape4, inputs.filter.shape as Shape4, { strides: a.strides, pad: a.pad });
+    if (!info) throw new Error(`${where}: oneDNN does not take x [${inputs.x.shape}] with filter [${inputs.filter.shape}], strides ${a.strides}, pad ${a.pad}`);
+    const y = alloc(backend, info.outShape);
+    const [xs, ws, sc, of, ms, vs] = [inputs.x, inputs.filter, inputs.scale, inputs.offset, inputs.mean, inputs.variance].map((t) => f32(backend, t));
+    const rs = inputs.residual ? f32(backend, inputs.residual) : null;
+    count(CONV_BN_EVAL_KERNEL, addon.convBn(xs, ws, sc, of, ms, vs, a.varianceEpsilon, rs, f32(backend, y), dims(info), useWinograd(info, opts), !!a.relu));
     return y;
   };
 
@@ -304,6 +324,7 @@ export function makeKernels(addon: OnednnAddon, previous: Map<string, tf.KernelC
     Conv2DBackpropFilter: conv2DBackpropFilter,
     [FUSED_BATCH_NORM_KERNEL]: batchNorm,
     [FUSED_BATCH_NORM_GRAD_KERNEL]: batchNormGrad,
+    [CONV_BN_EVAL_KERNEL]: convBnEval,
   } as Record<(typeof ONEDNN_KERNELS)[number] | 'Identity', (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]>;
 }
 

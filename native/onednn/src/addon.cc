@@ -119,23 +119,33 @@ void need(const F32 &a, size_t n, const char *what) {
   if (a.length < n) throw JsError(std::string(what) + ": array has " + std::to_string(a.length) + " elements, needs " + std::to_string(n));
 }
 
+// target_clones: AVX-512 and AVX2 code paths chosen at load time, the build stays portable.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MIXMASK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MIXMASK_CLONES
+#endif
+
 // ---------------------------------------------------------------- staged arguments
 // One argument of a primitive: the user's memory (NHWC/HWIO at a caller pointer) and, when the
 // primitive wants another layout, a cached staging buffer plus the reorder between them.
+// `inout`: an output the primitive also reads (the destination of a sum post-op), so it has
+// both reorders.
 struct Stage {
   int arg;
   bool output;
   memory::desc user;
   memory::desc prim;
   bool reorder;
+  bool inout;
   memory staging;
   dnnl::reorder to_prim, to_user;
-  Stage(int a, bool out, const memory::desc &u, const memory::desc &p) : arg(a), output(out), user(u), prim(p) {
+  Stage(int a, bool out, const memory::desc &u, const memory::desc &p, bool io = false) : arg(a), output(out), user(u), prim(p), inout(io) {
     reorder = !(u == p);
     if (reorder) {
       staging = memory(p, eng());
       if (out) to_user = dnnl::reorder(staging, memory(u, eng(), DNNL_MEMORY_NONE));
-      else to_prim = dnnl::reorder(memory(u, eng(), DNNL_MEMORY_NONE), staging);
+      if (!out || io) to_prim = dnnl::reorder(memory(u, eng(), DNNL_MEMORY_NONE), staging);
     }
   }
 };
@@ -147,11 +157,19 @@ struct Plan {
   int scratch_arg = -1;
   std::string impl;
 
-  void run(const std::vector<float *> &ptrs) {
+  // ptrs: one per stage. `init`: what an inout stage holds before the primitive runs (read from
+  // there; the result goes to that stage's own pointer).
+  void run(const std::vector<float *> &ptrs, const float *init = nullptr) {
     std::unordered_map<int, memory> args;
     for (size_t i = 0; i < stages.size(); i++) {
       Stage &s = stages[i];
       memory user(s.user, eng(), ptrs[i]);
+      if (s.inout && init) {
+        if (s.reorder) {
+          memory from(s.user, eng(), const_cast<float *>(init));
+          s.to_prim.execute(strm(), from, s.staging);
+        } else if (init != ptrs[i]) std::memcpy(ptrs[i], init, s.user.get_size());
+      }
       if (!s.reorder) {
         args[s.arg] = user;
       } else {
@@ -220,11 +238,13 @@ ConvDims convDims(const std::vector<int64_t> &d) {
   return c;
 }
 
-// bias and relu: the forward only (evaluation-mode layers: y = act(conv(x) + bias)), as oneDNN's
-// bias input and an eltwise post-op on the same primitive. Its prop_kind is forward_training too:
-// forward_inference picks another Winograd kernel, ~4x slower at 32x4x4x512 (measured, 1 thread).
-Plan *convPlan(int kind, const ConvDims &c, bool winograd, bool bias = false, bool relu = false) {
-  std::vector<int64_t> key = {kind, precision, winograd, c.N, c.H, c.W, c.Ci, c.Co, c.KH, c.KW, c.OH, c.OW, c.sh, c.sw, c.pt, c.pb, c.pl, c.pr, bias, relu};
+// bias, sum and relu: the forward only (evaluation-mode layers: y = act(conv(x) + bias [+ y0])),
+// as oneDNN's bias input and sum / eltwise post-ops on the same primitive; with `sum` the
+// destination is read before it is written (Plan::run's `init`: a ResNet block's identity path).
+// Its prop_kind is forward_training too: forward_inference picks another Winograd kernel, ~4x
+// slower at 32x4x4x512 (measured, 1 thread).
+Plan *convPlan(int kind, const ConvDims &c, bool winograd, bool bias = false, bool relu = false, bool sum = false) {
+  std::vector<int64_t> key = {kind, precision, winograd, c.N, c.H, c.W, c.Ci, c.Co, c.KH, c.KW, c.OH, c.OW, c.sh, c.sw, c.pt, c.pb, c.pl, c.pr, bias, relu, sum};
   auto it = plans.find(key);
   if (it != plans.end()) return it->second.get();
 
@@ -258,9 +278,10 @@ Plan *convPlan(int kind, const ConvDims &c, bool winograd, bool bias = false, bo
     // The same problem, with the bias as oneDNN's bias input and the ReLU as a post-op.
     const memory::desc bias_d({c.Co}, dt::f32, tag::a);
     dnnl::primitive_attr attr;
-    if (relu) {
+    if (relu || sum) {
       dnnl::post_ops po;
-      po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      if (sum) po.append_sum(1.f);
+      if (relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
       attr.set_post_ops(po);
     }
     dnnl::convolution_forward::primitive_desc pd(
@@ -270,7 +291,7 @@ Plan *convPlan(int kind, const ConvDims &c, bool winograd, bool bias = false, bo
     plan->stages.emplace_back(DNNL_ARG_SRC, false, src_u, pd.src_desc());
     plan->stages.emplace_back(DNNL_ARG_WEIGHTS, false, w_u, pd.weights_desc());
     if (bias) plan->stages.emplace_back(DNNL_ARG_BIAS, false, bias_d, pd.bias_desc());
-    plan->stages.emplace_back(DNNL_ARG_DST, true, dst_u, pd.dst_desc());
+    plan->stages.emplace_back(DNNL_ARG_DST, true, dst_u, pd.dst_desc(), sum);
   } else if (kind == CONV_BWD_DATA) {
     dnnl::convolution_backward_data::desc bd(algo, src_a, w_a, dst_a, strides, pad_l, pad_r);
     dnnl::convolution_backward_data::primitive_desc bpd(bd, eng(), fpd);
@@ -451,16 +472,44 @@ const std::string &gemmConv(int kind, const ConvDims &c, float *a, float *b, flo
   return g->impl;
 }
 
-// y = max(y + bias, 0) over [rows, C] in place (bias optional): the bf16 GEMM path's epilogue.
-void biasRelu(float *y, const float *bias, int64_t rows, int64_t C, bool relu) {
+// y = act(y + bias + residual) over [rows, C] in place (bias and residual optional): the bf16
+// GEMM path's epilogue.
+void biasRelu(float *y, const float *bias, int64_t rows, int64_t C, bool relu, const float *residual = nullptr) {
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; r++) {
     float *row = y + r * C;
+    const float *res = residual ? residual + r * C : nullptr;
     for (int64_t c = 0; c < C; c++) {
       float v = row[c] + (bias ? bias[c] : 0.f);
+      if (res) v += res[c];
       row[c] = relu && v < 0.f ? 0.f : v;
     }
   }
+}
+
+// One convolution: the bf16 GEMM where it serves the shape, else oneDNN's primitive (Winograd where
+// asked and oneDNN has one for the shape and attributes, else direct). Forward only: bias (Co
+// values) and residual (y's size, added before the ReLU) may be null.
+const std::string &runConv(int kind, const ConvDims &c, bool wino, float *a, float *b, float *out, float *bias, bool relu, const float *residual) {
+  if (precision == BF16 && bf16Gemm(kind, c)) {
+    const std::string &impl = gemmConv(kind, c, a, b, out);
+    if (bias || relu || residual) biasRelu(out, bias, c.N * c.OH * c.OW, c.Co, relu, residual);
+    return impl;
+  }
+  if (precision == BF16) wino = false;
+  const bool hasBias = bias != nullptr, sum = residual != nullptr;
+  Plan *p = nullptr;
+  if (wino) {
+    try {
+      p = convPlan(kind, c, true, hasBias, relu, sum);
+    } catch (const dnnl::error &) {
+      p = nullptr;  // no Winograd implementation for this shape (and post-ops): direct
+    }
+  }
+  if (!p) p = convPlan(kind, c, false, hasBias, relu, sum);
+  if (hasBias) p->run({a, b, bias, out}, residual);
+  else p->run({a, b, out}, residual);
+  return p->impl;
 }
 
 // conv(kind, a, b, out, dims[15], winograd, bias?, relu?) with
@@ -488,27 +537,60 @@ napi_value Conv(napi_env env, napi_callback_info info) {
   if (kind == CONV_FWD) { need(a, nx, "x"); need(b, nw, "w"); need(out, ny, "y"); }
   if (kind == CONV_BWD_DATA) { need(a, ny, "dy"); need(b, nw, "w"); need(out, nx, "dx"); }
   if (kind == CONV_BWD_WEIGHTS) { need(a, nx, "x"); need(b, ny, "dy"); need(out, nw, "dW"); }
-  if (precision == BF16 && bf16Gemm(kind, c)) {
-    const std::string &impl = gemmConv(kind, c, a.data, b.data, out.data);
-    if (hasBias || relu) biasRelu(out.data, hasBias ? bias.data : nullptr, c.N * c.OH * c.OW, c.Co, relu);
-    napi_value r;
-    NAPI_OK(napi_create_string_utf8(env, impl.c_str(), impl.size(), &r));
-    return r;
-  }
-  if (precision == BF16) wino = false;
-  Plan *p = nullptr;
-  if (wino) {
-    try {
-      p = convPlan(kind, c, true, hasBias, relu);
-    } catch (const dnnl::error &) {
-      p = nullptr;  // no Winograd implementation for this shape: direct
-    }
-  }
-  if (!p) p = convPlan(kind, c, false, hasBias, relu);
-  if (hasBias) p->run({a.data, b.data, bias.data, out.data});
-  else p->run({a.data, b.data, out.data});
+  const std::string &impl = runConv(kind, c, wino, a.data, b.data, out.data, hasBias ? bias.data : nullptr, relu, nullptr);
   napi_value r;
-  NAPI_OK(napi_create_string_utf8(env, p->impl.c_str(), p->impl.size(), &r));
+  NAPI_OK(napi_create_string_utf8(env, impl.c_str(), impl.size(), &r));
+  return r;
+}
+
+// ---------------------------------------------------------------- evaluation-mode conv + BatchNorm
+// convBn(x, w, scale, offset, mean, variance, eps, residual | null, y, dims[15], winograd, relu):
+//   y = act(conv(x, w·s) + (offset − mean·s) [+ residual]),  s = scale / √(variance + ε)
+// — a ResNet layer in evaluation mode (BatchNorm with running statistics is an affine map per
+// output channel, folded into the filter and a bias) in one call: the folding is one pass over
+// the filter here (as tfjs ops it was a weight-sized broadcast Multiply per layer, ~17 % of a
+// batch-32 forward), the residual a sum post-op and the ReLU an eltwise post-op of the same
+// primitive (as tfjs ops an Add and a Relu, ~11 %).
+std::vector<float> foldedW;  // calls are sequential: one buffer for every shape
+
+MIXMASK_CLONES
+static void scaleColumns(const float *w, const float *s, float *out, int64_t rows, int64_t C) {
+#pragma omp parallel for schedule(static) if (rows * C >= (int64_t(1) << 17))
+  for (int64_t r = 0; r < rows; r++) {
+    const float *in = w + r * C;
+    float *o = out + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) o[c] = in[c] * s[c];
+  }
+}
+
+napi_value ConvBn(napi_env env, napi_callback_info info) {
+  size_t argc = 12;
+  napi_value argv[12];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 12) throw JsError("convBn(x, w, scale, offset, mean, variance, eps, residual, y, dims, winograd, relu)");
+  ConvDims c = convDims(getInts(env, argv[9], 15, "dims"));
+  F32 x = getF32(env, argv[0], "x"), w = getF32(env, argv[1], "w"), sc = getF32(env, argv[2], "scale"), of = getF32(env, argv[3], "offset"),
+      m = getF32(env, argv[4], "mean"), v = getF32(env, argv[5], "variance"), y = getF32(env, argv[8], "y");
+  const float eps = static_cast<float>(getNum(env, argv[6], "eps"));
+  const bool hasResidual = !isNullish(env, argv[7]);
+  const bool wino = getBool(env, argv[10]), relu = getBool(env, argv[11]);
+  const size_t nx = c.N * c.H * c.W * c.Ci, nw = c.KH * c.KW * c.Ci * c.Co, ny = c.N * c.OH * c.OW * c.Co;
+  need(x, nx, "x"); need(w, nw, "w"); need(y, ny, "y");
+  need(sc, c.Co, "scale"); need(of, c.Co, "offset"); need(m, c.Co, "mean"); need(v, c.Co, "variance");
+  F32 res{};
+  if (hasResidual) { res = getF32(env, argv[7], "residual"); need(res, ny, "residual"); }
+  // The same float32 arithmetic as BatchNorm.evalAffine's tfjs ops: s = γ·rsqrt(σ² + ε), b = β − μ·s.
+  std::vector<float> s(c.Co), shift(c.Co);
+  for (int64_t o = 0; o < c.Co; o++) {
+    s[o] = sc.data[o] * (1.f / std::sqrt(v.data[o] + eps));
+    shift[o] = of.data[o] - m.data[o] * s[o];
+  }
+  if (foldedW.size() < nw) foldedW.resize(nw);
+  scaleColumns(w.data, s.data(), foldedW.data(), c.KH * c.KW * c.Ci, c.Co);
+  const std::string &impl = runConv(CONV_FWD, c, wino, x.data, foldedW.data(), y.data, shift.data(), relu, hasResidual ? res.data : nullptr);
+  napi_value r;
+  NAPI_OK(napi_create_string_utf8(env, impl.c_str(), impl.size(), &r));
   return r;
 }
 
@@ -554,12 +636,6 @@ Plan *bnPlan(int64_t rows, int64_t C, float eps, bool relu, int64_t batch) {
 //   threads; x − μ before the product: Σg·x − μΣg cancels); dOffset = Σg, dScale = Σg·(x − μ)/σ, dx = k·g − a·(x − μ) − b with k = scale/σ,
 //   a = k·dScale/(σ·rows), b = k·Σg/rows (float64 coefficients, rounded to float32 for the pass);
 //   pass 2 writes dx (and g to gOut, the residual's gradient, when asked).
-// target_clones: AVX-512 and AVX2 code paths chosen at load time, the build stays portable.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define MIXMASK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define MIXMASK_CLONES
-#endif
 
 // Float partial sums over blocks of 64 rows (in vector registers), added into float64 per block:
 // accumulating each element into float64 directly measured 12x slower (10.9 vs 0.9 ms for
@@ -862,6 +938,7 @@ napi_value ClearCache(napi_env env, napi_callback_info) {
   gemms.clear();
   std::vector<uint16_t>().swap(colBuffer);
   std::vector<float>().swap(dcolBuffer);
+  std::vector<float>().swap(foldedW);
   return nullptr;
 }
 
@@ -881,6 +958,7 @@ napi_value Guard(napi_env env, napi_callback_info info) {
 napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"conv", nullptr, Guard<Conv>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"convBn", nullptr, Guard<ConvBn>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"matmul", nullptr, Guard<MatMul>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"add", nullptr, Guard<Add>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"bnForward", nullptr, Guard<BnForward>, nullptr, nullptr, nullptr, napi_default, nullptr},
