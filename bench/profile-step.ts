@@ -8,8 +8,8 @@
  * inside its kernel and around it (the op's own engine bookkeeping), the time outside any op
  * (backward-pass construction, gradient functions' and the optimiser's JavaScript), then the
  * heaviest (op, input shapes) pairs. --compare-fused N (wasm backends): the step's img/s without
- * the fused parameter updates, with their JavaScript loops and with their SIMD loops, N
- * alternating trials each, medians.
+ * the fused parameter updates, with their JavaScript loops and with the loops training runs
+ * (native on wasm+onednn, else SIMD), N alternating trials each, medians.
  */
 import * as tf from '@tensorflow/tfjs';
 import { formatBackendReport, initBackend } from '../lib/backend';
@@ -75,7 +75,7 @@ async function main(): Promise<void> {
     console.log(
       `\nfused parameter updates, ${compare} alternating trials: without ${fused.offMs.toFixed(0)} ms (${imgS(fused.offMs).toFixed(1)} img/s), ` +
         `JavaScript loops ${fused.jsMs.toFixed(0)} ms (${imgS(fused.jsMs).toFixed(1)} img/s), ` +
-        `SIMD loops ${fused.onMs.toFixed(0)} ms (${imgS(fused.onMs).toFixed(1)} img/s): ${(fused.offMs / fused.onMs).toFixed(3)}×`,
+        `the loops training runs (native on wasm+onednn, else SIMD) ${fused.onMs.toFixed(0)} ms (${imgS(fused.onMs).toFixed(1)} img/s): ${(fused.offMs / fused.onMs).toFixed(3)}×`,
     );
   }
 }

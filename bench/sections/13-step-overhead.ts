@@ -81,20 +81,20 @@ export async function profileSteps(bench: StepBench, steps: number): Promise<OpT
   return perStep(total!, steps);
 }
 
-type UpdateMode = 'off' | 'js' | 'simd';
+type UpdateMode = 'off' | 'js' | 'on';
 
 function useMode(mode: UpdateMode): void {
   setWasmFusedUpdates(mode !== 'off');
-  setWasmUpdateLoops(mode === 'js' ? 'js' : 'simd');
+  setWasmUpdateLoops(mode === 'js' ? 'js' : 'fastest');
 }
 
 /**
  * Median step ms without the fused updates (offMs), with their JavaScript loops (jsMs) and with
- * the SIMD loops (onMs), alternating trial by trial (wasm only).
+ * the loops training runs (onMs: native on wasm+onednn, else SIMD), alternating trial by trial (wasm only).
  */
 export async function fusedBeforeAfter(bench: StepBench, trials: number): Promise<{ offMs: number; jsMs: number; onMs: number }> {
-  const modes: UpdateMode[] = ['off', 'js', 'simd'];
-  const times: Record<UpdateMode, number[]> = { off: [], js: [], simd: [] };
+  const modes: UpdateMode[] = ['off', 'js', 'on'];
+  const times: Record<UpdateMode, number[]> = { off: [], js: [], on: [] };
   try {
     for (const mode of modes) {
       useMode(mode);
@@ -109,10 +109,10 @@ export async function fusedBeforeAfter(bench: StepBench, trials: number): Promis
       }
     }
   } finally {
-    useMode('simd');
+    useMode('on');
   }
   const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
-  return { offMs: median(times.off), jsMs: median(times.js), onMs: median(times.simd) };
+  return { offMs: median(times.off), jsMs: median(times.js), onMs: median(times.on) };
 }
 
 /** The ops with the most time around their kernels, e.g. "Add 212× 3.1+9.0". */

@@ -2,7 +2,9 @@ import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { FUSED_ADAM_UPDATE, FUSED_EMA_UPDATE, FUSED_SGD_UPDATE, emaAssign, hasFusedUpdate, updateInputs } from '../../lib/backend/fused-update-op';
-import { setWasmFusedUpdates, setWasmUpdateLoops } from '../../lib/backend/wasm/fused-update';
+import * as fs from 'node:fs';
+import { setNativeUpdateLoops, setWasmFusedUpdates, setWasmUpdateLoops } from '../../lib/backend/wasm/fused-update';
+import { defaultAddonPath, loadAddon } from '../../lib/backend/onednn';
 import { simdUpdateLoops } from '../../lib/backend/wasm/update-simd';
 import { emaUpdate, makeOptimizer, type OptimizerConfig } from '../../lib/optim';
 import { Rng } from '../../lib/util/rng';
@@ -14,9 +16,30 @@ import { relError, useBackend } from '../helpers';
  * kernels, so runs the tfjs ops): several tensors of different sizes with a learning rate each,
  * four steps with different gradients, weights and slots within 1e-5 relative, one kernel call
  * per step for all tensors, and tf.memory().numTensors flat from step to step; with the
- * WebAssembly SIMD loops and with the JavaScript ones. Sizes 37, 35, 1 and 130 leave a tail
+ * WebAssembly SIMD loops, the JavaScript ones and (SGD, EMA) the native ones wasm+onednn installs
+ * (counted, so a fall-through to the SIMD loop would fail). Sizes 37, 35, 1 and 130 leave a tail
  * after the groups of four; [] is a scalar.
  */
+const nativeBuilt = fs.existsSync(defaultAddonPath());
+/** CI builds the addon, so there a missing one fails instead of skipping. */
+const nativeSkip = !nativeBuilt && !process.env.CI ? 'native/onednn addon not built (needs libdnnl-dev; node scripts/build-native.mjs)' : false;
+const nativeCalls = { sgd: 0, ema: 0 };
+
+type Loops = 'native' | 'simd' | 'js';
+/** Native: the addon's loops (counted) with 'fastest'; the others without native loops. */
+function useLoops(loops: Loops): void {
+  if (loops === 'native') {
+    const addon = loadAddon();
+    setNativeUpdateLoops({
+      sgd: (...a) => (nativeCalls.sgd++, addon.sgd(...a)),
+      ema: (...a) => (nativeCalls.ema++, addon.ema(...a)),
+    });
+    setWasmUpdateLoops('fastest');
+  } else {
+    setNativeUpdateLoops(null);
+    setWasmUpdateLoops(loops);
+  }
+}
 
 const rng = new Rng(11);
 const SHAPES = [[3, 3, 8, 16], [37], [], [5, 7], [130]];
@@ -65,11 +88,12 @@ async function run(backend: 'cpu' | 'wasm', cfg: OptimizerConfig, kernel = ''): 
   return { values, counts, calls };
 }
 
-const LOOPS = ['simd', 'js'] as const;
+const LOOPS: Loops[] = nativeSkip ? ['simd', 'js'] : ['native', 'simd', 'js'];
 
-async function compare(cfg: OptimizerConfig, kernel: string, loops: 'simd' | 'js'): Promise<void> {
+async function compare(cfg: OptimizerConfig, kernel: string, loops: Loops): Promise<void> {
   await tf.setBackend('wasm');
-  setWasmUpdateLoops(loops);
+  useLoops(loops);
+  const native = nativeCalls.sgd;
   assert.ok(hasFusedUpdate(kernel), `${kernel} is not registered for wasm`);
   const want = await run('cpu', cfg);
   const got = await run('wasm', cfg, kernel);
@@ -82,6 +106,8 @@ async function compare(cfg: OptimizerConfig, kernel: string, loops: 'simd' | 'js
   SHAPES.forEach((_, i) => assert.ok(relError(got.values[i], init[i]) > 1e-3, `weights ${i} did not move`));
   assert.deepEqual(got.counts, Array(STEPS).fill(got.counts[0]), `numTensors per step ${got.counts}`);
   assert.deepEqual(got.calls, Array(STEPS).fill(1), `${kernel} calls per step`);
+  if (loops === 'native' && kernel === FUSED_SGD_UPDATE) assert.equal(nativeCalls.sgd - native, STEPS * SHAPES.length, 'the native loop ran for every tensor');
+  useLoops('simd');
 }
 
 test('the SIMD update loops instantiate on the wasm backend\'s memory', async () => {
@@ -125,7 +151,7 @@ test(`${FUSED_EMA_UPDATE} on wasm matches emaAssign on cpu, with and without onl
   await tf.setBackend('wasm');
   assert.ok(hasFusedUpdate(FUSED_EMA_UPDATE));
   for (const loops of LOOPS) {
-    setWasmUpdateLoops(loops);
+    useLoops(loops);
     for (const [m, scale] of [[0.99, 1], [0.9, 2048 / 2047]]) {
       const want = await emaRun('cpu', m, scale);
       const got = await emaRun('wasm', m, scale);
@@ -134,7 +160,7 @@ test(`${FUSED_EMA_UPDATE} on wasm matches emaAssign on cpu, with and without onl
       assert.deepEqual(got.counts, Array(STEPS).fill(got.counts[0]));
     }
   }
-  setWasmUpdateLoops('simd');
+  useLoops('simd');
 });
 
 test(`${FUSED_EMA_UPDATE} on wasm through emaUpdate: every tensor in one kernel call, as emaUpdate on cpu`, async () => {
@@ -156,13 +182,15 @@ test(`${FUSED_EMA_UPDATE} on wasm through emaUpdate: every tensor in one kernel 
     return { values, calls };
   };
   for (const loops of LOOPS) {
-    setWasmUpdateLoops(loops);
+    useLoops(loops);
+    const native = nativeCalls.ema;
     const want = await emaRun('cpu');
     const got = await emaRun('wasm');
+    if (loops === 'native') assert.equal(nativeCalls.ema - native, STEPS * SHAPES.length, 'the native loop ran for every tensor');
     got.values.forEach((v, i) => assert.ok(relError(v, want.values[i]) < 1e-5, `${loops} loops, tensor ${i}: rel err ${relError(v, want.values[i])}`));
     assert.deepEqual(got.calls, Array(STEPS).fill(1));
   }
-  setWasmUpdateLoops('simd');
+  useLoops('simd');
 });
 
 test('setWasmFusedUpdates(false) leaves lib/optim on its tfjs ops, with the same result', async () => {

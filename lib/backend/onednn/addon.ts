@@ -55,6 +55,10 @@ export interface OnednnAddon {
     relu: boolean,
     dResidual?: Float32Array,
   ): void;
+  /** One tensor's fused SGD step (lib/backend/wasm/fused-update.ts's NativeUpdateLoops). */
+  sgd(w: Float32Array, g: Float32Array, v: Float32Array, w2: Float32Array, v2: Float32Array, lr: number, momentum: number, weightDecay: number, nesterov: boolean): void;
+  /** out = m·target + k·online. */
+  ema(target: Float32Array, online: Float32Array, out: Float32Array, m: number, k: number): void;
   setThreads(n: number): number;
   /**
    * 'bf16': convolutions (all three directions) and matmul read bf16 copies of their inputs and

@@ -94,7 +94,7 @@ export function onednnCandidate(opts: OnednnCandidateOptions = {}): BackendCandi
       const convs = precision === 'bf16' ? `${BF16_DETAIL} (direct convolutions: oneDNN has no bf16 Winograd)` : winograd ? 'fp32, Winograd for 3×3 stride 1' : 'fp32, direct convolutions only';
       const note = refused ? `; bf16 asked for (${PRECISION_ENV} or the precision option) but unavailable, fp32 instead: ${refused}` : '';
       return {
-        detail: `oneDNN ${info.version} (${info.isa}), ${ompThreads} OpenMP thread${ompThreads === 1 ? '' : 's'}, ${convs}${note}; kernels: ${ONEDNN_KERNELS.join(', ')}, Identity (no copy); wasm: ${wasm.detail}`,
+        detail: `oneDNN ${info.version} (${info.isa}), ${ompThreads} OpenMP thread${ompThreads === 1 ? '' : 's'}, ${convs}${note}; kernels: ${ONEDNN_KERNELS.join(', ')}, Identity (no copy); SGD and EMA update loops native; wasm: ${wasm.detail}`,
         threads: ompThreads,
         precision,
       };

@@ -12,6 +12,7 @@ import {
 } from '../batchnorm-op';
 import { CONV_BN_EVAL_KERNEL, checkConvBnEval, type ConvBnEvalAttrs } from '../conv-bn-op';
 import { FUSED_BATCH_NORM_GRAD_KERNEL } from '../wasm/batchnorm';
+import { setNativeUpdateLoops } from '../wasm/fused-update';
 import { alloc, f32, Info } from '../wasm/wasm-ops';
 import type { OnednnAddon } from './addon';
 import { applyPrecision, OnednnPrecision } from './precision';
@@ -354,6 +355,8 @@ export function installOnednnKernels(addon: OnednnAddon, opts: OnednnKernelOptio
     declareGroupedBatchNorm('wasm', declaredKernels);
     declareResidualBatchNorm('wasm', declaredKernels);
   }
+  // The fused SGD and EMA updates (wasm's kernels) run their loops natively, over the OpenMP threads.
+  setNativeUpdateLoops({ sgd: (...a) => addon.sgd(...a), ema: (...a) => addon.ema(...a) });
   installed = { previous, addon };
 }
 
@@ -373,6 +376,7 @@ export function uninstallOnednnKernels(): void {
   }
   // The precision lives in the addon; without our kernels nothing should find it in bf16.
   applyPrecision(installed.addon, 'fp32');
+  setNativeUpdateLoops(null);
   installed = null;
 }
 

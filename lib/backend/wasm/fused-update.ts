@@ -18,17 +18,43 @@ import { alloc, f32, Info } from './wasm-ops';
 
 type Args = { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: tf.NamedAttrMap };
 
-let loopKind: 'simd' | 'js' = 'simd';
+/**
+ * Native loops over Float32Array views of the heap (the same float32 formulas, over several
+ * threads): wasm+onednn's addon installs them (setNativeUpdateLoops) for SGD and the EMA; Adam
+ * keeps the SIMD loop.
+ */
+export interface NativeUpdateLoops {
+  sgd(w: Float32Array, g: Float32Array, v: Float32Array, w2: Float32Array, v2: Float32Array, lr: number, momentum: number, weightDecay: number, nesterov: boolean): void;
+  ema(target: Float32Array, online: Float32Array, out: Float32Array, m: number, k: number): void;
+}
 
-/** Which loops the kernels run: 'simd' (default, where available) or 'js' (for comparisons). */
-export function setWasmUpdateLoops(kind: 'simd' | 'js'): void {
-  if (kind !== 'simd' && kind !== 'js') throw new Error(`setWasmUpdateLoops: kind must be 'simd' or 'js', got ${JSON.stringify(kind)}`);
+let nativeLoops: NativeUpdateLoops | null = null;
+
+/** Installed by wasm+onednn (null: none). */
+export function setNativeUpdateLoops(loops: NativeUpdateLoops | null): void {
+  nativeLoops = loops;
+}
+
+type LoopKind = 'fastest' | 'simd' | 'js';
+let loopKind: LoopKind = 'fastest';
+
+/**
+ * Which loops the kernels run: 'fastest' (default: the native ones where installed, else SIMD
+ * where it instantiates, else JavaScript), 'simd' or 'js' (for comparisons).
+ */
+export function setWasmUpdateLoops(kind: LoopKind): void {
+  if (kind !== 'fastest' && kind !== 'simd' && kind !== 'js') throw new Error(`setWasmUpdateLoops: kind must be 'fastest', 'simd' or 'js', got ${JSON.stringify(kind)}`);
   loopKind = kind;
+}
+
+/** The native loops where installed and asked for, else null. */
+function nativeFor(): NativeUpdateLoops | null {
+  return loopKind === 'fastest' ? nativeLoops : null;
 }
 
 /** The SIMD loops on this backend's memory, or null (JavaScript loops). */
 function simdFor(backend: BackendWasm): UpdateLoops | null {
-  if (loopKind !== 'simd') return null;
+  if (loopKind === 'js') return null;
   const memory = (backend.wasm as unknown as { wasmMemory?: WebAssembly.Memory }).wasmMemory;
   return memory ? simdUpdateLoops(memory) : null;
 }
@@ -45,6 +71,11 @@ function sgdOne(backend: BackendWasm, w: Info, g: Info, v: Info, lr: number, mu:
   // Views after the allocations: a heap growth would detach earlier ones.
   const ws = f32(backend, w), gs = f32(backend, g), vs = f32(backend, v);
   const w2 = f32(backend, wOut), v2 = f32(backend, vOut);
+  const native = nativeFor();
+  if (native) {
+    native.sgd(ws, gs, vs, w2, v2, lr, mu, wd, nesterov);
+    return [wOut, vOut];
+  }
   const n = ws.length;
   const simd = simdFor(backend);
   const start = simd ? n & ~3 : 0;
@@ -118,6 +149,11 @@ function adamUpdate(args: Args): Info[] {
 function emaOne(backend: BackendWasm, target: Info, online: Info, mu: number, k: number): Info {
   const out = alloc(backend, target.shape);
   const ts = f32(backend, target), os = f32(backend, online), t2 = f32(backend, out);
+  const native = nativeFor();
+  if (native) {
+    native.ema(ts, os, t2, mu, k);
+    return out;
+  }
   const n = ts.length;
   const simd = simdFor(backend);
   const start = simd ? n & ~3 : 0;
