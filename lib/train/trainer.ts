@@ -211,7 +211,14 @@ export class Trainer {
       await this.save();
     }
     const seconds = (Date.now() - t0) / 1000;
-    progress.done(`${title}: ${c.epochs} epochs done in ${seconds.toFixed(0)} s, last loss ${lastLoss.toFixed(4)}`);
+    if (stepsThisCall === 0) {
+      // Resumed a run that had already finished: nothing trained now; its last loss is in the log.
+      const steps = JsonlLog.read(this.log.file).filter((r) => r.type === 'step');
+      lastLoss = steps.length > 0 ? (steps[steps.length - 1] as { loss: number }).loss : NaN;
+      progress.done(`${title}: already complete (${c.epochs} epochs, step ${this.globalStep}), nothing to train; last loss ${lastLoss.toFixed(4)}`);
+    } else {
+      progress.done(`${title}: ${c.epochs} epochs done in ${seconds.toFixed(0)} s, last loss ${lastLoss.toFixed(4)}`);
+    }
     return { status: 'completed', epochsDone: this.epoch, step: this.globalStep, lastLoss, seconds, checkpoint: this.checkpointPath };
   }
 

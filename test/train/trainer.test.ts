@@ -72,6 +72,20 @@ test('an abort raised by a timer or signal handler (a macrotask) stops the run a
   assert.ok(summary.step <= 2, `stopped at step ${summary.step} of 4`);
 });
 
+test('resuming a finished run trains nothing and says so, with the last logged loss', async () => {
+  const dir = tmp();
+  const cfg = config({ epochs: 1 });
+  const first = await runFresh(dir, cfg);
+  const lines: string[] = [];
+  const again = await runFresh(dir, cfg, { resume: true, progress: { ...silentProgress, done: (line: string) => lines.push(line) } });
+  assert.equal(again.status, 'completed');
+  assert.equal(again.step, first.step);
+  assert.equal(again.lastLoss, first.lastLoss);
+  assert.equal(steps(dir).length, 4, 'no step was added to the log');
+  assert.equal(lines.length, 1);
+  assert.match(lines[0], /already complete \(1 epochs, step 4\), nothing to train; last loss \d/);
+});
+
 test('a run stopped mid-epoch and resumed continues exactly like an uninterrupted run', async () => {
   const cfg = config({ epochs: 2 });
   const whole = tmp();
