@@ -13,7 +13,7 @@ export type { OnednnPrecision } from './precision';
 export { installOnednnKernels, uninstallOnednnKernels, onednnKernelsInstalled, kernelStats, ONEDNN_KERNELS } from './kernels';
 
 /**
- * `wasm+onednn`: the tfjs `wasm` backend (threaded SIMD, lib/backend/wasm) with its convolutions
+ * `wasm+onednn`: the tfjs `wasm` backend (SIMD, one thread: oneDNN's OpenMP threads do the heavy work; lib/backend/wasm) with its convolutions
  * (forward, backward data, backward weights) and the fused training BatchNorm(+ReLU) replaced by
  * oneDNN through the optional native addon of native/onednn. The rest of lib/ is unchanged: it
  * still runs on tfjs's 'wasm' backend; only those kernels are registered anew.
@@ -84,7 +84,11 @@ export function onednnCandidate(opts: OnednnCandidateOptions = {}): BackendCandi
     async activate({ threads, precision: asked }) {
       const addon = loadAddon(addonPath);
       const ompThreads = addon.setThreads(threads);
-      const wasm = await activateWasm({ threads });
+      // The heavy kernels run on oneDNN's OpenMP threads; the wasm pool's workers, spinning after
+      // each XNNPACK op, only took cores from them. One wasm thread, measured on the Xeon at 2
+      // threads: ResNet-18 b32 step 385/390 -> 372/374 ms, MoCo v2 + MixMask w16 b128 578/597 ->
+      // 523/510 ms, and no op slower (the broadcast Multiply/Add/Sub got faster: 60 -> 35 ms).
+      const wasm = await activateWasm({ threads: 1 });
       const winograd = opts.winograd ?? process.env.MIXMASK_ONEDNN_WINOGRAD !== '0';
       // bf16 only where the addon accepts it; otherwise fp32, and the report says why.
       const refused = asked === 'bf16' ? applyPrecision(addon, 'bf16') : null;
