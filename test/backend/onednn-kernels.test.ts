@@ -138,6 +138,17 @@ function bnOperands(co: number) {
   return { scale: randn(co), offset: randn(co), mean: randn(co), variance };
 }
 
+/** `run` on wasm (its oneDNN kernel calls counted, no tensor left behind) and on cpu (the composite). */
+async function evalLayerOnBoth(run: () => tf.Tensor | tf.Tensor[]): Promise<{ got: Float32Array[]; want: Float32Array[]; calls: number }> {
+  const calls = kernelStats.calls[CONV_BN_EVAL_KERNEL] ?? 0;
+  const before = tf.memory().numTensors;
+  const got = await on('wasm', run);
+  const want = await on('cpu', run);
+  await tf.setBackend('wasm');
+  assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+  return { got, want, calls: (kernelStats.calls[CONV_BN_EVAL_KERNEL] ?? 0) - calls };
+}
+
 for (const c of EVAL_CASES) {
   test(`oneDNN evaluation-mode conv + BatchNorm (folded; + residual; + ReLU) matches the composite on cpu: ${c.name}`, { skip }, async () => {
     const k = c.k as number;
@@ -163,13 +174,8 @@ for (const c of EVAL_CASES) {
         [true, false].map((relu) => convBnEval(withResidual ? { ...inputs, residual } : inputs, { ...attrs, relu })),
       );
     };
-    const calls = kernelStats.calls[CONV_BN_EVAL_KERNEL] ?? 0;
-    const before = tf.memory().numTensors;
-    const got = await on('wasm', run);
-    const want = await on('cpu', run);
-    await tf.setBackend('wasm');
-    assert.equal(tf.memory().numTensors, before, 'tensors leaked');
-    assert.equal(kernelStats.calls[CONV_BN_EVAL_KERNEL], calls + 4, 'all four ran on oneDNN');
+    const { got, want, calls } = await evalLayerOnBoth(run);
+    assert.equal(calls, 4, 'all four ran on oneDNN');
     assert.ok(!hasConvBnEvalKernel('cpu'), 'cpu has no kernel: the reference is the composite');
     ['relu', 'linear', 'residual + relu', 'residual'].forEach((name, i) => {
       const e = relError(got[i], want[i]);
@@ -199,13 +205,8 @@ test('gradients through the evaluation-mode conv + BatchNorm kernel (x, filter, 
       const args = [tf.tensor4d(xs, [c.n, c.h, c.w, c.ci]), tf.tensor4d(ws, [k, k, c.ci, c.co]), ...[bn.scale, bn.offset, bn.mean, bn.variance].map((v) => tf.tensor1d(v)), tf.tensor4d(rs, out)];
       return tf.grads(f as (...a: tf.Tensor[]) => tf.Tensor)(args, tf.tensor4d(dys, out));
     };
-    const calls = kernelStats.calls[CONV_BN_EVAL_KERNEL] ?? 0;
-    const before = tf.memory().numTensors;
-    const got = await on('wasm', run);
-    const want = await on('cpu', run);
-    await tf.setBackend('wasm');
-    assert.equal(tf.memory().numTensors, before, 'tensors leaked');
-    assert.equal(kernelStats.calls[CONV_BN_EVAL_KERNEL], calls + 1, 'the forward ran on oneDNN');
+    const { got, want, calls } = await evalLayerOnBoth(run);
+    assert.equal(calls, 1, 'the forward ran on oneDNN');
     ['x', 'filter', 'scale', 'offset', 'mean', 'variance', 'residual'].forEach((name, i) => {
       const e = relError(got[i], want[i]);
       assert.ok(e < 1e-5, `${c.name}: d${name}: rel err ${e}`);
