@@ -15,6 +15,7 @@ import { compareSteps, lossAndGrads, StepResult } from './train-step';
 import { compareLayerWithCpu, compareWithCpu } from './bn-running-stats';
 import { compareGroupedWithCpu, GROUPED_SHAPES, GROUPS } from './bn-grouped';
 import { useWinograd } from '../../lib/backend/onednn/kernels';
+import { threadedPoolSize } from '../../lib/backend/wasm/threaded';
 import { CONV_BN_EVAL_KERNEL, convBnEval, hasConvBnEvalKernel } from '../../lib/backend/conv-bn-op';
 
 /**
@@ -61,9 +62,12 @@ async function on(backend: 'wasm' | 'cpu', fn: () => tf.Tensor | tf.Tensor[]): P
   return data;
 }
 
+let report: Awaited<ReturnType<typeof initBackend>> | null = null;
+
 before(async () => {
   if (skip) return;
-  const r = await initBackend({ force: 'wasm+onednn', env: {}, candidates: [onednnCandidate()] });
+  const r = await initBackend({ force: 'wasm+onednn', env: {}, threads: 2, candidates: [onednnCandidate()] });
+  report = r;
   assert.equal(r.tfBackend, 'wasm');
   assert.ok(onednnKernelsInstalled());
   installOnednnKernels(loadAddon(), TEST_OPTS);
@@ -128,6 +132,13 @@ for (const c of CASES) {
     assert.ok(got[0].some((v) => v === 0) && got[1].some((v) => v < 0), 'the ReLU clipped what the linear output has below zero');
   });
 }
+
+test('wasm+onednn runs oneDNN on the requested threads and the wasm pool on one (its spinning workers took cores from oneDNN)', { skip }, () => {
+  assert.equal(report!.threads, 2);
+  assert.equal(loadAddon().info().threads, 2);
+  assert.equal(threadedPoolSize(), 1);
+  assert.match(report!.detail, /wasm: SIMD, 1 thread;/);
+});
 
 // The evaluation-mode layer's contract takes one stride and a symmetric pad (torch.nn.Conv2d's).
 const EVAL_CASES = CASES.filter((c) => typeof c.k === 'number' && typeof c.stride === 'number' && (typeof c.pad === 'number' || c.pad === 'valid'));

@@ -356,7 +356,7 @@ export function installOnednnKernels(addon: OnednnAddon, opts: OnednnKernelOptio
     declareResidualBatchNorm('wasm', declaredKernels);
   }
   // The fused SGD and EMA updates (wasm's kernels) run their loops natively, over the OpenMP threads.
-  setNativeUpdateLoops({ sgd: (...a) => addon.sgd(...a), ema: (...a) => addon.ema(...a) });
+  setNativeUpdateLoops(addon);
   installed = { previous, addon };
 }
 

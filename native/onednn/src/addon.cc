@@ -275,7 +275,7 @@ Plan *convPlan(int kind, const ConvDims &c, bool winograd, bool bias = false, bo
   dnnl::convolution_forward::primitive_desc fpd(fd, eng());
   auto plan = std::make_unique<Plan>();
   if (kind == CONV_FWD) {
-    // The same problem, with the bias as oneDNN's bias input and the ReLU as a post-op.
+    // The same problem, with the bias as oneDNN's bias input and the sum and ReLU as post-ops.
     const memory::desc bias_d({c.Co}, dt::f32, tag::a);
     dnnl::primitive_attr attr;
     if (relu || sum) {
@@ -580,7 +580,7 @@ napi_value ConvBn(napi_env env, napi_callback_info info) {
   need(sc, c.Co, "scale"); need(of, c.Co, "offset"); need(m, c.Co, "mean"); need(v, c.Co, "variance");
   F32 res{};
   if (hasResidual) { res = getF32(env, argv[7], "residual"); need(res, ny, "residual"); }
-  // The same float32 arithmetic as BatchNorm.evalAffine's tfjs ops: s = γ·rsqrt(σ² + ε), b = β − μ·s.
+  // The arithmetic of convBnEvalComposite's tfjs ops (lib/backend/conv-bn-op.ts): s = γ·rsqrt(σ² + ε), b = β − μ·s.
   std::vector<float> s(c.Co), shift(c.Co);
   for (int64_t o = 0; o < c.Co; o++) {
     s[o] = sc.data[o] * (1.f / std::sqrt(v.data[o] + eps));
