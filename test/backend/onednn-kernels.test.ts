@@ -14,7 +14,8 @@ import { type ConvCase, relError } from '../helpers';
 import { compareSteps, lossAndGrads, StepResult } from './train-step';
 import { compareLayerWithCpu, compareWithCpu } from './bn-running-stats';
 import { compareGroupedWithCpu, GROUPED_SHAPES, GROUPS } from './bn-grouped';
-import { useWinograd } from '../../lib/backend/onednn/kernels';
+import { convAlgorithm } from '../../lib/backend/onednn/kernels';
+import { CONV_ALGORITHM } from '../../lib/backend/onednn/addon';
 import { threadedPoolSize } from '../../lib/backend/wasm/threaded';
 import { CONV_BN_EVAL_KERNEL, convBnEval, hasConvBnEvalKernel } from '../../lib/backend/conv-bn-op';
 
@@ -45,6 +46,12 @@ const CASES: ConvCase[] = [
   { name: '3×3 s2 valid, odd', n: 2, h: 9, w: 9, ci: 5, co: 7, k: 3, stride: 2, pad: 'valid' },
   { name: '3×2 non-square, strides [2,1], explicit [[1,2],[0,1]]', n: 2, h: 9, w: 8, ci: 3, co: 5, k: [3, 2], stride: [2, 1], pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
   { name: '3×3 s1 pad 3 (pad ≥ kernel)', n: 2, h: 5, w: 6, ci: 3, co: 4, k: 3, stride: 1, pad: 3 },
+  // Our Winograd F(2×2, 3×3) (no more 2×2 output tiles than channels): the ResNet-18 shape, edge
+  // tiles, pads 0 (backward data then pads 2) and asymmetric pads.
+  { name: 'F(2×2) Winograd: layer4 3×3 at 4×4, 512→512', n: 3, h: 4, w: 4, ci: 512, co: 512, k: 3, stride: 1, pad: 1 },
+  { name: 'F(2×2) Winograd, odd 5×3 (edge tiles), 40→36', n: 2, h: 5, w: 3, ci: 40, co: 36, k: 3, stride: 1, pad: 1 },
+  { name: 'F(2×2) Winograd, valid 6×7, 48→40', n: 1, h: 6, w: 7, ci: 48, co: 40, k: 3, stride: 1, pad: 'valid' },
+  { name: 'F(2×2) Winograd, explicit pads [[1,2],[0,1]], 32→48', n: 2, h: 4, w: 5, ci: 32, co: 48, k: 3, stride: 1, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
 ];
 
 const TEST_OPTS = { winograd: true };
@@ -257,7 +264,7 @@ test('FusedConv2D with other activations or PReLU weights goes to the wasm kerne
   got.forEach((g, i) => assert.ok(relError(g, want[i]) < 1e-5, `case ${i}: rel err ${relError(g, want[i])}`));
 });
 
-test('direct convolution (MIXMASK_ONEDNN_WINOGRAD=0) on 3×3 stride-1 ResNet-18 shapes matches cpu, and Winograd ran by default', { skip }, async () => {
+test('direct convolution (MIXMASK_ONEDNN_WINOGRAD=0) on 3×3 stride-1 ResNet-18 shapes matches cpu, and both Winograds ran by default', { skip }, async () => {
   const addon = loadAddon();
   installOnednnKernels(addon, { ...TEST_OPTS, winograd: false });
   try {
@@ -288,24 +295,34 @@ test('direct convolution (MIXMASK_ONEDNN_WINOGRAD=0) on 3×3 stride-1 ResNet-18 
         assert.ok(e < 1e-5, `[${n},${h},${h},${ci}]→${co} ${name}: rel err ${e}`);
       });
     }
-    // The per-case tests before this one ran with the default (Winograd) kernels.
-    assert.ok(kernelStats.impls['Conv2D'].some((s) => /wino/.test(s)), `a Winograd implementation ran: ${kernelStats.impls['Conv2D']}`);
-    assert.ok(kernelStats.impls['Conv2DBackpropFilter'].some((s) => /wino/.test(s)), `Winograd dW ran: ${kernelStats.impls['Conv2DBackpropFilter']}`);
+    // The per-case tests before this one ran with the default kernels: both Winograds, every direction.
+    for (const k of ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'FusedConv2D', CONV_BN_EVAL_KERNEL]) {
+      assert.ok(kernelStats.impls[k].some((s) => /^wino_2x3:ours\+/.test(s)), `our F(2x2) Winograd ran for ${k}: ${kernelStats.impls[k]}`);
+      if (k !== 'FusedConv2D' && k !== CONV_BN_EVAL_KERNEL) assert.ok(kernelStats.impls[k].some((s) => /^jit_wino_4x3:/.test(s)), `oneDNN's Winograd ran for ${k}: ${kernelStats.impls[k]}`);
+    }
   } finally {
     installOnednnKernels(addon, TEST_OPTS);
   }
 });
 
-test('Winograd by the measured rule: 3×3 stride 1 with ≥ 32 input and output channels; 16 channels, stride 2, 1×1 and winograd: false run direct', () => {
-  const info = (ci: number, co: number, k = 3, stride = 1) => tf.backend_util.computeConv2DInfo([2, 8, 8, ci], [k, k, ci, co], stride, 1, 'same');
-  assert.equal(useWinograd(info(32, 32), {}), true);
-  assert.equal(useWinograd(info(64, 128), {}), true);
-  assert.equal(useWinograd(info(16, 16), {}), false, 'width-16 stage: direct (Winograd ~2x slower there)');
-  assert.equal(useWinograd(info(16, 32), {}), false);
-  assert.equal(useWinograd(info(32, 16), {}), false);
-  assert.equal(useWinograd(info(64, 64, 3, 2), {}), false);
-  assert.equal(useWinograd(info(64, 64, 1), {}), false);
-  assert.equal(useWinograd(info(64, 64), { winograd: false }), false);
+test('convolution algorithm by the measured rule: Winograd for 3×3 stride 1 with ≥ 32 channels, F(2×2) where the 2×2 tiles are no more than the channels; 16 channels, stride 2, 1×1 and winograd: false run direct', () => {
+  const info = (ci: number, co: number, k = 3, stride = 1, n = 2, hw = 8) => tf.backend_util.computeConv2DInfo([n, hw, hw, ci], [k, k, ci, co], stride, 1, 'same');
+  const { direct, winograd4x3, winograd2x3 } = CONV_ALGORITHM;
+  assert.equal(convAlgorithm(info(32, 32), {}), winograd2x3, '2·4·4 = 32 tiles ≤ 32 channels (the boundary)');
+  assert.equal(convAlgorithm(info(32, 32, 3, 1, 3), {}), winograd4x3, '48 tiles > 32 channels');
+  assert.equal(convAlgorithm(info(64, 128), {}), winograd2x3, '32 tiles ≤ 64 channels');
+  assert.equal(convAlgorithm(info(64, 64, 3, 1, 32, 32), {}), winograd4x3, 'ResNet-18 32×32×64 at batch 32: 8192 tiles');
+  assert.equal(convAlgorithm(info(256, 256, 3, 1, 32, 8), {}), winograd4x3, '8×8×256 at batch 32: 512 tiles > 256');
+  assert.equal(convAlgorithm(info(512, 512, 3, 1, 32, 4), {}), winograd2x3, '4×4×512 at batch 32: 128 tiles');
+  assert.equal(convAlgorithm(info(512, 512, 3, 1, 128, 4), {}), winograd2x3, '4×4×512 at batch 128: 512 tiles, the boundary');
+  assert.equal(convAlgorithm(info(512, 512, 3, 1, 129, 4), {}), winograd4x3);
+  assert.equal(convAlgorithm(info(128, 128, 3, 1, 128, 4), {}), winograd4x3, 'width 16, 4×4×128 at batch 128');
+  assert.equal(convAlgorithm(info(16, 16), {}), direct, 'width-16 stage: direct (Winograd ~2x slower there)');
+  assert.equal(convAlgorithm(info(16, 32), {}), direct);
+  assert.equal(convAlgorithm(info(32, 16), {}), direct);
+  assert.equal(convAlgorithm(info(64, 64, 3, 2), {}), direct);
+  assert.equal(convAlgorithm(info(64, 64, 1), {}), direct);
+  assert.equal(convAlgorithm(info(64, 64), { winograd: false }), direct);
 });
 
 test('BatchMatMul on oneDNN matches cpu for every transpose combination, batched and broadcast (delegated)', { skip }, async () => {

@@ -6,14 +6,27 @@ import * as path from 'node:path';
  * float32; optionally bf16 convolutions and matmuls). Built by scripts/build-native.mjs when
  * libdnnl-dev is installed; absent otherwise, in which case native/onednn/build-status.json says why.
  */
+/** The convolution algorithms of native/onednn's `conv` (its `algorithm` argument). */
+export const CONV_ALGORITHM = {
+  /** oneDNN's direct kernels. */
+  direct: 0,
+  /** oneDNN's Winograd F(4×4, 3×3). */
+  winograd4x3: 1,
+  /** Ours, F(2×2, 3×3): 16 transformed weight matrices instead of 36, one batched oneDNN matmul. */
+  winograd2x3: 2,
+} as const;
+export type ConvAlgorithmCode = (typeof CONV_ALGORITHM)[keyof typeof CONV_ALGORITHM];
+
 export interface OnednnAddon {
   /**
    * kind 1: (x, w, y) forward; 2: (dy, w, dx) backward data; 3: (x, dy, dW) backward weights.
    * dims = [N, H, W, Ci, Co, KH, KW, OH, OW, sh, sw, top, bottom, left, right]; returns the
-   * oneDNN implementation that ran. Forward only: y = act(conv(x) + bias) with bias (Co values,
+   * oneDNN implementation that ran (ours, F(2×2, 3×3), starts with `wino_2x3:ours+`, then the
+   * matmul's). `algorithm`: CONV_ALGORITHM's codes (false / true: direct / F(4×4, 3×3)); where it
+   * does not apply (not 3×3 stride 1; bf16) the convolution runs direct. Forward only: y = act(conv(x) + bias) with bias (Co values,
    * or null) and relu, in the same primitive.
    */
-  conv(kind: 1 | 2 | 3, a: Float32Array, b: Float32Array, out: Float32Array, dims: number[], winograd?: boolean, bias?: Float32Array | null, relu?: boolean): string;
+  conv(kind: 1 | 2 | 3, a: Float32Array, b: Float32Array, out: Float32Array, dims: number[], algorithm?: ConvAlgorithmCode | boolean, bias?: Float32Array | null, relu?: boolean): string;
   /**
    * Evaluation-mode conv + BatchNorm: y = act(conv(x, w·s) + (offset − mean·s) [+ residual]),
    * s = scale/√(variance + eps) (contract in lib/backend/conv-bn-op.ts); dims as conv's.
@@ -29,7 +42,7 @@ export interface OnednnAddon {
     residual: Float32Array | null,
     y: Float32Array,
     dims: number[],
-    winograd: boolean,
+    algorithm: ConvAlgorithmCode | boolean,
     relu: boolean,
   ): string;
   /** out[b] = op(a[b])·op(b[b]); dims = [B, M, K, N, transposeA, transposeB] (0/1). */

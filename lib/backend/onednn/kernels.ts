@@ -14,7 +14,7 @@ import { CONV_BN_EVAL_KERNEL, checkConvBnEval, type ConvBnEvalAttrs } from '../c
 import { FUSED_BATCH_NORM_GRAD_KERNEL } from '../wasm/batchnorm';
 import { setNativeUpdateLoops } from '../wasm/fused-update';
 import { alloc, f32, Info } from '../wasm/wasm-ops';
-import type { OnednnAddon } from './addon';
+import { CONV_ALGORITHM, type ConvAlgorithmCode, type OnednnAddon } from './addon';
 import { applyPrecision, OnednnPrecision } from './precision';
 
 /**
@@ -31,7 +31,7 @@ export interface OnednnKernelOptions {
    * Winograd for 3×3 stride-1 convolutions with ≥ 32 input and output channels (oneDNN falls back
    * to direct where it has none). Default true: measured 1.4–1.6× faster per ResNet-18 step than
    * direct, within 1e-5 of the cpu backend. fp32 only: oneDNN has no bf16 Winograd, so bf16 runs
-   * direct. The channel rule is `useWinograd`'s.
+   * direct. Which layers, and which of oneDNN's F(4×4, 3×3) and our F(2×2, 3×3): `convAlgorithm`.
    */
   winograd?: boolean;
   /** Also take over the fused BatchNorm and its gradient (default true). */
@@ -96,16 +96,25 @@ function dims(info: tf.backend_util.Conv2DInfo): number[] {
 }
 
 /**
- * Winograd or direct, per layer, by a fixed rule (the same algorithm for a layer in every run, so
- * a resumed run computes what the uninterrupted one would): 3×3, stride 1, ≥ 32 input and output
- * channels. Measured per layer with `node dist/bench/onednn-winograd.js` (Xeon, avx512_core_amx,
- * 1 thread; direct/Winograd time): at 16 channels Winograd is ~2× slower (0.43–0.67 at
- * 384×32×32×16), at 32 about even (0.91–1.20), from 64 on faster (1.3–2.6; one exception, the
- * backward data of 32×4×4×512 at 0.97). docs/performance.md has the table.
+ * Direct or Winograd, per layer, by a fixed rule (the same algorithm for a layer in every run, so
+ * a resumed run computes what the uninterrupted one would). Measured per layer with `node
+ * dist/bench/onednn-winograd.js` and in whole steps (Xeon, avx512_core_amx; docs/performance.md):
+ * - Winograd for 3×3 stride 1 with ≥ 32 input and output channels: at 16 channels oneDNN's
+ *   Winograd is ~2× slower than direct (0.43–0.67 at 384×32×32×16), at 32 about even (0.91–1.20),
+ *   from 64 on faster (1.3–2.6).
+ * - Of the two Winograds, F(2×2, 3×3) where the layer has no more 2×2 output tiles than channels
+ *   (N·⌈OH/2⌉·⌈OW/2⌉ ≤ min(Ci, Co)): there the transformed weights, not the activations, are the
+ *   traffic, and F(4×4, 3×3) has 2.25× as many. ResNet-18's 4×4×512 layers at batch 32 (128
+ *   tiles): 9.9–10.5 ms per direction in a step with F(4×4) → 4.9–6.6; at batch 128 (512 tiles,
+ *   the boundary) about even; the 8×8×256 layers at batch 32 (512 tiles > 256) stay with
+ *   F(4×4) (4.2 ms against 5.5 alone).
+ * bf16 runs direct whatever this says (neither Winograd has a bf16 form).
  */
-export function useWinograd(info: tf.backend_util.Conv2DInfo, opts: OnednnKernelOptions): boolean {
+export function convAlgorithm(info: tf.backend_util.Conv2DInfo, opts: OnednnKernelOptions): ConvAlgorithmCode {
   const square3 = info.filterHeight === 3 && info.filterWidth === 3 && info.strideHeight === 1 && info.strideWidth === 1;
-  return opts.winograd !== false && square3 && info.inChannels >= 32 && info.outChannels >= 32;
+  if (opts.winograd === false || !square3 || info.inChannels < 32 || info.outChannels < 32) return CONV_ALGORITHM.direct;
+  const tiles = info.batchSize * Math.ceil(info.outHeight / 2) * Math.ceil(info.outWidth / 2);
+  return tiles <= Math.min(info.inChannels, info.outChannels) ? CONV_ALGORITHM.winograd2x3 : CONV_ALGORITHM.winograd4x3;
 }
 
 export interface KernelStats {
@@ -136,7 +145,7 @@ export function makeKernels(addon: OnednnAddon, previous: Map<string, tf.KernelC
     const info = convInfo(x.shape as Shape4, filter.shape as Shape4, args.attrs as unknown as ConvAttrs);
     if (!info) return delegate('Conv2D', args);
     const y = alloc(backend, info.outShape);
-    count('Conv2D', addon.conv(1, f32(backend, x), f32(backend, filter), f32(backend, y), dims(info), useWinograd(info, opts)));
+    count('Conv2D', addon.conv(1, f32(backend, x), f32(backend, filter), f32(backend, y), dims(info), convAlgorithm(info, opts)));
     return y;
   };
 
@@ -153,7 +162,7 @@ export function makeKernels(addon: OnednnAddon, previous: Map<string, tf.KernelC
     if (!info || preluActivationWeights || !plainBias || (activation !== 'linear' && activation !== 'relu')) return delegate('FusedConv2D', args);
     const y = alloc(backend, info.outShape);
     const b = bias ? f32(backend, bias) : null;
-    count('FusedConv2D', addon.conv(1, f32(backend, x), f32(backend, filter), f32(backend, y), dims(info), useWinograd(info, opts), b, activation === 'relu'));
+    count('FusedConv2D', addon.conv(1, f32(backend, x), f32(backend, filter), f32(backend, y), dims(info), convAlgorithm(info, opts), b, activation === 'relu'));
     return y;
   };
 
@@ -171,7 +180,7 @@ export function makeKernels(addon: OnednnAddon, previous: Map<string, tf.KernelC
     const y = alloc(backend, info.outShape);
     const [xs, ws, sc, of, ms, vs] = [inputs.x, inputs.filter, inputs.scale, inputs.offset, inputs.mean, inputs.variance].map((t) => f32(backend, t));
     const rs = inputs.residual ? f32(backend, inputs.residual) : null;
-    count(CONV_BN_EVAL_KERNEL, addon.convBn(xs, ws, sc, of, ms, vs, a.varianceEpsilon, rs, f32(backend, y), dims(info), useWinograd(info, opts), !!a.relu));
+    count(CONV_BN_EVAL_KERNEL, addon.convBn(xs, ws, sc, of, ms, vs, a.varianceEpsilon, rs, f32(backend, y), dims(info), convAlgorithm(info, opts), !!a.relu));
     return y;
   };
 
@@ -182,7 +191,7 @@ export function makeKernels(addon: OnednnAddon, previous: Map<string, tf.KernelC
     const info = convInfo(attrs.inputShape, filter.shape as Shape4, attrs);
     if (!info) return delegate('Conv2DBackpropInput', args);
     const dx = alloc(backend, attrs.inputShape);
-    count('Conv2DBackpropInput', addon.conv(2, f32(backend, dy), f32(backend, filter), f32(backend, dx), dims(info), useWinograd(info, opts)));
+    count('Conv2DBackpropInput', addon.conv(2, f32(backend, dy), f32(backend, filter), f32(backend, dx), dims(info), convAlgorithm(info, opts)));
     return dx;
   };
 
@@ -193,7 +202,7 @@ export function makeKernels(addon: OnednnAddon, previous: Map<string, tf.KernelC
     const info = convInfo(x.shape as Shape4, attrs.filterShape, attrs);
     if (!info) return delegate('Conv2DBackpropFilter', args);
     const dw = alloc(backend, attrs.filterShape);
-    count('Conv2DBackpropFilter', addon.conv(3, f32(backend, x), f32(backend, dy), f32(backend, dw), dims(info), useWinograd(info, opts)));
+    count('Conv2DBackpropFilter', addon.conv(3, f32(backend, x), f32(backend, dy), f32(backend, dw), dims(info), convAlgorithm(info, opts)));
     return dw;
   };
 

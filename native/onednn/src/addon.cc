@@ -221,6 +221,31 @@ bool nativeBf16() {
   return (isa & bf16) == bf16;
 }
 
+// The cached matmul plan: out[b] = op(a[b]) · op(b[b]), row-major, transposes as strides (a
+// transposed is stored [B, K, M], b transposed [B, N, K]); in bf16 both operands are rounded to
+// bf16 (layouts oneDNN's choice), f32 accumulation and output.
+Plan *matmulPlan(int64_t B, int64_t M, int64_t K, int64_t N, bool ta, bool tb, Precision prec) {
+  std::vector<int64_t> key = {20, prec, B, M, K, N, ta, tb};
+  auto it = plans.find(key);
+  if (it != plans.end()) return it->second.get();
+  memory::desc a_md({B, M, K}, dt::f32, ta ? memory::dims{M * K, 1, M} : memory::dims{M * K, K, 1});
+  memory::desc b_md({B, K, N}, dt::f32, tb ? memory::dims{K * N, 1, K} : memory::dims{K * N, N, 1});
+  memory::desc c_md({B, M, N}, dt::f32, tag::abc);
+  const bool bf = prec == BF16;
+  memory::desc a_p = bf ? memory::desc({B, M, K}, dt::bf16, tag::any) : a_md;
+  memory::desc b_p = bf ? memory::desc({B, K, N}, dt::bf16, tag::any) : b_md;
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_p, b_p, c_md), eng());
+  auto plan = std::make_unique<Plan>();
+  plan->prim = dnnl::matmul(pd);
+  plan->impl = pd.impl_info_str();
+  plan->stages.emplace_back(DNNL_ARG_SRC, false, a_md, pd.src_desc());
+  plan->stages.emplace_back(DNNL_ARG_WEIGHTS, false, b_md, pd.weights_desc());
+  plan->stages.emplace_back(DNNL_ARG_DST, true, c_md, pd.dst_desc());
+  Plan *p = plan.get();
+  plans[key] = std::move(plan);
+  return p;
+}
+
 // ---------------------------------------------------------------- convolution
 // dims: N H W Ci Co KH KW OH OW sh sw top bottom left right
 enum { CONV_FWD = 1, CONV_BWD_DATA = 2, CONV_BWD_WEIGHTS = 3 };
@@ -487,19 +512,269 @@ void biasRelu(float *y, const float *bias, int64_t rows, int64_t C, bool relu, c
   }
 }
 
-// One convolution: the bf16 GEMM where it serves the shape, else oneDNN's primitive (Winograd where
-// asked and oneDNN has one for the shape and attributes, else direct). Forward only: bias (Co
-// values) and residual (y's size, added before the ReLU) may be null.
-const std::string &runConv(int kind, const ConvDims &c, bool wino, float *a, float *b, float *out, float *bias, bool relu, const float *residual) {
+// ---------------------------------------------------------------- Winograd F(2×2, 3×3), ours
+// oneDNN 2.6's f32 Winograd is F(4×4, 3×3): 6×6 tiles, 36 transformed weight matrices (37.7 MB
+// for a 3×3×512×512 layer, rebuilt on every call). Where the output is small (4×4×512 in
+// ResNet-18 on 32-px images) that transform is most of the work, and in a training step the
+// weights are out of cache: measured on the Xeon (2 threads, batch 32) such a layer took
+// 9.9–10.5 ms per direction in a step against 7.1–8.6 alone. F(2×2, 3×3) (Lavin & Gray) has 4×4
+// tiles and 16 transformed weight matrices (16.8 MB), and its 16 products are one batched oneDNN
+// matmul. With T tiles (N·⌈OH/2⌉·⌈OW/2⌉), p = 4ξ + ν one of the 16 tile positions:
+//   forward           U = G g Gᵀ  [16, Ci, Co];  V = Bᵀ d B  [16, T, Ci];  M[p] = V[p]·U[p];  y = Aᵀ M A
+//   backward data     the forward of dy with the flipped filter and pads 2 − p (a 3×3 stride-1
+//                     convolution's input gradient), the matmul reading U transposed
+//   backward weights  V as forward;  M'[p] = A dY Aᵀ  [16, T, Co];  dU[p] = V[p]ᵀ·M'[p];  dW = Gᵀ dU G
+// with Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1], G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],
+// Aᵀ = [1 1 1 0; 0 1 −1 −1]. Transforms are vector loops over channels (NHWC and HWIO keep
+// them contiguous), split over tiles / input channels by OpenMP; every element is computed by
+// one thread in a fixed order. float32 throughout (the cpu backend's direct sums agree within
+// 1e-5, test/backend/onednn-kernels.test.ts). Stride 1, 3×3, pads ≤ 2; fp32 only.
+std::vector<float> winoV, winoU, winoM;  // calls are sequential: one set of buffers for every shape
+
+bool wino23Applies(const ConvDims &c) {
+  return c.KH == 3 && c.KW == 3 && c.sh == 1 && c.sw == 1 && c.pt <= 2 && c.pb <= 2 && c.pl <= 2 && c.pr <= 2;
+}
+
+inline void grow(std::vector<float> &v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+// U[p][ci][co] = (G g Gᵀ)[p] for g = w[·][·][ci][co] (flip: g[a][b] = w[2−a][2−b], the backward
+// data filter).
+MIXMASK_CLONES
+static void wino23Weights(const float *w, float *U, int64_t Ci, int64_t Co, bool flip) {
+  const int64_t CC = Ci * Co;
+#pragma omp parallel for schedule(static)
+  for (int64_t ci = 0; ci < Ci; ci++) {
+    const float *g[3][3];
+    for (int a = 0; a < 3; a++)
+      for (int b = 0; b < 3; b++) g[a][b] = w + ((flip ? (2 - a) * 3 + (2 - b) : a * 3 + b) * Ci + ci) * Co;
+    float *u = U + ci * Co;
+#pragma omp simd
+    for (int64_t co = 0; co < Co; co++) {
+      float t[4][3];  // G g
+      for (int b = 0; b < 3; b++) {
+        const float g0 = g[0][b][co], g1 = g[1][b][co], g2 = g[2][b][co];
+        t[0][b] = g0;
+        t[1][b] = 0.5f * (g0 + g1 + g2);
+        t[2][b] = 0.5f * (g0 - g1 + g2);
+        t[3][b] = g2;
+      }
+      for (int i = 0; i < 4; i++) {  // (G g) Gᵀ
+        const float t0 = t[i][0], t1 = t[i][1], t2 = t[i][2];
+        u[(4 * i + 0) * CC + co] = t0;
+        u[(4 * i + 1) * CC + co] = 0.5f * (t0 + t1 + t2);
+        u[(4 * i + 2) * CC + co] = 0.5f * (t0 - t1 + t2);
+        u[(4 * i + 3) * CC + co] = t2;
+      }
+    }
+  }
+}
+
+// dW[a][b][ci][co] = (Gᵀ dU G)[a][b] for dU[p][ci][co].
+MIXMASK_CLONES
+static void wino23WeightsAdjoint(const float *dU, float *dw, int64_t Ci, int64_t Co) {
+  const int64_t CC = Ci * Co;
+#pragma omp parallel for schedule(static)
+  for (int64_t ci = 0; ci < Ci; ci++) {
+    const float *u = dU + ci * Co;
+    float *out[3][3];
+    for (int a = 0; a < 3; a++)
+      for (int b = 0; b < 3; b++) out[a][b] = dw + ((a * 3 + b) * Ci + ci) * Co;
+#pragma omp simd
+    for (int64_t co = 0; co < Co; co++) {
+      float t[3][4];  // Gᵀ dU
+      for (int j = 0; j < 4; j++) {
+        const float u0 = u[(0 + j) * CC + co], u1 = u[(4 + j) * CC + co], u2 = u[(8 + j) * CC + co], u3 = u[(12 + j) * CC + co];
+        t[0][j] = u0 + 0.5f * (u1 + u2);
+        t[1][j] = 0.5f * (u1 - u2);
+        t[2][j] = 0.5f * (u1 + u2) + u3;
+      }
+      for (int a = 0; a < 3; a++) {  // (Gᵀ dU) G
+        const float t0 = t[a][0], t1 = t[a][1], t2 = t[a][2], t3 = t[a][3];
+        out[a][0][co] = t0 + 0.5f * (t1 + t2);
+        out[a][1][co] = 0.5f * (t1 - t2);
+        out[a][2][co] = 0.5f * (t1 + t2) + t3;
+      }
+    }
+  }
+}
+
+// V[p][t][ci] = (Bᵀ d B)[p], d the 4×4 patch of x at tile t (zeros outside x).
+MIXMASK_CLONES
+static void wino23Input(const ConvDims &c, const float *x, float *V, const float *zeros) {
+  const int64_t TH = (c.OH + 1) / 2, TW = (c.OW + 1) / 2, T = c.N * TH * TW, C = c.Ci, TC = T * C;
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < T; t++) {
+    const int64_t n = t / (TH * TW), th = (t / TW) % TH, tw = t % TW;
+    const float *d[4][4];
+    for (int i = 0; i < 4; i++) {
+      const int64_t ih = 2 * th - c.pt + i;
+      for (int j = 0; j < 4; j++) {
+        const int64_t iw = 2 * tw - c.pl + j;
+        d[i][j] = (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) ? zeros : x + ((n * c.H + ih) * c.W + iw) * C;
+      }
+    }
+    float *v = V + t * C;
+#pragma omp simd
+    for (int64_t ci = 0; ci < C; ci++) {
+      float r[4][4];  // Bᵀ d
+      for (int j = 0; j < 4; j++) {
+        const float d0 = d[0][j][ci], d1 = d[1][j][ci], d2 = d[2][j][ci], d3 = d[3][j][ci];
+        r[0][j] = d0 - d2;
+        r[1][j] = d1 + d2;
+        r[2][j] = d2 - d1;
+        r[3][j] = d1 - d3;
+      }
+      for (int i = 0; i < 4; i++) {  // (Bᵀ d) B
+        v[(4 * i + 0) * TC + ci] = r[i][0] - r[i][2];
+        v[(4 * i + 1) * TC + ci] = r[i][1] + r[i][2];
+        v[(4 * i + 2) * TC + ci] = r[i][2] - r[i][1];
+        v[(4 * i + 3) * TC + ci] = r[i][1] - r[i][3];
+      }
+    }
+  }
+}
+
+// y = act(Aᵀ M A + bias + residual) for each tile's 2×2 outputs inside y (bias, residual optional).
+MIXMASK_CLONES
+static void wino23Output(const ConvDims &c, const float *M, float *y, const float *bias, const float *residual, bool relu) {
+  const int64_t TH = (c.OH + 1) / 2, TW = (c.OW + 1) / 2, T = c.N * TH * TW, C = c.Co, TC = T * C;
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < T; t++) {
+    const int64_t n = t / (TH * TW), th = (t / TW) % TH, tw = t % TW;
+    const float *m = M + t * C;
+    float *o[2][2];
+    const float *r[2][2];
+    bool inside[2][2];
+    for (int i = 0; i < 2; i++)
+      for (int j = 0; j < 2; j++) {
+        const int64_t oh = 2 * th + i, ow = 2 * tw + j;
+        inside[i][j] = oh < c.OH && ow < c.OW;
+        const int64_t at = ((n * c.OH + (inside[i][j] ? oh : 0)) * c.OW + (inside[i][j] ? ow : 0)) * C;
+        o[i][j] = y + at;
+        r[i][j] = residual ? residual + at : nullptr;
+      }
+    for (int i = 0; i < 2; i++)
+      for (int j = 0; j < 2; j++) {
+        if (!inside[i][j]) continue;
+        float *out = o[i][j];
+        const float *res = r[i][j];
+#pragma omp simd
+        for (int64_t co = 0; co < C; co++) {
+          float s[4];  // row i of Aᵀ M
+          for (int k = 0; k < 4; k++) {
+            const float m0 = m[(0 + k) * TC + co], m1 = m[(4 + k) * TC + co], m2 = m[(8 + k) * TC + co], m3 = m[(12 + k) * TC + co];
+            s[k] = i == 0 ? m0 + m1 + m2 : m1 - m2 - m3;
+          }
+          float v = j == 0 ? s[0] + s[1] + s[2] : s[1] - s[2] - s[3];
+          if (bias) v += bias[co];
+          if (res) v += res[co];
+          out[co] = relu && v < 0.f ? 0.f : v;
+        }
+      }
+  }
+}
+
+// M'[p][t][co] = (A dY Aᵀ)[p], dY the 2×2 block of dy at tile t (zeros outside dy).
+MIXMASK_CLONES
+static void wino23OutputAdjoint(const ConvDims &c, const float *dy, float *M, const float *zeros) {
+  const int64_t TH = (c.OH + 1) / 2, TW = (c.OW + 1) / 2, T = c.N * TH * TW, C = c.Co, TC = T * C;
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < T; t++) {
+    const int64_t n = t / (TH * TW), th = (t / TW) % TH, tw = t % TW;
+    const float *g[2][2];
+    for (int i = 0; i < 2; i++)
+      for (int j = 0; j < 2; j++) {
+        const int64_t oh = 2 * th + i, ow = 2 * tw + j;
+        g[i][j] = (oh < c.OH && ow < c.OW) ? dy + ((n * c.OH + oh) * c.OW + ow) * C : zeros;
+      }
+    float *m = M + t * C;
+#pragma omp simd
+    for (int64_t co = 0; co < C; co++) {
+      float r[4][2];  // A dY
+      for (int j = 0; j < 2; j++) {
+        const float a = g[0][j][co], b = g[1][j][co];
+        r[0][j] = a;
+        r[1][j] = a + b;
+        r[2][j] = a - b;
+        r[3][j] = -b;
+      }
+      for (int i = 0; i < 4; i++) {  // (A dY) Aᵀ
+        const float a = r[i][0], b = r[i][1];
+        m[(4 * i + 0) * TC + co] = a;
+        m[(4 * i + 1) * TC + co] = a + b;
+        m[(4 * i + 2) * TC + co] = a - b;
+        m[(4 * i + 3) * TC + co] = -b;
+      }
+    }
+  }
+}
+
+const std::string WINO23_IMPL = "wino_2x3:ours+";
+
+// a, b, out as for conv(): forward (x, w, y), backward data (dy, w, dx), backward weights (x, dy, dW).
+// Forward only: bias, residual, relu as runConv's.
+std::string wino23Conv(int kind, const ConvDims &c, const float *a, const float *b, float *out, const float *bias, bool relu, const float *residual) {
+  // The problem whose forward this is: the convolution itself, or (backward data) dy's forward
+  // with the flipped filter, in and out channels swapped, pads 2 − p.
+  const ConvDims f = kind != CONV_BWD_DATA ? c
+                     : ConvDims{c.N, c.OH, c.OW, c.Co, c.Ci, 3, 3, c.H, c.W, 1, 1, 2 - c.pt, 2 - c.pb, 2 - c.pl, 2 - c.pr};
+  const int64_t T = f.N * ((f.OH + 1) / 2) * ((f.OW + 1) / 2);
+  std::vector<float> zeros(static_cast<size_t>(std::max(f.Ci, f.Co)), 0.f);
+  grow(winoV, 16 * T * f.Ci);
+  grow(winoM, 16 * T * f.Co);
+  grow(winoU, 16 * c.Ci * c.Co);
+  Plan *mm;
+  if (kind == CONV_BWD_WEIGHTS) {
+    wino23Input(f, a, winoV.data(), zeros.data());
+    wino23OutputAdjoint(f, b, winoM.data(), zeros.data());
+    mm = matmulPlan(16, c.Ci, T, c.Co, true, false, FP32);  // dU[p] = V[p]ᵀ · M'[p]
+    mm->run({winoV.data(), winoM.data(), winoU.data()});
+    wino23WeightsAdjoint(winoU.data(), out, c.Ci, c.Co);
+  } else {
+    const bool bwd = kind == CONV_BWD_DATA;
+    wino23Weights(b, winoU.data(), c.Ci, c.Co, bwd);
+    wino23Input(f, a, winoV.data(), zeros.data());
+    // forward M[p] = V[p]·U[p] ([T, Ci]·[Ci, Co]); backward data M[p] = V[p]·U[p]ᵀ ([T, Co]·[Co, Ci])
+    mm = matmulPlan(16, T, f.Ci, f.Co, false, bwd, FP32);
+    mm->run({winoV.data(), winoU.data(), winoM.data()});
+    wino23Output(f, winoM.data(), out, bias, residual, relu);
+  }
+  return WINO23_IMPL + mm->impl;
+}
+
+// The convolution algorithm the caller asks for (lib/backend/onednn/kernels.ts chooses it per
+// layer): oneDNN's direct kernels, oneDNN's Winograd F(4×4, 3×3), or our F(2×2, 3×3) above.
+enum ConvAlgo { ALGO_DIRECT = 0, ALGO_WINOGRAD = 1, ALGO_WINO23 = 2 };
+
+// `false`/`true` (direct / oneDNN's Winograd) or 0, 1, 2.
+int getAlgo(napi_env env, napi_value v) {
+  napi_valuetype t;
+  NAPI_OK(napi_typeof(env, v, &t));
+  if (t == napi_boolean) return getBool(env, v) ? ALGO_WINOGRAD : ALGO_DIRECT;
+  const double d = getNum(env, v, "algorithm");
+  if (d != ALGO_DIRECT && d != ALGO_WINOGRAD && d != ALGO_WINO23)
+    throw JsError("conv: algorithm must be 0 (direct), 1 (oneDNN's Winograd F(4x4,3x3)) or 2 (Winograd F(2x2,3x3)), got " + std::to_string(d));
+  return static_cast<int>(d);
+}
+
+// One convolution: the bf16 GEMM where it serves the shape, else the algorithm asked for where it
+// applies (our F(2×2, 3×3) for fp32 3×3 stride-1 problems; oneDNN's Winograd where oneDNN has one
+// for the shape and attributes), else oneDNN's direct kernels. bf16 runs direct (neither Winograd
+// has a bf16 form). Forward only: bias (Co values) and residual (y's size, added before the
+// ReLU) may be null.
+std::string runConv(int kind, const ConvDims &c, int algo, float *a, float *b, float *out, float *bias, bool relu, const float *residual) {
   if (precision == BF16 && bf16Gemm(kind, c)) {
     const std::string &impl = gemmConv(kind, c, a, b, out);
     if (bias || relu || residual) biasRelu(out, bias, c.N * c.OH * c.OW, c.Co, relu, residual);
     return impl;
   }
-  if (precision == BF16) wino = false;
+  if (precision == BF16) algo = ALGO_DIRECT;
+  if (algo == ALGO_WINO23 && wino23Applies(c)) return wino23Conv(kind, c, a, b, out, bias, relu, residual);
   const bool hasBias = bias != nullptr, sum = residual != nullptr;
   Plan *p = nullptr;
-  if (wino) {
+  if (algo == ALGO_WINOGRAD) {
     try {
       p = convPlan(kind, c, true, hasBias, relu, sum);
     } catch (const dnnl::error &) {
@@ -526,7 +801,7 @@ napi_value Conv(napi_env env, napi_callback_info info) {
   int kind = static_cast<int>(getNum(env, argv[0], "kind"));
   if (kind < 1 || kind > 3) throw JsError("conv: kind must be 1, 2 or 3");
   ConvDims c = convDims(getInts(env, argv[4], 15, "dims"));
-  bool wino = argc > 5 && getBool(env, argv[5]);
+  const int algo = argc > 5 ? getAlgo(env, argv[5]) : ALGO_DIRECT;
   const bool hasBias = argc > 6 && !isNullish(env, argv[6]);
   const bool relu = argc > 7 && getBool(env, argv[7]);
   if ((hasBias || relu) && kind != CONV_FWD) throw JsError("conv: bias and relu are for the forward (kind 1) only");
@@ -537,7 +812,7 @@ napi_value Conv(napi_env env, napi_callback_info info) {
   if (kind == CONV_FWD) { need(a, nx, "x"); need(b, nw, "w"); need(out, ny, "y"); }
   if (kind == CONV_BWD_DATA) { need(a, ny, "dy"); need(b, nw, "w"); need(out, nx, "dx"); }
   if (kind == CONV_BWD_WEIGHTS) { need(a, nx, "x"); need(b, ny, "dy"); need(out, nw, "dW"); }
-  const std::string &impl = runConv(kind, c, wino, a.data, b.data, out.data, hasBias ? bias.data : nullptr, relu, nullptr);
+  const std::string &impl = runConv(kind, c, algo, a.data, b.data, out.data, hasBias ? bias.data : nullptr, relu, nullptr);
   napi_value r;
   NAPI_OK(napi_create_string_utf8(env, impl.c_str(), impl.size(), &r));
   return r;
@@ -574,7 +849,8 @@ napi_value ConvBn(napi_env env, napi_callback_info info) {
       m = getF32(env, argv[4], "mean"), v = getF32(env, argv[5], "variance"), y = getF32(env, argv[8], "y");
   const float eps = static_cast<float>(getNum(env, argv[6], "eps"));
   const bool hasResidual = !isNullish(env, argv[7]);
-  const bool wino = getBool(env, argv[10]), relu = getBool(env, argv[11]);
+  const int algo = getAlgo(env, argv[10]);
+  const bool relu = getBool(env, argv[11]);
   const size_t nx = c.N * c.H * c.W * c.Ci, nw = c.KH * c.KW * c.Ci * c.Co, ny = c.N * c.OH * c.OW * c.Co;
   need(x, nx, "x"); need(w, nw, "w"); need(y, ny, "y");
   need(sc, c.Co, "scale"); need(of, c.Co, "offset"); need(m, c.Co, "mean"); need(v, c.Co, "variance");
@@ -588,7 +864,7 @@ napi_value ConvBn(napi_env env, napi_callback_info info) {
   }
   if (foldedW.size() < nw) foldedW.resize(nw);
   scaleColumns(w.data, s.data(), foldedW.data(), c.KH * c.KW * c.Ci, c.Co);
-  const std::string &impl = runConv(CONV_FWD, c, wino, x.data, foldedW.data(), y.data, shift.data(), relu, hasResidual ? res.data : nullptr);
+  const std::string &impl = runConv(CONV_FWD, c, algo, x.data, foldedW.data(), y.data, shift.data(), relu, hasResidual ? res.data : nullptr);
   napi_value r;
   NAPI_OK(napi_create_string_utf8(env, impl.c_str(), impl.size(), &r));
   return r;
@@ -890,29 +1166,7 @@ napi_value MatMul(napi_env env, napi_callback_info info) {
   if (B < 1 || M < 1 || K < 1 || N < 1) throw JsError("matmul: dimensions must be positive");
   F32 a = getF32(env, argv[0], "a"), b = getF32(env, argv[1], "b"), out = getF32(env, argv[2], "out");
   need(a, B * M * K, "a"); need(b, B * K * N, "b"); need(out, B * M * N, "out");
-  std::vector<int64_t> key = {20, precision, B, M, K, N, ta, tb};
-  auto it = plans.find(key);
-  Plan *p;
-  if (it != plans.end()) {
-    p = it->second.get();
-  } else {
-    memory::desc a_md({B, M, K}, dt::f32, ta ? memory::dims{M * K, 1, M} : memory::dims{M * K, K, 1});
-    memory::desc b_md({B, K, N}, dt::f32, tb ? memory::dims{K * N, 1, K} : memory::dims{K * N, N, 1});
-    memory::desc c_md({B, M, N}, dt::f32, tag::abc);
-    // bf16: both operands rounded to bf16 (layouts oneDNN's choice), f32 accumulation and output.
-    const bool bf = precision == BF16;
-    memory::desc a_p = bf ? memory::desc({B, M, K}, dt::bf16, tag::any) : a_md;
-    memory::desc b_p = bf ? memory::desc({B, K, N}, dt::bf16, tag::any) : b_md;
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_p, b_p, c_md), eng());
-    auto plan = std::make_unique<Plan>();
-    plan->prim = dnnl::matmul(pd);
-    plan->impl = pd.impl_info_str();
-    plan->stages.emplace_back(DNNL_ARG_SRC, false, a_md, pd.src_desc());
-    plan->stages.emplace_back(DNNL_ARG_WEIGHTS, false, b_md, pd.weights_desc());
-    plan->stages.emplace_back(DNNL_ARG_DST, true, c_md, pd.dst_desc());
-    p = plan.get();
-    plans[key] = std::move(plan);
-  }
+  Plan *p = matmulPlan(B, M, K, N, ta, tb, precision);
   p->run({a.data, b.data, out.data});
   napi_value r;
   NAPI_OK(napi_create_string_utf8(env, p->impl.c_str(), p->impl.size(), &r));
