@@ -721,7 +721,8 @@ std::string wino23Conv(int kind, const ConvDims &c, const float *a, const float 
   const ConvDims f = kind != CONV_BWD_DATA ? c
                      : ConvDims{c.N, c.OH, c.OW, c.Co, c.Ci, 3, 3, c.H, c.W, 1, 1, 2 - c.pt, 2 - c.pb, 2 - c.pl, 2 - c.pr};
   const int64_t T = f.N * ((f.OH + 1) / 2) * ((f.OW + 1) / 2);
-  std::vector<float> zeros(static_cast<size_t>(std::max(f.Ci, f.Co)), 0.f);
+  static std::vector<float> zeros;  // read-only padding source, never written
+  if (zeros.size() < static_cast<size_t>(std::max(f.Ci, f.Co))) zeros.assign(std::max(f.Ci, f.Co), 0.f);
   grow(winoV, 16 * T * f.Ci);
   grow(winoM, 16 * T * f.Co);
   grow(winoU, 16 * c.Ci * c.Co);
@@ -1242,6 +1243,7 @@ napi_value ClearCache(napi_env env, napi_callback_info) {
   std::vector<uint16_t>().swap(colBuffer);
   std::vector<float>().swap(dcolBuffer);
   std::vector<float>().swap(foldedW);
+  for (std::vector<float> *v : {&winoV, &winoU, &winoM}) std::vector<float>().swap(*v);
   return nullptr;
 }
 
