@@ -108,13 +108,19 @@ function dims(info: tf.backend_util.Conv2DInfo): number[] {
  *   tiles): 9.9–10.5 ms per direction in a step with F(4×4) → 4.9–6.6; at batch 128 (512 tiles,
  *   the boundary) about even; the 8×8×256 layers at batch 32 (512 tiles > 256) stay with
  *   F(4×4) (4.2 ms against 5.5 alone).
+ * - Unequal pads (explicit ones only) never go to oneDNN's F(4×4): see below.
  * bf16 runs direct whatever this says (neither Winograd has a bf16 form).
  */
 export function convAlgorithm(info: tf.backend_util.Conv2DInfo, opts: OnednnKernelOptions): ConvAlgorithmCode {
   const square3 = info.filterHeight === 3 && info.filterWidth === 3 && info.strideHeight === 1 && info.strideWidth === 1;
   if (opts.winograd === false || !square3 || info.inChannels < 32 || info.outChannels < 32) return CONV_ALGORITHM.direct;
   const tiles = info.batchSize * Math.ceil(info.outHeight / 2) * Math.ceil(info.outWidth / 2);
-  return tiles <= Math.min(info.inChannels, info.outChannels) ? CONV_ALGORITHM.winograd2x3 : CONV_ALGORITHM.winograd4x3;
+  if (tiles <= Math.min(info.inChannels, info.outChannels)) return CONV_ALGORITHM.winograd2x3;
+  // oneDNN 2.6's F(4×4) backward data is wrong where a dimension's two pads differ (0/1: relative
+  // error 1.4 against direct, measured; forward and backward weights agree). tfjs's 'same' at
+  // stride 1 pads 1/1, so only explicit pads get here: they run direct.
+  const p = info.padInfo;
+  return p.top === p.bottom && p.left === p.right ? CONV_ALGORITHM.winograd4x3 : CONV_ALGORITHM.direct;
 }
 
 export interface KernelStats {
