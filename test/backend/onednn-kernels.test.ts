@@ -46,12 +46,18 @@ const CASES: ConvCase[] = [
   { name: '3×3 s2 valid, odd', n: 2, h: 9, w: 9, ci: 5, co: 7, k: 3, stride: 2, pad: 'valid' },
   { name: '3×2 non-square, strides [2,1], explicit [[1,2],[0,1]]', n: 2, h: 9, w: 8, ci: 3, co: 5, k: [3, 2], stride: [2, 1], pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
   { name: '3×3 s1 pad 3 (pad ≥ kernel)', n: 2, h: 5, w: 6, ci: 3, co: 4, k: 3, stride: 1, pad: 3 },
-  // Our Winograd F(2×2, 3×3) (no more 2×2 output tiles than channels): the ResNet-18 shape, edge
-  // tiles, pads 0 (backward data then pads 2) and asymmetric pads.
+  // Our Winograd F(2×2, 3×3) (2×2 output tiles no more than half the channels): the ResNet-18
+  // shape, edge tiles, pads 0 (backward data then pads 2) and asymmetric pads.
   { name: 'F(2×2) Winograd: layer4 3×3 at 4×4, 512→512', n: 3, h: 4, w: 4, ci: 512, co: 512, k: 3, stride: 1, pad: 1 },
   { name: 'F(2×2) Winograd, odd 5×3 (edge tiles), 40→36', n: 2, h: 5, w: 3, ci: 40, co: 36, k: 3, stride: 1, pad: 1 },
   { name: 'F(2×2) Winograd, valid 6×7, 48→40', n: 1, h: 6, w: 7, ci: 48, co: 40, k: 3, stride: 1, pad: 'valid' },
   { name: 'F(2×2) Winograd, explicit pads [[1,2],[0,1]], 32→48', n: 2, h: 4, w: 5, ci: 32, co: 48, k: 3, stride: 1, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
+  // Our F(4×4, 3×3) (tiles between half the channels and the channels): the ResNet-18 4×4 layer's
+  // proportions at fewer channels, partial tiles, pads 0, asymmetric pads.
+  { name: 'F(4×4) ours: 4×4, 64→64, 64 tiles', n: 16, h: 4, w: 4, ci: 64, co: 64, k: 3, stride: 1, pad: 1 },
+  { name: 'F(4×4) ours, odd 7×5 (partial tiles), 40→48', n: 3, h: 7, w: 5, ci: 40, co: 48, k: 3, stride: 1, pad: 1 },
+  { name: 'F(4×4) ours, valid 9×7, 48→40', n: 3, h: 9, w: 7, ci: 48, co: 40, k: 3, stride: 1, pad: 'valid' },
+  { name: 'F(4×4) ours, explicit pads [[1,2],[0,1]], 40→40', n: 3, h: 6, w: 5, ci: 40, co: 40, k: 3, stride: 1, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
   // Many tiles with unequal pads: oneDNN's F(4×4) got dx wrong here (relative error 1.4), so direct.
   { name: '3×3 s1 explicit pads [[0,1],[0,1]], 32→32, 64 tiles', n: 4, h: 9, w: 9, ci: 32, co: 32, k: 3, stride: 1, pad: [[0, 0], [0, 1], [0, 1], [0, 0]] },
 ];
@@ -266,7 +272,7 @@ test('FusedConv2D with other activations or PReLU weights goes to the wasm kerne
   got.forEach((g, i) => assert.ok(relError(g, want[i]) < 1e-5, `case ${i}: rel err ${relError(g, want[i])}`));
 });
 
-test('direct convolution (MIXMASK_ONEDNN_WINOGRAD=0) on 3×3 stride-1 ResNet-18 shapes matches cpu, and both Winograds ran by default', { skip }, async () => {
+test('direct convolution (MIXMASK_ONEDNN_WINOGRAD=0) on 3×3 stride-1 ResNet-18 shapes matches cpu, and all three Winograds ran by default', { skip }, async () => {
   const addon = loadAddon();
   installOnednnKernels(addon, { ...TEST_OPTS, winograd: false });
   try {
@@ -300,6 +306,7 @@ test('direct convolution (MIXMASK_ONEDNN_WINOGRAD=0) on 3×3 stride-1 ResNet-18 
     // The per-case tests before this one ran with the default kernels: both Winograds, every direction.
     for (const k of ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'FusedConv2D', CONV_BN_EVAL_KERNEL]) {
       assert.ok(kernelStats.impls[k].some((s) => /^wino_2x3:ours\+/.test(s)), `our F(2x2) Winograd ran for ${k}: ${kernelStats.impls[k]}`);
+      assert.ok(kernelStats.impls[k].some((s) => /^wino_4x3:ours\+/.test(s)), `our F(4x4) Winograd ran for ${k}: ${kernelStats.impls[k]}`);
       if (k !== 'FusedConv2D' && k !== CONV_BN_EVAL_KERNEL) assert.ok(kernelStats.impls[k].some((s) => /^jit_wino_4x3:/.test(s)), `oneDNN's Winograd ran for ${k}: ${kernelStats.impls[k]}`);
     }
   } finally {
@@ -307,18 +314,21 @@ test('direct convolution (MIXMASK_ONEDNN_WINOGRAD=0) on 3×3 stride-1 ResNet-18 
   }
 });
 
-test('convolution algorithm by the measured rule: Winograd for 3×3 stride 1 with ≥ 32 channels, F(2×2) where the 2×2 tiles are no more than the channels; 16 channels, stride 2, 1×1 and winograd: false run direct', () => {
+test('convolution algorithm by the measured rule: Winograd for 3×3 stride 1 with ≥ 32 channels; ours where the 2×2 tiles are no more than the channels (F(2×2) up to half), oneDNN\'s F(4×4) above; 16 channels, stride 2, 1×1, winograd: false and (for oneDNN\'s) unequal pads run direct', () => {
   const info = (ci: number, co: number, k = 3, stride = 1, n = 2, hw = 8) => tf.backend_util.computeConv2DInfo([n, hw, hw, ci], [k, k, ci, co], stride, 1, 'same');
-  const { direct, winograd4x3, winograd2x3 } = CONV_ALGORITHM;
-  assert.equal(convAlgorithm(info(32, 32), {}), winograd2x3, '2·4·4 = 32 tiles ≤ 32 channels (the boundary)');
-  assert.equal(convAlgorithm(info(32, 32, 3, 1, 3), {}), winograd4x3, '48 tiles > 32 channels');
-  assert.equal(convAlgorithm(info(64, 128), {}), winograd2x3, '32 tiles ≤ 64 channels');
-  assert.equal(convAlgorithm(info(64, 64, 3, 1, 32, 32), {}), winograd4x3, 'ResNet-18 32×32×64 at batch 32: 8192 tiles');
-  assert.equal(convAlgorithm(info(256, 256, 3, 1, 32, 8), {}), winograd4x3, '8×8×256 at batch 32: 512 tiles > 256');
-  assert.equal(convAlgorithm(info(512, 512, 3, 1, 32, 4), {}), winograd2x3, '4×4×512 at batch 32: 128 tiles');
-  assert.equal(convAlgorithm(info(512, 512, 3, 1, 128, 4), {}), winograd2x3, '4×4×512 at batch 128: 512 tiles, the boundary');
-  assert.equal(convAlgorithm(info(512, 512, 3, 1, 129, 4), {}), winograd4x3);
-  assert.equal(convAlgorithm(info(128, 128, 3, 1, 128, 4), {}), winograd4x3, 'width 16, 4×4×128 at batch 128');
+  const { direct, onednnF4x4, oursF2x2, oursF4x4 } = CONV_ALGORITHM;
+  assert.equal(convAlgorithm(info(64, 64), {}), oursF2x2, '2·4·4 = 32 tiles ≤ 64/2 (the boundary)');
+  assert.equal(convAlgorithm(info(32, 32), {}), oursF4x4, '32 tiles: > 32/2, ≤ 32');
+  assert.equal(convAlgorithm(info(32, 32, 3, 1, 3), {}), onednnF4x4, '48 tiles > 32 channels');
+  assert.equal(convAlgorithm(info(64, 128), {}), oursF2x2, '32 tiles ≤ 64/2');
+  assert.equal(convAlgorithm(info(64, 64, 3, 1, 32, 32), {}), onednnF4x4, 'ResNet-18 32×32×64 at batch 32: 8192 tiles');
+  assert.equal(convAlgorithm(info(256, 256, 3, 1, 32, 8), {}), onednnF4x4, '8×8×256 at batch 32: 512 tiles > 256');
+  assert.equal(convAlgorithm(info(512, 512, 3, 1, 32, 4), {}), oursF2x2, '4×4×512 at batch 32: 128 tiles');
+  assert.equal(convAlgorithm(info(512, 512, 3, 1, 64, 4), {}), oursF2x2, '4×4×512 at batch 64: 256 tiles');
+  assert.equal(convAlgorithm(info(512, 512, 3, 1, 65, 4), {}), oursF4x4);
+  assert.equal(convAlgorithm(info(512, 512, 3, 1, 128, 4), {}), oursF4x4, '4×4×512 at batch 128: 512 tiles');
+  assert.equal(convAlgorithm(info(512, 512, 3, 1, 129, 4), {}), onednnF4x4);
+  assert.equal(convAlgorithm(info(128, 128, 3, 1, 128, 4), {}), onednnF4x4, 'width 16, 4×4×128 at batch 128');
   assert.equal(convAlgorithm(info(16, 16), {}), direct, 'width-16 stage: direct (Winograd ~2x slower there)');
   assert.equal(convAlgorithm(info(16, 32), {}), direct);
   assert.equal(convAlgorithm(info(32, 16), {}), direct);
@@ -328,8 +338,8 @@ test('convolution algorithm by the measured rule: Winograd for 3×3 stride 1 wit
   const padded = (pad: [[number, number], [number, number], [number, number], [number, number]], n = 4) =>
     tf.backend_util.computeConv2DInfo([n, 9, 9, 32], [3, 3, 32, 32], 1, 1, pad as unknown as 'same');
   assert.equal(convAlgorithm(padded([[0, 0], [0, 1], [0, 1], [0, 0]]), {}), direct, 'unequal pads: not oneDNN F(4×4) (its dx was wrong)');
-  assert.equal(convAlgorithm(padded([[0, 0], [1, 1], [0, 0], [0, 0]]), {}), winograd4x3, 'equal pads per dimension');
-  assert.equal(convAlgorithm(padded([[0, 0], [0, 1], [0, 1], [0, 0]], 1), {}), winograd2x3, 'few tiles: ours, which takes any pads ≤ 2');
+  assert.equal(convAlgorithm(padded([[0, 0], [1, 1], [0, 0], [0, 0]]), {}), onednnF4x4, 'equal pads per dimension');
+  assert.equal(convAlgorithm(padded([[0, 0], [0, 1], [0, 1], [0, 0]], 1), {}), oursF2x2, 'few tiles: ours, which takes any pads ≤ 2');
 });
 
 test('BatchMatMul on oneDNN matches cpu for every transpose combination, batched and broadcast (delegated)', { skip }, async () => {

@@ -11,9 +11,11 @@ export const CONV_ALGORITHM = {
   /** oneDNN's direct kernels. */
   direct: 0,
   /** oneDNN's Winograd F(4×4, 3×3). */
-  winograd4x3: 1,
-  /** Ours, F(2×2, 3×3): 16 transformed weight matrices instead of 36, one batched oneDNN matmul. */
-  winograd2x3: 2,
+  onednnF4x4: 1,
+  /** Ours, Winograd F(2×2, 3×3): 16 transformed weight matrices, the products as one batched oneDNN matmul. */
+  oursF2x2: 2,
+  /** Ours, Winograd F(4×4, 3×3): the same plan with 36 (points 0, ±3/4, ±3/2). */
+  oursF4x4: 3,
 } as const;
 export type ConvAlgorithmCode = (typeof CONV_ALGORITHM)[keyof typeof CONV_ALGORITHM];
 
@@ -21,8 +23,8 @@ export interface OnednnAddon {
   /**
    * kind 1: (x, w, y) forward; 2: (dy, w, dx) backward data; 3: (x, dy, dW) backward weights.
    * dims = [N, H, W, Ci, Co, KH, KW, OH, OW, sh, sw, top, bottom, left, right]; returns the
-   * oneDNN implementation that ran (ours, F(2×2, 3×3), starts with `wino_2x3:ours+`, then the
-   * matmul's). `algorithm`: CONV_ALGORITHM's codes (false / true: direct / F(4×4, 3×3)); where it
+   * oneDNN implementation that ran (ours start with `wino_2x3:ours+` or `wino_4x3:ours+`, then
+   * the matmul's). `algorithm`: CONV_ALGORITHM's codes (false / true: direct / F(4×4, 3×3)); where it
    * does not apply (not 3×3 stride 1; bf16) the convolution runs direct. Forward only: y = act(conv(x) + bias) with bias (Co values,
    * or null) and relu, in the same primitive.
    */

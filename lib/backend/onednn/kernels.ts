@@ -31,7 +31,7 @@ export interface OnednnKernelOptions {
    * Winograd for 3×3 stride-1 convolutions with ≥ 32 input and output channels (oneDNN falls back
    * to direct where it has none). Default true: measured 1.4–1.6× faster per ResNet-18 step than
    * direct, within 1e-5 of the cpu backend. fp32 only: oneDNN has no bf16 Winograd, so bf16 runs
-   * direct. Which layers, and which of oneDNN's F(4×4, 3×3) and our F(2×2, 3×3): `convAlgorithm`.
+   * direct. Which layers, and which of oneDNN's F(4×4, 3×3) and our F(2×2, 3×3) / F(4×4, 3×3): `convAlgorithm`.
    */
   winograd?: boolean;
   /** Also take over the fused BatchNorm and its gradient (default true). */
@@ -96,31 +96,37 @@ function dims(info: tf.backend_util.Conv2DInfo): number[] {
 }
 
 /**
- * Direct or Winograd, per layer, by a fixed rule (the same algorithm for a layer in every run, so
- * a resumed run computes what the uninterrupted one would). Measured per layer with `node
- * dist/bench/onednn-winograd.js` and in whole steps (Xeon, avx512_core_amx; docs/performance.md):
+ * Direct or Winograd, and whose, per layer, by a fixed rule (the same algorithm for a layer in
+ * every run, so a resumed run computes what the uninterrupted one would). Measured per layer with
+ * `node dist/bench/onednn-winograd.js` and in whole steps (Xeon, avx512_core_amx, 2 threads;
+ * docs/performance.md):
  * - Winograd for 3×3 stride 1 with ≥ 32 input and output channels: at 16 channels oneDNN's
  *   Winograd is ~2× slower than direct (0.43–0.67 at 384×32×32×16), at 32 about even (0.91–1.20),
  *   from 64 on faster (1.3–2.6).
- * - Of the two Winograds, F(2×2, 3×3) where the layer has no more 2×2 output tiles than channels
- *   (N·⌈OH/2⌉·⌈OW/2⌉ ≤ min(Ci, Co)): there the transformed weights, not the activations, are the
- *   traffic, and F(4×4, 3×3) has 2.25× as many. ResNet-18's 4×4×512 layers at batch 32 (128
- *   tiles): 9.9–10.5 ms per direction in a step with F(4×4) → 4.9–6.6; at batch 128 (512 tiles,
- *   the boundary) about even; the 8×8×256 layers at batch 32 (512 tiles > 256) stay with
- *   F(4×4) (4.2 ms against 5.5 alone).
+ * - Ours where the layer has no more 2×2 output tiles than channels (N·⌈OH/2⌉·⌈OW/2⌉ ≤
+ *   min(Ci, Co)): there the transformed weights, not the activations, are the traffic; oneDNN
+ *   rebuilds them on every call and runs its products at half the matmul rate. F(2×2) up to half
+ *   that many tiles: ResNet-18's 4×4×512 layers at batch 32 (128 tiles) took 9.9–10.5 ms per
+ *   direction in a step with oneDNN's F(4×4), 4.9–6.6 with ours. F(4×4) above: the same layers at
+ *   batch 128 (512 tiles) took 175–185 ms per step (three layers, three directions) with oneDNN's
+ *   or our F(2×2), 148–151 with our F(4×4). With more tiles oneDNN's F(4×4) wins (8×8×256 at
+ *   batch 32, 512 tiles: 42 ms per step against 42–46 with ours; 14 against 16 ms alone at
+ *   batch 128).
  * - Unequal pads (explicit ones only) never go to oneDNN's F(4×4): see below.
- * bf16 runs direct whatever this says (neither Winograd has a bf16 form).
+ * bf16 runs direct whatever this says (no Winograd here has a bf16 form).
  */
 export function convAlgorithm(info: tf.backend_util.Conv2DInfo, opts: OnednnKernelOptions): ConvAlgorithmCode {
   const square3 = info.filterHeight === 3 && info.filterWidth === 3 && info.strideHeight === 1 && info.strideWidth === 1;
   if (opts.winograd === false || !square3 || info.inChannels < 32 || info.outChannels < 32) return CONV_ALGORITHM.direct;
   const tiles = info.batchSize * Math.ceil(info.outHeight / 2) * Math.ceil(info.outWidth / 2);
-  if (tiles <= Math.min(info.inChannels, info.outChannels)) return CONV_ALGORITHM.winograd2x3;
+  const channels = Math.min(info.inChannels, info.outChannels);
+  if (2 * tiles <= channels) return CONV_ALGORITHM.oursF2x2;
+  if (tiles <= channels) return CONV_ALGORITHM.oursF4x4;
   // oneDNN 2.6's F(4×4) backward data is wrong where a dimension's two pads differ (0/1: relative
   // error 1.4 against direct, measured; forward and backward weights agree). tfjs's 'same' at
   // stride 1 pads 1/1, so only explicit pads get here: they run direct.
   const p = info.padInfo;
-  return p.top === p.bottom && p.left === p.right ? CONV_ALGORITHM.winograd4x3 : CONV_ALGORITHM.direct;
+  return p.top === p.bottom && p.left === p.right ? CONV_ALGORITHM.onednnF4x4 : CONV_ALGORITHM.direct;
 }
 
 export interface KernelStats {

@@ -224,13 +224,14 @@ bool nativeBf16() {
 // The cached matmul plan: out[b] = op(a[b]) · op(b[b]), row-major, transposes as strides (a
 // transposed is stored [B, K, M], b transposed [B, N, K]); in bf16 both operands are rounded to
 // bf16 (layouts oneDNN's choice), f32 accumulation and output.
-Plan *matmulPlan(int64_t B, int64_t M, int64_t K, int64_t N, bool ta, bool tb, Precision prec) {
-  std::vector<int64_t> key = {20, prec, B, M, K, N, ta, tb};
+Plan *matmulPlan(int64_t B, int64_t M, int64_t K, int64_t N, bool ta, bool tb, Precision prec, int64_t pad = 0) {
+  std::vector<int64_t> key = {20, prec, B, M, K, N, ta, tb, pad};
   auto it = plans.find(key);
   if (it != plans.end()) return it->second.get();
-  memory::desc a_md({B, M, K}, dt::f32, ta ? memory::dims{M * K, 1, M} : memory::dims{M * K, K, 1});
-  memory::desc b_md({B, K, N}, dt::f32, tb ? memory::dims{K * N, 1, K} : memory::dims{K * N, N, 1});
-  memory::desc c_md({B, M, N}, dt::f32, tag::abc);
+  // pad: the batch entries lie pad floats more than their size apart (a, b and out alike)
+  memory::desc a_md({B, M, K}, dt::f32, ta ? memory::dims{M * K + pad, 1, M} : memory::dims{M * K + pad, K, 1});
+  memory::desc b_md({B, K, N}, dt::f32, tb ? memory::dims{K * N + pad, 1, K} : memory::dims{K * N + pad, N, 1});
+  memory::desc c_md({B, M, N}, dt::f32, memory::dims{M * N + pad, N, 1});
   const bool bf = prec == BF16;
   memory::desc a_p = bf ? memory::desc({B, M, K}, dt::bf16, tag::any) : a_md;
   memory::desc b_p = bf ? memory::desc({B, K, N}, dt::bf16, tag::any) : b_md;
@@ -512,26 +513,31 @@ void biasRelu(float *y, const float *bias, int64_t rows, int64_t C, bool relu, c
   }
 }
 
-// ---------------------------------------------------------------- Winograd F(2×2, 3×3), ours
-// oneDNN 2.6's f32 Winograd is F(4×4, 3×3): 6×6 tiles, 36 transformed weight matrices (37.7 MB
-// for a 3×3×512×512 layer, rebuilt on every call). Where the output is small (4×4×512 in
-// ResNet-18 on 32-px images) that transform is most of the work, and in a training step the
-// weights are out of cache: measured on the Xeon (2 threads, batch 32) such a layer took
-// 9.9–10.5 ms per direction in a step against 7.1–8.6 alone. F(2×2, 3×3) (Lavin & Gray) has 4×4
-// tiles and 16 transformed weight matrices (16.8 MB), and its 16 products are one batched oneDNN
-// matmul. With T tiles (N·⌈OH/2⌉·⌈OW/2⌉), p = 4ξ + ν one of the 16 tile positions:
-//   forward           U = G g Gᵀ  [16, Ci, Co];  V = Bᵀ d B  [16, T, Ci];  M[p] = V[p]·U[p];  y = Aᵀ M A
+// ---------------------------------------------------------------- Winograd, ours: F(2×2, 3×3), F(4×4, 3×3)
+// oneDNN 2.6's f32 Winograd is F(4×4, 3×3) with its products interleaved with the transforms. It
+// rebuilds its 36 transformed weight matrices on every call (37.7 MB for a 3×3×512×512 layer), and
+// its products run at about half the rate a plain oneDNN matmul reaches (Xeon, 2 threads). Where a
+// layer has few output tiles for its channels (ResNet-18's 4×4×512 layers on 32-px images) the
+// weights are the work, and in a training step they are out of cache: such a layer took 9.9–10.5 ms
+// per direction in a batch-32 step against 7.1–8.6 alone. Ours write the transforms out and run
+// the α² products (α = m + 2: 16 for F(2×2), 36 for F(4×4)) as one batched oneDNN matmul. With T
+// tiles of m×m outputs (N·⌈OH/m⌉·⌈OW/m⌉) and p one of the α² tile positions:
+//   forward           U = G g Gᵀ  [α², Ci, Co];  V = Bᵀ d B  [α², T, Ci];  M[p] = V[p]·U[p];  y = Aᵀ M A
 //   backward data     the forward of dy with the flipped filter and pads 2 − p (a 3×3 stride-1
 //                     convolution's input gradient), the matmul reading U transposed
-//   backward weights  V as forward;  M'[p] = A dY Aᵀ  [16, T, Co];  dU[p] = V[p]ᵀ·M'[p];  dW = Gᵀ dU G
-// with Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1], G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],
-// Aᵀ = [1 1 1 0; 0 1 −1 −1]. Transforms are vector loops over channels (NHWC and HWIO keep
-// them contiguous), split over tiles / input channels by OpenMP; every element is computed by
-// one thread in a fixed order. float32 throughout (the cpu backend's direct sums agree within
-// 1e-5, test/backend/onednn-kernels.test.ts). Stride 1, 3×3, pads ≤ 2; fp32 only.
+//   backward weights  V as forward;  M'[p] = A dY Aᵀ  [α², T, Co];  dU[p] = V[p]ᵀ·M'[p];  dW = Gᵀ dU G
+// F(2×2) (Lavin & Gray): Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1], G = [1 0 0; ½ ½ ½; ½ −½ ½;
+// 0 0 1], Aᵀ = [1 1 1 0; 0 1 −1 −1]; F(4×4): below. Transforms are vector loops over channels
+// (NHWC and HWIO keep them contiguous), split over tiles / input channels by OpenMP; every element
+// is computed by one thread in a fixed order. float32 throughout (the cpu backend's direct sums
+// agree within 1e-5, test/backend/onednn-kernels.test.ts). Stride 1, 3×3, pads ≤ 2; fp32 only.
 std::vector<float> winoV, winoU, winoM;  // calls are sequential: one set of buffers for every shape
+// The tile positions' matrices lie WINO_PAD floats more than their size apart: at 512×512 channels
+// a dense layout puts the 16 or 36 streams a transform writes exactly 1 MB apart, onto the same
+// cache sets.
+constexpr int64_t WINO_PAD = 64;
 
-bool wino23Applies(const ConvDims &c) {
+bool winoApplies(const ConvDims &c) {
   return c.KH == 3 && c.KW == 3 && c.sh == 1 && c.sw == 1 && c.pt <= 2 && c.pb <= 2 && c.pl <= 2 && c.pr <= 2;
 }
 
@@ -543,7 +549,7 @@ inline void grow(std::vector<float> &v, size_t n) {
 // data filter).
 MIXMASK_CLONES
 static void wino23Weights(const float *w, float *U, int64_t Ci, int64_t Co, bool flip) {
-  const int64_t CC = Ci * Co;
+  const int64_t CC = Ci * Co + WINO_PAD;
 #pragma omp parallel for schedule(static)
   for (int64_t ci = 0; ci < Ci; ci++) {
     const float *g[3][3];
@@ -574,7 +580,7 @@ static void wino23Weights(const float *w, float *U, int64_t Ci, int64_t Co, bool
 // dW[a][b][ci][co] = (Gᵀ dU G)[a][b] for dU[p][ci][co].
 MIXMASK_CLONES
 static void wino23WeightsAdjoint(const float *dU, float *dw, int64_t Ci, int64_t Co) {
-  const int64_t CC = Ci * Co;
+  const int64_t CC = Ci * Co + WINO_PAD;
 #pragma omp parallel for schedule(static)
   for (int64_t ci = 0; ci < Ci; ci++) {
     const float *u = dU + ci * Co;
@@ -603,7 +609,7 @@ static void wino23WeightsAdjoint(const float *dU, float *dw, int64_t Ci, int64_t
 // V[p][t][ci] = (Bᵀ d B)[p], d the 4×4 patch of x at tile t (zeros outside x).
 MIXMASK_CLONES
 static void wino23Input(const ConvDims &c, const float *x, float *V, const float *zeros) {
-  const int64_t TH = (c.OH + 1) / 2, TW = (c.OW + 1) / 2, T = c.N * TH * TW, C = c.Ci, TC = T * C;
+  const int64_t TH = (c.OH + 1) / 2, TW = (c.OW + 1) / 2, T = c.N * TH * TW, C = c.Ci, TC = T * C + WINO_PAD;
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < T; t++) {
     const int64_t n = t / (TH * TW), th = (t / TW) % TH, tw = t % TW;
@@ -639,7 +645,7 @@ static void wino23Input(const ConvDims &c, const float *x, float *V, const float
 // y = act(Aᵀ M A + bias + residual) for each tile's 2×2 outputs inside y (bias, residual optional).
 MIXMASK_CLONES
 static void wino23Output(const ConvDims &c, const float *M, float *y, const float *bias, const float *residual, bool relu) {
-  const int64_t TH = (c.OH + 1) / 2, TW = (c.OW + 1) / 2, T = c.N * TH * TW, C = c.Co, TC = T * C;
+  const int64_t TH = (c.OH + 1) / 2, TW = (c.OW + 1) / 2, T = c.N * TH * TW, C = c.Co, TC = T * C + WINO_PAD;
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < T; t++) {
     const int64_t n = t / (TH * TW), th = (t / TW) % TH, tw = t % TW;
@@ -679,7 +685,7 @@ static void wino23Output(const ConvDims &c, const float *M, float *y, const floa
 // M'[p][t][co] = (A dY Aᵀ)[p], dY the 2×2 block of dy at tile t (zeros outside dy).
 MIXMASK_CLONES
 static void wino23OutputAdjoint(const ConvDims &c, const float *dy, float *M, const float *zeros) {
-  const int64_t TH = (c.OH + 1) / 2, TW = (c.OW + 1) / 2, T = c.N * TH * TW, C = c.Co, TC = T * C;
+  const int64_t TH = (c.OH + 1) / 2, TW = (c.OW + 1) / 2, T = c.N * TH * TW, C = c.Co, TC = T * C + WINO_PAD;
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < T; t++) {
     const int64_t n = t / (TH * TW), th = (t / TW) % TH, tw = t % TW;
@@ -711,43 +717,253 @@ static void wino23OutputAdjoint(const ConvDims &c, const float *dy, float *M, co
   }
 }
 
-const std::string WINO23_IMPL = "wino_2x3:ours+";
+// F(4×4, 3×3): 6×6 tiles, 36 products. Interpolation points 0, ±3/4, ±3/2 rather than Lavin's 0, ±1, ±2: the
+// transforms' entries are smaller (|Bᵀ| ≤ 2.8 against 5, |Aᵀ| ≤ 3.4 against 8) and a 3×3×512×512
+// layer lands within 1e-5 of the direct sums where Lavin's did not (1.5e-5 forward, 2.5e-5
+// backward data; these 4.9e-6 and 5.2e-6, oneDNN's F(4×4) 4.5e-6 and 3.7e-6, measured):
+//   Bᵀ = [81/64 0 −45/16 0 1 0; 0 −27/16 −9/4 3/4 1 0; 0 27/16 −9/4 −3/4 1 0;
+//         0 −27/32 −9/16 3/2 1 0; 0 27/32 −9/16 −3/2 1 0; 0 81/64 0 −45/16 0 1]
+//   G  = [64/81 0 0; −128/243 −32/81 −8/27; −128/243 32/81 −8/27; 32/243 16/81 8/27; 32/243 −16/81 8/27; 0 0 1]
+//   Aᵀ = [1 1 1 1 1 0; 0 3/4 −3/4 3/2 −3/2 0; 0 9/16 9/16 9/4 9/4 0; 0 27/64 −27/64 27/8 −27/8 1]
+// One-dimensional pieces, applied along both axes.
+#define MM_INLINE static inline __attribute__((always_inline))
+MM_INLINE void bt6(float d0, float d1, float d2, float d3, float d4, float d5, float *r) {
+  const float p = d4 - 2.25f * d2, q = 1.6875f * d1 - 0.75f * d3, s = d4 - 0.5625f * d2, u = 0.84375f * d1 - 1.5f * d3;
+  r[0] = 1.265625f * d0 - 2.8125f * d2 + d4;
+  r[1] = p - q;
+  r[2] = p + q;
+  r[3] = s - u;
+  r[4] = s + u;
+  r[5] = 1.265625f * d1 - 2.8125f * d3 + d5;
+}
+MM_INLINE void g6(float g0, float g1, float g2, float *u) {
+  const float e = 128.f / 243 * g0 + 8.f / 27 * g2, o = 32.f / 81 * g1, e2 = 32.f / 243 * g0 + 8.f / 27 * g2, o2 = 16.f / 81 * g1;
+  u[0] = 64.f / 81 * g0;
+  u[1] = -e - o;
+  u[2] = -e + o;
+  u[3] = e2 + o2;
+  u[4] = e2 - o2;
+  u[5] = g2;
+}
+MM_INLINE void gt6(const float *u, float *g) {  // Gᵀ u
+  const float s12 = u[1] + u[2], d12 = u[1] - u[2], s34 = u[3] + u[4], d34 = u[3] - u[4];
+  g[0] = 64.f / 81 * u[0] - 128.f / 243 * s12 + 32.f / 243 * s34;
+  g[1] = -32.f / 81 * d12 + 16.f / 81 * d34;
+  g[2] = 8.f / 27 * (s34 - s12) + u[5];
+}
+MM_INLINE void at6(const float *m, float *y) {  // Aᵀ m
+  const float s12 = m[1] + m[2], d12 = m[1] - m[2], s34 = m[3] + m[4], d34 = m[3] - m[4];
+  y[0] = m[0] + s12 + s34;
+  y[1] = 0.75f * d12 + 1.5f * d34;
+  y[2] = 0.5625f * s12 + 2.25f * s34;
+  y[3] = 0.421875f * d12 + 3.375f * d34 + m[5];
+}
+MM_INLINE void a6(float g0, float g1, float g2, float g3, float *m) {  // A g
+  const float e1 = g0 + 0.5625f * g2, o1 = 0.75f * g1 + 0.421875f * g3, e2 = g0 + 2.25f * g2, o2 = 1.5f * g1 + 3.375f * g3;
+  m[0] = g0;
+  m[1] = e1 + o1;
+  m[2] = e1 - o1;
+  m[3] = e2 + o2;
+  m[4] = e2 - o2;
+  m[5] = g3;
+}
 
-// a, b, out as for conv(): forward (x, w, y), backward data (dy, w, dx), backward weights (x, dy, dW).
-// Forward only: bias, residual, relu as runConv's.
-std::string wino23Conv(int kind, const ConvDims &c, const float *a, const float *b, float *out, const float *bias, bool relu, const float *residual) {
+MIXMASK_CLONES
+static void wino43Weights(const float *w, float *U, int64_t Ci, int64_t Co, bool flip) {
+  const int64_t CC = Ci * Co + WINO_PAD;
+#pragma omp parallel for schedule(static)
+  for (int64_t ci = 0; ci < Ci; ci++) {
+    const float *g[3][3];
+    for (int k = 0; k < 3; k++)
+      for (int l = 0; l < 3; l++) g[k][l] = w + ((flip ? (2 - k) * 3 + (2 - l) : k * 3 + l) * Ci + ci) * Co;
+    float *u = U + ci * Co;
+#pragma omp simd
+    for (int64_t co = 0; co < Co; co++) {
+      float t[3][6], r[6];  // t[l] = G g[·][l]
+      for (int l = 0; l < 3; l++) g6(g[0][l][co], g[1][l][co], g[2][l][co], t[l]);
+      for (int i = 0; i < 6; i++) {
+        g6(t[0][i], t[1][i], t[2][i], r);
+        for (int j = 0; j < 6; j++) u[(6 * i + j) * CC + co] = r[j];
+      }
+    }
+  }
+}
+
+MIXMASK_CLONES
+static void wino43WeightsAdjoint(const float *dU, float *dw, int64_t Ci, int64_t Co) {
+  const int64_t CC = Ci * Co + WINO_PAD;
+#pragma omp parallel for schedule(static)
+  for (int64_t ci = 0; ci < Ci; ci++) {
+    const float *u = dU + ci * Co;
+    float *out[3][3];
+    for (int k = 0; k < 3; k++)
+      for (int l = 0; l < 3; l++) out[k][l] = dw + ((k * 3 + l) * Ci + ci) * Co;
+#pragma omp simd
+    for (int64_t co = 0; co < Co; co++) {
+      float t[6][3], col[6], g[3];  // t[i] = Gᵀ (row i of dU)
+      for (int i = 0; i < 6; i++) {
+        float row[6];
+        for (int j = 0; j < 6; j++) row[j] = u[(6 * i + j) * CC + co];
+        gt6(row, t[i]);
+      }
+      for (int l = 0; l < 3; l++) {
+        for (int i = 0; i < 6; i++) col[i] = t[i][l];
+        gt6(col, g);
+        for (int k = 0; k < 3; k++) out[k][l][co] = g[k];
+      }
+    }
+  }
+}
+
+MIXMASK_CLONES
+static void wino43Input(const ConvDims &c, const float *x, float *V, const float *zeros) {
+  const int64_t TH = (c.OH + 3) / 4, TW = (c.OW + 3) / 4, T = c.N * TH * TW, C = c.Ci, TC = T * C + WINO_PAD;
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < T; t++) {
+    const int64_t n = t / (TH * TW), th = (t / TW) % TH, tw = t % TW;
+    const float *d[6][6];
+    for (int i = 0; i < 6; i++) {
+      const int64_t ih = 4 * th - c.pt + i;
+      for (int j = 0; j < 6; j++) {
+        const int64_t iw = 4 * tw - c.pl + j;
+        d[i][j] = (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) ? zeros : x + ((n * c.H + ih) * c.W + iw) * C;
+      }
+    }
+    float *v = V + t * C;
+#pragma omp simd
+    for (int64_t ci = 0; ci < C; ci++) {
+      float r[6][6], o[6];  // r[j] = Bᵀ (column j of d)
+      for (int j = 0; j < 6; j++) bt6(d[0][j][ci], d[1][j][ci], d[2][j][ci], d[3][j][ci], d[4][j][ci], d[5][j][ci], r[j]);
+      for (int i = 0; i < 6; i++) {
+        bt6(r[0][i], r[1][i], r[2][i], r[3][i], r[4][i], r[5][i], o);
+        for (int j = 0; j < 6; j++) v[(6 * i + j) * TC + ci] = o[j];
+      }
+    }
+  }
+}
+
+MIXMASK_CLONES
+static void wino43Output(const ConvDims &c, const float *M, float *y, const float *bias, const float *residual, bool relu, const float *zeros) {
+  const int64_t TH = (c.OH + 3) / 4, TW = (c.OW + 3) / 4, T = c.N * TH * TW, C = c.Co, TC = T * C + WINO_PAD;
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < T; t++) {
+    const int64_t n = t / (TH * TW), th = (t / TW) % TH, tw = t % TW;
+    const float *m = M + t * C;
+    const int ni = static_cast<int>(std::min<int64_t>(4, c.OH - 4 * th)), nj = static_cast<int>(std::min<int64_t>(4, c.OW - 4 * tw));
+    float *o[4][4];
+    const float *r[4][4];
+    for (int i = 0; i < 4; i++)
+      for (int j = 0; j < 4; j++) {
+        const int64_t at = ((n * c.OH + 4 * th + std::min(i, ni - 1)) * c.OW + 4 * tw + std::min(j, nj - 1)) * C;
+        o[i][j] = y + at;
+        r[i][j] = residual ? residual + at : zeros;
+      }
+    const float *b = bias ? bias : zeros;
+    for (int64_t c0 = 0; c0 < C; c0 += 64) {  // a block of channels: all 16 outputs, then the next
+      const int64_t c1 = std::min<int64_t>(C, c0 + 64);
+      float blk[4][4][64];
+#pragma omp simd
+      for (int64_t co = c0; co < c1; co++) {
+        float s[6][4], col[6], out[4];  // s[k] = Aᵀ (row k of M)
+        for (int k = 0; k < 6; k++) {
+          float row[6];
+          for (int l = 0; l < 6; l++) row[l] = m[(6 * k + l) * TC + co];
+          at6(row, s[k]);
+        }
+        for (int j = 0; j < 4; j++) {
+          for (int k = 0; k < 6; k++) col[k] = s[k][j];
+          at6(col, out);
+          for (int i = 0; i < 4; i++) blk[i][j][co - c0] = out[i];
+        }
+      }
+      for (int i = 0; i < ni; i++)
+        for (int j = 0; j < nj; j++) {
+          float *dst = o[i][j];
+          const float *res = r[i][j];
+#pragma omp simd
+          for (int64_t co = c0; co < c1; co++) {
+            const float v = blk[i][j][co - c0] + b[co] + (residual ? res[co] : 0.f);
+            dst[co] = relu && v < 0.f ? 0.f : v;
+          }
+        }
+    }
+  }
+}
+
+MIXMASK_CLONES
+static void wino43OutputAdjoint(const ConvDims &c, const float *dy, float *M, const float *zeros) {
+  const int64_t TH = (c.OH + 3) / 4, TW = (c.OW + 3) / 4, T = c.N * TH * TW, C = c.Co, TC = T * C + WINO_PAD;
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < T; t++) {
+    const int64_t n = t / (TH * TW), th = (t / TW) % TH, tw = t % TW;
+    const float *g[4][4];
+    for (int i = 0; i < 4; i++)
+      for (int j = 0; j < 4; j++) {
+        const int64_t oh = 4 * th + i, ow = 4 * tw + j;
+        g[i][j] = (oh < c.OH && ow < c.OW) ? dy + ((n * c.OH + oh) * c.OW + ow) * C : zeros;
+      }
+    float *m = M + t * C;
+#pragma omp simd
+    for (int64_t co = 0; co < C; co++) {
+      float r[4][6], o[6];  // r[j] = A (column j of dY)
+      for (int j = 0; j < 4; j++) a6(g[0][j][co], g[1][j][co], g[2][j][co], g[3][j][co], r[j]);
+      for (int k = 0; k < 6; k++) {
+        a6(r[0][k], r[1][k], r[2][k], r[3][k], o);
+        for (int l = 0; l < 6; l++) m[(6 * k + l) * TC + co] = o[l];
+      }
+    }
+  }
+}
+
+// a, b, out as for conv(): forward (x, w, y), backward data (dy, w, dx), backward weights (x, dy, dW),
+// with m×m output tiles (2 or 4). Forward only: bias, residual, relu as runConv's.
+template <int m>
+std::string winoConv(int kind, const ConvDims &c, const float *a, const float *b, float *out, const float *bias, bool relu, const float *residual) {
+  constexpr int64_t P = (m + 2) * (m + 2);  // tile positions: products
   // The problem whose forward this is: the convolution itself, or (backward data) dy's forward
   // with the flipped filter, in and out channels swapped, pads 2 − p.
   const ConvDims f = kind != CONV_BWD_DATA ? c
                      : ConvDims{c.N, c.OH, c.OW, c.Co, c.Ci, 3, 3, c.H, c.W, 1, 1, 2 - c.pt, 2 - c.pb, 2 - c.pl, 2 - c.pr};
-  const int64_t T = f.N * ((f.OH + 1) / 2) * ((f.OW + 1) / 2);
+  const int64_t T = f.N * ((f.OH + m - 1) / m) * ((f.OW + m - 1) / m);
   static std::vector<float> zeros;  // read-only padding source, never written
   if (zeros.size() < static_cast<size_t>(std::max(f.Ci, f.Co))) zeros.assign(std::max(f.Ci, f.Co), 0.f);
-  grow(winoV, 16 * T * f.Ci);
-  grow(winoM, 16 * T * f.Co);
-  grow(winoU, 16 * c.Ci * c.Co);
+  grow(winoV, P * (T * f.Ci + WINO_PAD));
+  grow(winoM, P * (T * f.Co + WINO_PAD));
+  grow(winoU, P * (c.Ci * c.Co + WINO_PAD));
   Plan *mm;
   if (kind == CONV_BWD_WEIGHTS) {
-    wino23Input(f, a, winoV.data(), zeros.data());
-    wino23OutputAdjoint(f, b, winoM.data(), zeros.data());
-    mm = matmulPlan(16, c.Ci, T, c.Co, true, false, FP32);  // dU[p] = V[p]ᵀ · M'[p]
+    if constexpr (m == 2) {
+      wino23Input(f, a, winoV.data(), zeros.data());
+      wino23OutputAdjoint(f, b, winoM.data(), zeros.data());
+    } else {
+      wino43Input(f, a, winoV.data(), zeros.data());
+      wino43OutputAdjoint(f, b, winoM.data(), zeros.data());
+    }
+    mm = matmulPlan(P, c.Ci, T, c.Co, true, false, FP32, WINO_PAD);  // dU[p] = V[p]ᵀ · M'[p]
     mm->run({winoV.data(), winoM.data(), winoU.data()});
-    wino23WeightsAdjoint(winoU.data(), out, c.Ci, c.Co);
+    if constexpr (m == 2) wino23WeightsAdjoint(winoU.data(), out, c.Ci, c.Co);
+    else wino43WeightsAdjoint(winoU.data(), out, c.Ci, c.Co);
   } else {
     const bool bwd = kind == CONV_BWD_DATA;
-    wino23Weights(b, winoU.data(), c.Ci, c.Co, bwd);
-    wino23Input(f, a, winoV.data(), zeros.data());
+    if constexpr (m == 2) {
+      wino23Weights(b, winoU.data(), c.Ci, c.Co, bwd);
+      wino23Input(f, a, winoV.data(), zeros.data());
+    } else {
+      wino43Weights(b, winoU.data(), c.Ci, c.Co, bwd);
+      wino43Input(f, a, winoV.data(), zeros.data());
+    }
     // forward M[p] = V[p]·U[p] ([T, Ci]·[Ci, Co]); backward data M[p] = V[p]·U[p]ᵀ ([T, Co]·[Co, Ci])
-    mm = matmulPlan(16, T, f.Ci, f.Co, false, bwd, FP32);
+    mm = matmulPlan(P, T, f.Ci, f.Co, false, bwd, FP32, WINO_PAD);
     mm->run({winoV.data(), winoU.data(), winoM.data()});
-    wino23Output(f, winoM.data(), out, bias, residual, relu);
+    if constexpr (m == 2) wino23Output(f, winoM.data(), out, bias, residual, relu);
+    else wino43Output(f, winoM.data(), out, bias, residual, relu, zeros.data());
   }
-  return WINO23_IMPL + mm->impl;
+  return std::string(m == 2 ? "wino_2x3:ours+" : "wino_4x3:ours+") + mm->impl;
 }
 
 // The convolution algorithm the caller asks for (lib/backend/onednn/kernels.ts chooses it per
 // layer): oneDNN's direct kernels, oneDNN's Winograd F(4×4, 3×3), or our F(2×2, 3×3) above.
-enum ConvAlgo { ALGO_DIRECT = 0, ALGO_WINOGRAD = 1, ALGO_WINO23 = 2 };
+enum ConvAlgo { ALGO_DIRECT = 0, ALGO_WINOGRAD = 1, ALGO_WINO23 = 2, ALGO_WINO43 = 3 };
 
 // `false`/`true` (direct / oneDNN's Winograd) or 0, 1, 2.
 int getAlgo(napi_env env, napi_value v) {
@@ -755,8 +971,8 @@ int getAlgo(napi_env env, napi_value v) {
   NAPI_OK(napi_typeof(env, v, &t));
   if (t == napi_boolean) return getBool(env, v) ? ALGO_WINOGRAD : ALGO_DIRECT;
   const double d = getNum(env, v, "algorithm");
-  if (d != ALGO_DIRECT && d != ALGO_WINOGRAD && d != ALGO_WINO23)
-    throw JsError("conv: algorithm must be 0 (direct), 1 (oneDNN's Winograd F(4x4,3x3)) or 2 (Winograd F(2x2,3x3)), got " + std::to_string(d));
+  if (d != ALGO_DIRECT && d != ALGO_WINOGRAD && d != ALGO_WINO23 && d != ALGO_WINO43)
+    throw JsError("conv: algorithm must be 0 (direct), 1 (oneDNN's Winograd F(4x4,3x3)), 2 (ours, F(2x2,3x3)) or 3 (ours, F(4x4,3x3)), got " + std::to_string(d));
   return static_cast<int>(d);
 }
 
@@ -772,7 +988,8 @@ std::string runConv(int kind, const ConvDims &c, int algo, float *a, float *b, f
     return impl;
   }
   if (precision == BF16) algo = ALGO_DIRECT;
-  if (algo == ALGO_WINO23 && wino23Applies(c)) return wino23Conv(kind, c, a, b, out, bias, relu, residual);
+  if (algo == ALGO_WINO23 && winoApplies(c)) return winoConv<2>(kind, c, a, b, out, bias, relu, residual);
+  if (algo == ALGO_WINO43 && winoApplies(c)) return winoConv<4>(kind, c, a, b, out, bias, relu, residual);
   const bool hasBias = bias != nullptr, sum = residual != nullptr;
   Plan *p = nullptr;
   if (algo == ALGO_WINOGRAD) {
