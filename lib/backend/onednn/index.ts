@@ -95,7 +95,7 @@ export function onednnCandidate(opts: OnednnCandidateOptions = {}): BackendCandi
       const precision = asked === 'bf16' && refused === null ? 'bf16' : 'fp32';
       installOnednnKernels(addon, { winograd, precision });
       const info = addon.info();
-      const convs = precision === 'bf16' ? `${BF16_DETAIL} (direct convolutions: oneDNN has no bf16 Winograd)` : winograd ? 'fp32, Winograd for 3×3 stride 1 (F(2×2) ours where the 2×2 tiles are few, else oneDNN F(4×4))' : 'fp32, direct convolutions only';
+      const convs = precision === 'bf16' ? `${BF16_DETAIL} (direct convolutions: oneDNN has no bf16 Winograd)` : winograd ? 'fp32, Winograd for 3×3 stride 1 (ours, F(2×2) or F(4×4), where the 2×2 tiles are no more than the channels; else oneDNN\'s F(4×4))' : 'fp32, direct convolutions only';
       const note = refused ? `; bf16 asked for (${PRECISION_ENV} or the precision option) but unavailable, fp32 instead: ${refused}` : '';
       return {
         detail: `oneDNN ${info.version} (${info.isa}), ${ompThreads} OpenMP thread${ompThreads === 1 ? '' : 's'}, ${convs}${note}; kernels: ${ONEDNN_KERNELS.join(', ')}, Identity (no copy); SGD and EMA update loops native; wasm: ${wasm.detail}`,
