@@ -44,6 +44,7 @@ const CASES: ConvCase[] = [
   { name: "3×3 s2 'same', even (tfjs pads 0/1)", n: 3, h: 10, w: 10, ci: 8, co: 12, k: 3, stride: 2, pad: 'same' },
   { name: "5×5 s2 'same', odd 11×9", n: 2, h: 11, w: 9, ci: 4, co: 6, k: 5, stride: 2, pad: 'same' },
   { name: '3×3 s2 valid, odd', n: 2, h: 9, w: 9, ci: 5, co: 7, k: 3, stride: 2, pad: 'valid' },
+  { name: '3×3 s2 pad 1, 8×8 → 4×4, 32→48 (forward in the blocked layout)', n: 3, h: 8, w: 8, ci: 32, co: 48, k: 3, stride: 2, pad: 1 },
   { name: '3×2 non-square, strides [2,1], explicit [[1,2],[0,1]]', n: 2, h: 9, w: 8, ci: 3, co: 5, k: [3, 2], stride: [2, 1], pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
   { name: '3×3 s1 pad 3 (pad ≥ kernel)', n: 2, h: 5, w: 6, ci: 3, co: 4, k: 3, stride: 1, pad: 3 },
   // Our Winograd F(2×2, 3×3) (2×2 output tiles no more than half the channels): the ResNet-18
