@@ -550,6 +550,47 @@ inline void grow(std::vector<float> &v, size_t n) {
   if (v.size() < n) v.resize(n);
 }
 
+// The geometry both tile sizes share. Tiles of m×m outputs: TH × TW per image, T in all; tile t is
+// image n, tile row th, tile column tw.
+template <int m>
+struct TileGrid {
+  int64_t TH, TW, T;
+  explicit TileGrid(const ConvDims &c) : TH((c.OH + m - 1) / m), TW((c.OW + m - 1) / m), T(c.N * TH * TW) {}
+  void at(int64_t t, int64_t &n, int64_t &th, int64_t &tw) const {
+    n = t / (TH * TW);
+    th = (t / TW) % TH;
+    tw = t % TW;
+  }
+};
+
+// The (m + 2)² input pixels tile (n, th, tw) reads (zeros where the pads are), as channel rows of x.
+template <int m>
+static inline void inputPatch(const ConvDims &c, const float *x, int64_t n, int64_t th, int64_t tw, const float *zeros, const float *(&d)[m + 2][m + 2]) {
+  for (int i = 0; i < m + 2; i++) {
+    const int64_t ih = m * th - c.pt + i;
+    for (int j = 0; j < m + 2; j++) {
+      const int64_t iw = m * tw - c.pl + j;
+      d[i][j] = (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) ? zeros : x + ((n * c.H + ih) * c.W + iw) * c.Ci;
+    }
+  }
+}
+
+// The m² outputs of tile (n, th, tw) as channel rows of y (or dy); `outside` where past y's edge.
+template <int m, typename T>
+static inline void outputBlock(const ConvDims &c, T *y, int64_t n, int64_t th, int64_t tw, T *outside, T *(&o)[m][m]) {
+  for (int i = 0; i < m; i++)
+    for (int j = 0; j < m; j++) {
+      const int64_t oh = m * th + i, ow = m * tw + j;
+      o[i][j] = (oh < c.OH && ow < c.OW) ? y + ((n * c.OH + oh) * c.OW + ow) * c.Co : outside;
+    }
+}
+
+// The 9 taps of filter w (HWIO) for input channel ci, as rows over Co (flip: g[k][l] = w[2−k][2−l]).
+static inline void filterTaps(const float *w, int64_t ci, int64_t Ci, int64_t Co, bool flip, const float *(&g)[3][3]) {
+  for (int k = 0; k < 3; k++)
+    for (int l = 0; l < 3; l++) g[k][l] = w + ((flip ? (2 - k) * 3 + (2 - l) : k * 3 + l) * Ci + ci) * Co;
+}
+
 // U[p][ci][co] = (G g Gᵀ)[p] for g = w[·][·][ci][co] (flip: g[a][b] = w[2−a][2−b], the backward
 // data filter).
 MIXMASK_CLONES
@@ -558,8 +599,7 @@ static void wino23Weights(const float *w, float *U, int64_t Ci, int64_t Co, bool
 #pragma omp parallel for schedule(static)
   for (int64_t ci = 0; ci < Ci; ci++) {
     const float *g[3][3];
-    for (int a = 0; a < 3; a++)
-      for (int b = 0; b < 3; b++) g[a][b] = w + ((flip ? (2 - a) * 3 + (2 - b) : a * 3 + b) * Ci + ci) * Co;
+    filterTaps(w, ci, Ci, Co, flip, g);
     float *u = U + ci * Co;
 #pragma omp simd
     for (int64_t co = 0; co < Co; co++) {
@@ -614,18 +654,14 @@ static void wino23WeightsAdjoint(const float *dU, float *dw, int64_t Ci, int64_t
 // V[p][t][ci] = (Bᵀ d B)[p], d the 4×4 patch of x at tile t (zeros outside x).
 MIXMASK_CLONES
 static void wino23Input(const ConvDims &c, const float *x, float *V, const float *zeros) {
-  const int64_t TH = (c.OH + 1) / 2, TW = (c.OW + 1) / 2, T = c.N * TH * TW, C = c.Ci, TC = T * C + WINO_PAD;
+  const TileGrid<2> grid(c);
+  const int64_t T = grid.T, C = c.Ci, TC = T * C + WINO_PAD;
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < T; t++) {
-    const int64_t n = t / (TH * TW), th = (t / TW) % TH, tw = t % TW;
+    int64_t n, th, tw;
+    grid.at(t, n, th, tw);
     const float *d[4][4];
-    for (int i = 0; i < 4; i++) {
-      const int64_t ih = 2 * th - c.pt + i;
-      for (int j = 0; j < 4; j++) {
-        const int64_t iw = 2 * tw - c.pl + j;
-        d[i][j] = (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) ? zeros : x + ((n * c.H + ih) * c.W + iw) * C;
-      }
-    }
+    inputPatch<2>(c, x, n, th, tw, zeros, d);
     float *v = V + t * C;
 #pragma omp simd
     for (int64_t ci = 0; ci < C; ci++) {
@@ -650,25 +686,20 @@ static void wino23Input(const ConvDims &c, const float *x, float *V, const float
 // y = act(Aᵀ M A + bias + residual) for each tile's 2×2 outputs inside y (bias, residual optional).
 MIXMASK_CLONES
 static void wino23Output(const ConvDims &c, const float *M, float *y, const float *bias, const float *residual, bool relu) {
-  const int64_t TH = (c.OH + 1) / 2, TW = (c.OW + 1) / 2, T = c.N * TH * TW, C = c.Co, TC = T * C + WINO_PAD;
+  const TileGrid<2> grid(c);
+  const int64_t T = grid.T, C = c.Co, TC = T * C + WINO_PAD;
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < T; t++) {
-    const int64_t n = t / (TH * TW), th = (t / TW) % TH, tw = t % TW;
+    int64_t n, th, tw;
+    grid.at(t, n, th, tw);
     const float *m = M + t * C;
     float *o[2][2];
-    const float *r[2][2];
-    bool inside[2][2];
+    const float *r[2][2] = {{nullptr, nullptr}, {nullptr, nullptr}};
+    outputBlock<2>(c, y, n, th, tw, static_cast<float *>(nullptr), o);
+    if (residual) outputBlock<2>(c, residual, n, th, tw, static_cast<const float *>(nullptr), r);
     for (int i = 0; i < 2; i++)
       for (int j = 0; j < 2; j++) {
-        const int64_t oh = 2 * th + i, ow = 2 * tw + j;
-        inside[i][j] = oh < c.OH && ow < c.OW;
-        const int64_t at = ((n * c.OH + (inside[i][j] ? oh : 0)) * c.OW + (inside[i][j] ? ow : 0)) * C;
-        o[i][j] = y + at;
-        r[i][j] = residual ? residual + at : nullptr;
-      }
-    for (int i = 0; i < 2; i++)
-      for (int j = 0; j < 2; j++) {
-        if (!inside[i][j]) continue;
+        if (!o[i][j]) continue;  // past y's edge
         float *out = o[i][j];
         const float *res = r[i][j];
 #pragma omp simd
@@ -690,16 +721,14 @@ static void wino23Output(const ConvDims &c, const float *M, float *y, const floa
 // M'[p][t][co] = (A dY Aᵀ)[p], dY the 2×2 block of dy at tile t (zeros outside dy).
 MIXMASK_CLONES
 static void wino23OutputAdjoint(const ConvDims &c, const float *dy, float *M, const float *zeros) {
-  const int64_t TH = (c.OH + 1) / 2, TW = (c.OW + 1) / 2, T = c.N * TH * TW, C = c.Co, TC = T * C + WINO_PAD;
+  const TileGrid<2> grid(c);
+  const int64_t T = grid.T, C = c.Co, TC = T * C + WINO_PAD;
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < T; t++) {
-    const int64_t n = t / (TH * TW), th = (t / TW) % TH, tw = t % TW;
+    int64_t n, th, tw;
+    grid.at(t, n, th, tw);
     const float *g[2][2];
-    for (int i = 0; i < 2; i++)
-      for (int j = 0; j < 2; j++) {
-        const int64_t oh = 2 * th + i, ow = 2 * tw + j;
-        g[i][j] = (oh < c.OH && ow < c.OW) ? dy + ((n * c.OH + oh) * c.OW + ow) * C : zeros;
-      }
+    outputBlock<2>(c, dy, n, th, tw, zeros, g);
     float *m = M + t * C;
 #pragma omp simd
     for (int64_t co = 0; co < C; co++) {
@@ -779,8 +808,7 @@ static void wino43Weights(const float *w, float *U, int64_t Ci, int64_t Co, bool
 #pragma omp parallel for schedule(static)
   for (int64_t ci = 0; ci < Ci; ci++) {
     const float *g[3][3];
-    for (int k = 0; k < 3; k++)
-      for (int l = 0; l < 3; l++) g[k][l] = w + ((flip ? (2 - k) * 3 + (2 - l) : k * 3 + l) * Ci + ci) * Co;
+    filterTaps(w, ci, Ci, Co, flip, g);
     float *u = U + ci * Co;
 #pragma omp simd
     for (int64_t co = 0; co < Co; co++) {
@@ -822,18 +850,14 @@ static void wino43WeightsAdjoint(const float *dU, float *dw, int64_t Ci, int64_t
 
 MIXMASK_CLONES
 static void wino43Input(const ConvDims &c, const float *x, float *V, const float *zeros) {
-  const int64_t TH = (c.OH + 3) / 4, TW = (c.OW + 3) / 4, T = c.N * TH * TW, C = c.Ci, TC = T * C + WINO_PAD;
+  const TileGrid<4> grid(c);
+  const int64_t T = grid.T, C = c.Ci, TC = T * C + WINO_PAD;
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < T; t++) {
-    const int64_t n = t / (TH * TW), th = (t / TW) % TH, tw = t % TW;
+    int64_t n, th, tw;
+    grid.at(t, n, th, tw);
     const float *d[6][6];
-    for (int i = 0; i < 6; i++) {
-      const int64_t ih = 4 * th - c.pt + i;
-      for (int j = 0; j < 6; j++) {
-        const int64_t iw = 4 * tw - c.pl + j;
-        d[i][j] = (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) ? zeros : x + ((n * c.H + ih) * c.W + iw) * C;
-      }
-    }
+    inputPatch<4>(c, x, n, th, tw, zeros, d);
     float *v = V + t * C;
 #pragma omp simd
     for (int64_t ci = 0; ci < C; ci++) {
@@ -849,20 +873,17 @@ static void wino43Input(const ConvDims &c, const float *x, float *V, const float
 
 MIXMASK_CLONES
 static void wino43Output(const ConvDims &c, const float *M, float *y, const float *bias, const float *residual, bool relu, const float *zeros) {
-  const int64_t TH = (c.OH + 3) / 4, TW = (c.OW + 3) / 4, T = c.N * TH * TW, C = c.Co, TC = T * C + WINO_PAD;
+  const TileGrid<4> grid(c);
+  const int64_t T = grid.T, C = c.Co, TC = T * C + WINO_PAD;
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < T; t++) {
-    const int64_t n = t / (TH * TW), th = (t / TW) % TH, tw = t % TW;
+    int64_t n, th, tw;
+    grid.at(t, n, th, tw);
     const float *m = M + t * C;
-    const int ni = static_cast<int>(std::min<int64_t>(4, c.OH - 4 * th)), nj = static_cast<int>(std::min<int64_t>(4, c.OW - 4 * tw));
     float *o[4][4];
     const float *r[4][4];
-    for (int i = 0; i < 4; i++)
-      for (int j = 0; j < 4; j++) {
-        const int64_t at = ((n * c.OH + 4 * th + std::min(i, ni - 1)) * c.OW + 4 * tw + std::min(j, nj - 1)) * C;
-        o[i][j] = y + at;
-        r[i][j] = residual ? residual + at : zeros;
-      }
+    outputBlock<4>(c, y, n, th, tw, static_cast<float *>(nullptr), o);
+    if (residual) outputBlock<4>(c, residual, n, th, tw, zeros, r);
     const float *b = bias ? bias : zeros;
     for (int64_t c0 = 0; c0 < C; c0 += 64) {  // a block of channels: all 16 outputs, then the next
       const int64_t c1 = std::min<int64_t>(C, c0 + 64);
@@ -881,13 +902,14 @@ static void wino43Output(const ConvDims &c, const float *M, float *y, const floa
           for (int i = 0; i < 4; i++) blk[i][j][co - c0] = out[i];
         }
       }
-      for (int i = 0; i < ni; i++)
-        for (int j = 0; j < nj; j++) {
+      for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+          if (!o[i][j]) continue;  // past y's edge
           float *dst = o[i][j];
-          const float *res = r[i][j];
+          const float *res = residual ? r[i][j] : nullptr;
 #pragma omp simd
           for (int64_t co = c0; co < c1; co++) {
-            const float v = blk[i][j][co - c0] + b[co] + (residual ? res[co] : 0.f);
+            const float v = blk[i][j][co - c0] + b[co] + (res ? res[co] : 0.f);
             dst[co] = relu && v < 0.f ? 0.f : v;
           }
         }
@@ -897,16 +919,14 @@ static void wino43Output(const ConvDims &c, const float *M, float *y, const floa
 
 MIXMASK_CLONES
 static void wino43OutputAdjoint(const ConvDims &c, const float *dy, float *M, const float *zeros) {
-  const int64_t TH = (c.OH + 3) / 4, TW = (c.OW + 3) / 4, T = c.N * TH * TW, C = c.Co, TC = T * C + WINO_PAD;
+  const TileGrid<4> grid(c);
+  const int64_t T = grid.T, C = c.Co, TC = T * C + WINO_PAD;
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < T; t++) {
-    const int64_t n = t / (TH * TW), th = (t / TW) % TH, tw = t % TW;
+    int64_t n, th, tw;
+    grid.at(t, n, th, tw);
     const float *g[4][4];
-    for (int i = 0; i < 4; i++)
-      for (int j = 0; j < 4; j++) {
-        const int64_t oh = 4 * th + i, ow = 4 * tw + j;
-        g[i][j] = (oh < c.OH && ow < c.OW) ? dy + ((n * c.OH + oh) * c.OW + ow) * C : zeros;
-      }
+    outputBlock<4>(c, dy, n, th, tw, zeros, g);
     float *m = M + t * C;
 #pragma omp simd
     for (int64_t co = 0; co < C; co++) {
