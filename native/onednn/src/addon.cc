@@ -694,7 +694,7 @@ static void wino23Output(const ConvDims &c, const float *M, float *y, const floa
     grid.at(t, n, th, tw);
     const float *m = M + t * C;
     float *o[2][2];
-    const float *r[2][2] = {{nullptr, nullptr}, {nullptr, nullptr}};
+    const float *r[2][2] = {};
     outputBlock<2>(c, y, n, th, tw, static_cast<float *>(nullptr), o);
     if (residual) outputBlock<2>(c, residual, n, th, tw, static_cast<const float *>(nullptr), r);
     for (int i = 0; i < 2; i++)
@@ -754,7 +754,7 @@ static void wino23OutputAdjoint(const ConvDims &c, const float *dy, float *M, co
 // F(4×4, 3×3): 6×6 tiles, 36 products. Interpolation points 0, ±3/4, ±3/2 rather than Lavin's 0, ±1, ±2: the
 // transforms' entries are smaller (|Bᵀ| ≤ 2.8 against 5, |Aᵀ| ≤ 3.4 against 8) and a 3×3×512×512
 // layer lands within 1e-5 of the direct sums where Lavin's did not (1.5e-5 forward, 2.5e-5
-// backward data; these 4.9e-6 and 5.2e-6, oneDNN's F(4×4) 4.5e-6 and 3.7e-6, measured):
+// backward data; these 2.8e-6–5.4e-6 over our runs, oneDNN's F(4×4) 3.7e-6–4.5e-6, measured):
 //   Bᵀ = [81/64 0 −45/16 0 1 0; 0 −27/16 −9/4 3/4 1 0; 0 27/16 −9/4 −3/4 1 0;
 //         0 −27/32 −9/16 3/2 1 0; 0 27/32 −9/16 −3/2 1 0; 0 81/64 0 −45/16 0 1]
 //   G  = [64/81 0 0; −128/243 −32/81 −8/27; −128/243 32/81 −8/27; 32/243 16/81 8/27; 32/243 −16/81 8/27; 0 0 1]
@@ -881,9 +881,9 @@ static void wino43Output(const ConvDims &c, const float *M, float *y, const floa
     grid.at(t, n, th, tw);
     const float *m = M + t * C;
     float *o[4][4];
-    const float *r[4][4];
+    const float *r[4][4] = {};
     outputBlock<4>(c, y, n, th, tw, static_cast<float *>(nullptr), o);
-    if (residual) outputBlock<4>(c, residual, n, th, tw, zeros, r);
+    if (residual) outputBlock<4>(c, residual, n, th, tw, static_cast<const float *>(nullptr), r);
     const float *b = bias ? bias : zeros;
     for (int64_t c0 = 0; c0 < C; c0 += 64) {  // a block of channels: all 16 outputs, then the next
       const int64_t c1 = std::min<int64_t>(C, c0 + 64);
@@ -906,7 +906,7 @@ static void wino43Output(const ConvDims &c, const float *M, float *y, const floa
         for (int j = 0; j < 4; j++) {
           if (!o[i][j]) continue;  // past y's edge
           float *dst = o[i][j];
-          const float *res = residual ? r[i][j] : nullptr;
+          const float *res = r[i][j];
 #pragma omp simd
           for (int64_t co = c0; co < c1; co++) {
             const float v = blk[i][j][co - c0] + b[co] + (res ? res[co] : 0.f);
@@ -949,7 +949,7 @@ std::string winoConv(int kind, const ConvDims &c, const float *a, const float *b
   // with the flipped filter, in and out channels swapped, pads 2 − p.
   const ConvDims f = kind != CONV_BWD_DATA ? c
                      : ConvDims{c.N, c.OH, c.OW, c.Co, c.Ci, 3, 3, c.H, c.W, 1, 1, 2 - c.pt, 2 - c.pb, 2 - c.pl, 2 - c.pr};
-  const int64_t T = f.N * ((f.OH + m - 1) / m) * ((f.OW + m - 1) / m);
+  const int64_t T = TileGrid<m>(f).T;
   static std::vector<float> zeros;  // read-only padding source, never written
   if (zeros.size() < static_cast<size_t>(std::max(f.Ci, f.Co))) zeros.assign(std::max(f.Ci, f.Co), 0.f);
   grow(winoV, P * (T * f.Ci + WINO_PAD));
@@ -987,10 +987,11 @@ std::string winoConv(int kind, const ConvDims &c, const float *a, const float *b
 }
 
 // The convolution algorithm the caller asks for (lib/backend/onednn/kernels.ts chooses it per
-// layer): oneDNN's direct kernels, oneDNN's Winograd F(4×4, 3×3), or our F(2×2, 3×3) above.
+// layer): oneDNN's direct kernels, oneDNN's Winograd F(4×4, 3×3), or ours above, F(2×2, 3×3) or
+// F(4×4, 3×3).
 enum ConvAlgo { ALGO_DIRECT = 0, ALGO_WINOGRAD = 1, ALGO_WINO23 = 2, ALGO_WINO43 = 3 };
 
-// `false`/`true` (direct / oneDNN's Winograd) or 0, 1, 2.
+// `false`/`true` (direct / oneDNN's Winograd) or 0, 1, 2, 3.
 int getAlgo(napi_env env, napi_value v) {
   napi_valuetype t;
   NAPI_OK(napi_typeof(env, v, &t));
@@ -1002,9 +1003,9 @@ int getAlgo(napi_env env, napi_value v) {
 }
 
 // One convolution: the bf16 GEMM where it serves the shape, else the algorithm asked for where it
-// applies (our F(2×2, 3×3) for fp32 3×3 stride-1 problems; oneDNN's Winograd where oneDNN has one
-// for the shape and attributes), else oneDNN's direct kernels. bf16 runs direct (neither Winograd
-// has a bf16 form). Forward only: bias (Co values) and residual (y's size, added before the
+// applies (ours for fp32 3×3 stride-1 problems; oneDNN's Winograd where oneDNN has one for the
+// shape and attributes), else oneDNN's direct kernels. bf16 runs direct (no Winograd here has a
+// bf16 form). Forward only: bias (Co values) and residual (y's size, added before the
 // ReLU) may be null.
 std::string runConv(int kind, const ConvDims &c, int algo, float *a, float *b, float *out, float *bias, bool relu, const float *residual) {
   if (precision == BF16 && bf16Gemm(kind, c)) {
@@ -1030,7 +1031,7 @@ std::string runConv(int kind, const ConvDims &c, int algo, float *a, float *b, f
   return p->impl;
 }
 
-// conv(kind, a, b, out, dims[15], winograd, bias?, relu?) with
+// conv(kind, a, b, out, dims[15], algorithm, bias?, relu?) with
 //   kind 1: a = x, b = w (HWIO), out = y; with bias (Float32Array of Co, or null) and relu:
 //           y = act(conv(x) + bias), one primitive (the evaluation-mode layers)
 //   kind 2: a = dy, b = w, out = dx
@@ -1040,7 +1041,7 @@ napi_value Conv(napi_env env, napi_callback_info info) {
   size_t argc = 8;
   napi_value argv[8];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 5) throw JsError("conv(kind, a, b, out, dims, winograd?, bias?, relu?)");
+  if (argc < 5) throw JsError("conv(kind, a, b, out, dims, algorithm?, bias?, relu?)");
   int kind = static_cast<int>(getNum(env, argv[0], "kind"));
   if (kind < 1 || kind > 3) throw JsError("conv: kind must be 1, 2 or 3");
   ConvDims c = convDims(getInts(env, argv[4], 15, "dims"));
@@ -1062,7 +1063,7 @@ napi_value Conv(napi_env env, napi_callback_info info) {
 }
 
 // ---------------------------------------------------------------- evaluation-mode conv + BatchNorm
-// convBn(x, w, scale, offset, mean, variance, eps, residual | null, y, dims[15], winograd, relu):
+// convBn(x, w, scale, offset, mean, variance, eps, residual | null, y, dims[15], algorithm, relu):
 //   y = act(conv(x, w·s) + (offset − mean·s) [+ residual]),  s = scale / √(variance + ε)
 // — a ResNet layer in evaluation mode (BatchNorm with running statistics is an affine map per
 // output channel, folded into the filter and a bias) in one call: the folding is one pass over
@@ -1086,7 +1087,7 @@ napi_value ConvBn(napi_env env, napi_callback_info info) {
   size_t argc = 12;
   napi_value argv[12];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 12) throw JsError("convBn(x, w, scale, offset, mean, variance, eps, residual, y, dims, winograd, relu)");
+  if (argc < 12) throw JsError("convBn(x, w, scale, offset, mean, variance, eps, residual, y, dims, algorithm, relu)");
   ConvDims c = convDims(getInts(env, argv[9], 15, "dims"));
   F32 x = getF32(env, argv[0], "x"), w = getF32(env, argv[1], "w"), sc = getF32(env, argv[2], "scale"), of = getF32(env, argv[3], "offset"),
       m = getF32(env, argv[4], "mean"), v = getF32(env, argv[5], "variance"), y = getF32(env, argv[8], "y");
