@@ -30,7 +30,9 @@ export const FUSED_BATCH_NORM_KERNEL = 'MixMaskFusedBatchNormTrain';
 
 /**
  * The fused kernel's gradient, which a backend registering the kernel registers too:
- *   inputs  { dy, x, y, mean, variance, scale } (y, mean, variance: the forward's outputs)
+ *   inputs  { dy, x, y, mean, variance, scale, offset } (y, mean, variance: the forward's
+ *           outputs; offset: the forward's, for a kernel that recomputes the ReLU mask from x
+ *           as its forward computed y instead of reading y — wasm+onednn's; others ignore it)
  *   attrs   as the forward's
  *   outputs [ dx, dScale [C], dOffset [C] ], and dResidual (shape of x) when attrs.residual
  * With g = dy·[y > 0] (ReLU) or dy, x̂ = (x − mean)/√(variance + ε), M elements per channel:
@@ -59,16 +61,16 @@ export function registerFusedBatchNormGradient(): void {
   if (tf.getGradient(FUSED_BATCH_NORM_KERNEL)) return;
   tf.registerGradient({
     kernelName: FUSED_BATCH_NORM_KERNEL,
-    inputsToSave: ['x', 'scale'],
+    inputsToSave: ['x', 'scale', 'offset'],
     outputsToSave: [true, true, true],
     gradFunc: (dys, saved, attrs) => {
       const dy = (Array.isArray(dys) ? dys[0] : dys) as tf.Tensor;
-      const [x, scale, y, mean, variance] = saved;
+      const [x, scale, offset, y, mean, variance] = saved;
       const a = attrs as unknown as BatchNormKernelAttrs;
       const residual = !!a.residual;
       const [dx, dScale, dOffset, dResidual] = tf.engine().runKernel(
         FUSED_BATCH_NORM_GRAD_KERNEL,
-        { dy, x, y, mean, variance, scale } as unknown as tf.NamedTensorMap,
+        { dy, x, y, mean, variance, scale, offset } as unknown as tf.NamedTensorMap,
         { varianceEpsilon: a.varianceEpsilon, relu: a.relu, groups: a.groups ?? 1, residual } as unknown as tf.NamedAttrMap,
       ) as tf.Tensor[];
       // The engine asks for one gradient per input the forward was given: residual only when it was.

@@ -448,6 +448,44 @@ for (const relu of [false, true]) {
   }
 }
 
+// The gradient of a BatchNorm+ReLU without residual, given the forward's offset, recomputes the
+// ReLU mask from x instead of reading y (one tensor fewer in both passes). It must be the mask
+// the forward applied, bit for bit, also for values on the boundary: here offsets put about half
+// of every channel near 0, and y handed to that path is garbage (it must not be read).
+test('oneDNN BatchNorm+ReLU gradient: the mask recomputed from x is the forward\'s (bit for bit against the y-read mask; y not read)', { skip }, () => {
+  const addon = loadAddon();
+  for (const [rows, C] of [
+    [6 * 5 * 7, 8],
+    [64 * 16 * 16, 64], // 2^20 elements: both threads
+    [2 * 4 * 4, 512],
+  ]) {
+    const n = rows * C;
+    const x = Float32Array.from(randn(n), (v) => 3 + 0.5 * v);
+    const scale = Float32Array.from(randn(C), (v) => 1 + 0.3 * v);
+    const offset = Float32Array.from(randn(C), (v) => 0.01 * v); // y ≈ x̂·scale: half the rows near 0
+    const dy = Float32Array.from(randn(n));
+    const y = new Float32Array(n);
+    const mean = new Float32Array(C);
+    const variance = new Float32Array(C);
+    addon.bnForward(x, scale, offset, y, mean, variance, rows, C, 1e-5, true);
+    const zeros = y.filter((v) => v === 0).length;
+    assert.ok(zeros > 0.3 * n && zeros < 0.7 * n, `${zeros} of ${n} outputs clipped`);
+    const grad = (yIn: Float32Array, off?: Float32Array) => {
+      const out = { dx: new Float32Array(n), dScale: new Float32Array(C), dOffset: new Float32Array(C) };
+      addon.bnBackward(dy, x, yIn, mean, variance, scale, out.dx, out.dScale, out.dOffset, rows, C, 1e-5, true, undefined, off);
+      return out;
+    };
+    const fromY = grad(y);
+    const fromX = grad(new Float32Array(n).fill(1), offset);
+    for (const k of ['dx', 'dScale', 'dOffset'] as const) {
+      const bad = fromY[k].findIndex((v, i) => !Object.is(v, fromX[k][i]));
+      assert.equal(bad, -1, `[${rows}, ${C}] ${k}[${bad}]: ${fromY[k][bad]} (mask from y) vs ${fromX[k][bad]} (from x)`);
+    }
+    // And the y-read path does read y: all ones (no mask) changes dx.
+    assert.ok(grad(new Float32Array(n).fill(1)).dx.some((v, i) => v !== fromY.dx[i]));
+  }
+});
+
 // Groups (MoCo's shuffle-BN keys, the online encoder's views in one pass) and the residual
 // (BN + residual + ReLU at the end of a ResNet block) run in the oneDNN kernels, on views of
 // the tensors' memory: no split, concat or separate add (lib/backend/batchnorm-op.ts).

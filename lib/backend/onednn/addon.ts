@@ -51,9 +51,13 @@ export interface OnednnAddon {
   matmul(a: Float32Array, b: Float32Array, out: Float32Array, dims: number[]): string;
   /** out = a + b elementwise (b and out at least a's length). */
   add(a: Float32Array, b: Float32Array, out: Float32Array): void;
-  /** With a residual: y = act(BN(x) + residual) (contract in lib/backend/batchnorm-op.ts). */
-  bnForward(x: Float32Array, scale: Float32Array, offset: Float32Array, y: Float32Array, mean: Float32Array, variance: Float32Array, rows: number, C: number, eps: number, relu: boolean, batch?: number, residual?: Float32Array): void;
-  /** With dResidual: the residual's gradient, dy·[y > 0] (or dy without ReLU), is written there. */
+  /** With a residual: y = act(BN(x) + residual) (contract in lib/backend/batchnorm-op.ts); two passes over x. */
+  bnForward(x: Float32Array, scale: Float32Array, offset: Float32Array, y: Float32Array, mean: Float32Array, variance: Float32Array, rows: number, C: number, eps: number, relu: boolean, residual?: Float32Array): void;
+  /**
+   * With dResidual: the residual's gradient, dy·[y > 0] (or dy without ReLU), is written there.
+   * Without one, given the forward's offset, the ReLU mask is recomputed from x as bnForward
+   * computed y (y is then not read).
+   */
   bnBackward(
     dy: Float32Array,
     x: Float32Array,
@@ -69,6 +73,7 @@ export interface OnednnAddon {
     eps: number,
     relu: boolean,
     dResidual?: Float32Array,
+    offset?: Float32Array,
   ): void;
   /** One tensor's fused SGD step (lib/backend/wasm/fused-update.ts's NativeUpdateLoops). */
   sgd(w: Float32Array, g: Float32Array, v: Float32Array, w2: Float32Array, v2: Float32Array, lr: number, momentum: number, weightDecay: number, nesterov: boolean): void;

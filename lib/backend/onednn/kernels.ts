@@ -238,10 +238,9 @@ export function makeKernels(addon: OnednnAddon, previous: Map<string, tf.KernelC
     const rs = residual ? f32(backend, residual) : undefined;
     const sc = f32(backend, scale);
     const of = f32(backend, offset);
-    const batch = x.shape[0] / groups;
     for (let g = 0; g < groups; g++) {
       const part = (arr: Float32Array, n: number) => arr.subarray(g * n, (g + 1) * n);
-      addon.bnForward(part(xs, size), sc, of, part(ys, size), part(ms, C), part(vs, C), size / C, C, a.varianceEpsilon, !!a.relu, batch, rs && part(rs, size));
+      addon.bnForward(part(xs, size), sc, of, part(ys, size), part(ms, C), part(vs, C), size / C, C, a.varianceEpsilon, !!a.relu, rs && part(rs, size));
     }
     count(FUSED_BATCH_NORM_KERNEL);
     return [y, mean, variance];
@@ -249,7 +248,7 @@ export function makeKernels(addon: OnednnAddon, previous: Map<string, tf.KernelC
 
   const batchNormGrad = (args: KernelArgs) => {
     const backend = args.backend as BackendWasm;
-    const { dy, x, y, mean, variance, scale } = args.inputs as Record<string, Info>;
+    const { dy, x, y, mean, variance, scale, offset } = args.inputs as { dy: Info; x: Info; y: Info; mean: Info; variance: Info; scale: Info; offset?: Info };
     const a = args.attrs as unknown as BatchNormKernelAttrs;
     const groups = checkBatchNormGroups(`${FUSED_BATCH_NORM_GRAD_KERNEL} on wasm+onednn`, x.shape, a.groups);
     const C = x.shape[x.shape.length - 1];
@@ -262,6 +261,9 @@ export function makeKernels(addon: OnednnAddon, previous: Map<string, tf.KernelC
     const dResidual = a.residual ? alloc(backend, x.shape) : null;
     const [dys, xs, ys, ms, vs, sc, dxs] = [dy, x, y, mean, variance, scale, dx].map((t) => f32(backend, t));
     const drs = dResidual ? f32(backend, dResidual) : undefined;
+    // With the forward's offset (and no residual) the addon recomputes the ReLU mask from x, as
+    // our bnForward computed y, instead of reading y.
+    const of = offset ? f32(backend, offset) : undefined;
     // dScale and dOffset add up over the groups: each group's into its own row, summed in float64.
     const partScale = groups === 1 ? f32(backend, dScale) : new Float32Array(groups * C);
     const partOffset = groups === 1 ? f32(backend, dOffset) : new Float32Array(groups * C);
@@ -282,6 +284,7 @@ export function makeKernels(addon: OnednnAddon, previous: Map<string, tf.KernelC
         a.varianceEpsilon,
         !!a.relu,
         drs && part(drs, size),
+        of,
       );
     }
     if (groups > 1) {

@@ -1115,53 +1115,128 @@ napi_value ConvBn(napi_env env, napi_callback_info info) {
 }
 
 // ---------------------------------------------------------------- batch normalisation
-// Training-mode BN over [rows, C] (any NHWC tensor), optionally followed by ReLU: the forward on
-// oneDNN, the gradient by hand (bnGradient below). `batch` (a divisor of rows) only shapes the problem for oneDNN: [batch, rows/batch] spatial
-// positions run far faster than [rows, 1] (its nspc kernels parallelise over the batch).
-Plan *bnPlan(int64_t rows, int64_t C, float eps, bool relu, int64_t batch) {
-  uint32_t epsbits;
-  std::memcpy(&epsbits, &eps, 4);
-  if (batch < 1 || rows % batch != 0) batch = rows;
-  std::vector<int64_t> key = {10, rows, C, epsbits, relu, batch};
-  auto it = plans.find(key);
-  if (it != plans.end()) return it->second.get();
-  memory::desc d({batch, C, rows / batch, 1}, dt::f32, tag::nhwc);
-  memory::desc v({C}, dt::f32, tag::a);
-  auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
-  auto fflags = relu ? (flags | dnnl::normalization_flags::fuse_norm_relu) : flags;
-  auto plan = std::make_unique<Plan>();
-  dnnl::batch_normalization_forward::desc fd(dnnl::prop_kind::forward_training, d, eps, fflags);
-  dnnl::batch_normalization_forward::primitive_desc fpd(fd, eng());
-  plan->prim = dnnl::batch_normalization_forward(fpd);
-  plan->impl = fpd.impl_info_str();
-  plan->stages.emplace_back(DNNL_ARG_SRC, false, d, fpd.src_desc());
-  plan->stages.emplace_back(DNNL_ARG_SCALE, false, v, v);
-  plan->stages.emplace_back(DNNL_ARG_SHIFT, false, v, v);
-  plan->stages.emplace_back(DNNL_ARG_DST, true, d, fpd.dst_desc());
-  plan->stages.emplace_back(DNNL_ARG_MEAN, true, v, fpd.mean_desc());
-  plan->stages.emplace_back(DNNL_ARG_VARIANCE, true, v, fpd.variance_desc());
-  if (relu) {
-    plan->scratch = memory(fpd.workspace_desc(), eng());
-    plan->scratch_arg = DNNL_ARG_WORKSPACE;
+// Training-mode BN over [rows, C] (any NHWC tensor), optionally plus a residual, optionally
+// followed by ReLU, both directions by hand. oneDNN 2.6's forward read x three times (mean,
+// variance, normalisation) and had no residual (one more pass over y and r); this reads x twice:
+//   pass 1, per channel with shift s = x[0][c] (a sample, near the mean: the squares do not
+//   cancel): S1 = Σ(x − s), S2 = Σ(x − s)² (float per block of 64 rows, float64 across blocks and
+//   threads); mean = s + S1/n, variance = S2/n − (S1/n)² (biased), rounded to float32;
+//   pass 2: y = act(x·k + b [+ r]) with k = scale/√(variance + ε), b = offset − mean·k
+//   (bnCoefficients, from the float32 mean and variance the forward returns).
+// The gradient gets mean, variance, scale and offset, so without a residual it recomputes the
+// ReLU mask [x·k + b > 0] exactly as the forward had it (the same coefficients, the same
+// expression in the same clone) instead of reading y: one tensor fewer in both of its passes.
+// With a residual the mask needs r, so it reads y.
+
+MIXMASK_CLONES
+static void bnStatSums(const float *x, int64_t r0, int64_t r1, int64_t C, const float *shift, double *s1, double *s2) {
+  std::vector<float> block1(C), block2(C);
+  float *__restrict b1 = block1.data();
+  float *__restrict b2 = block2.data();
+  for (int64_t q0 = r0; q0 < r1; q0 += 64) {
+    std::fill(block1.begin(), block1.end(), 0.f);
+    std::fill(block2.begin(), block2.end(), 0.f);
+    const int64_t q1 = std::min(r1, q0 + 64);
+    for (int64_t r = q0; r < q1; r++) {
+      const float *xr = x + r * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; c++) {
+        const float d = xr[c] - shift[c];
+        b1[c] += d;
+        b2[c] += d * d;
+      }
+    }
+    for (int64_t c = 0; c < C; c++) {
+      s1[c] += b1[c];
+      s2[c] += b2[c];
+    }
   }
-  Plan *p = plan.get();
-  plans[key] = std::move(plan);
-  return p;
 }
 
-// The BatchNorm gradient over [rows, C] (NHWC), by hand: oneDNN 2.6's backward is 4-5x its
-// forward at few channels (one vector of 16 lanes per row at C = 16, measured in
-// docs/performance.md), while this is two streaming passes. With g = dy·[y > 0] (or dy):
+// k, b of y = x·k + b, from float32 statistics (forward and gradient alike).
+static void bnCoefficients(const float *mean, const float *var, const float *scale, const float *offset, float eps, int64_t C, float *k, float *b) {
+  for (int64_t c = 0; c < C; c++) {
+    const double kc = static_cast<double>(scale[c]) / std::sqrt(static_cast<double>(var[c]) + static_cast<double>(eps));
+    k[c] = static_cast<float>(kc);
+    b[c] = static_cast<float>(static_cast<double>(offset[c]) - static_cast<double>(mean[c]) * static_cast<double>(k[c]));
+  }
+}
+
+// The affine part of y, the ReLU mask's argument: one inline function for both directions.
+MM_INLINE float bnAffine(float x, float k, float b) { return x * k + b; }
+
+MIXMASK_CLONES
+static void bnApply(const float *x, const float *res, float *y, int64_t r0, int64_t r1, int64_t C, const float *k, const float *b, bool relu) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float *xr = x + r * C;
+    const float *rr = res ? res + r * C : nullptr;
+    float *yr = y + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) {
+      float t = bnAffine(xr[c], k[c], b[c]);
+      if (rr) t += rr[c];  // BN's output rounded to float32 before the add, as the tfjs Add it replaces
+      yr[c] = relu && !(t > 0.f) ? 0.f : t;
+    }
+  }
+}
+
+// Threads for a pass over [rows, C]: at most one per 256 rows.
+static int bnThreads(int64_t rows) { return std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>((rows + 255) / 256))); }
+
+static void bnForwardPasses(const float *x, const float *scale, const float *offset, const float *res, float *y, float *mean, float *var, int64_t rows, int64_t C, float eps, bool relu) {
+  const int T = bnThreads(rows);
+  std::vector<double> part(static_cast<size_t>(T) * 2 * C, 0.0);
+  const float *shift = x;  // row 0
+#pragma omp parallel num_threads(T)
+  {
+    const int t = omp_get_thread_num(), n = omp_get_num_threads();
+    bnStatSums(x, rows * t / n, rows * (t + 1) / n, C, shift, &part[static_cast<size_t>(t) * 2 * C], &part[static_cast<size_t>(t) * 2 * C + C]);
+  }
+  for (int64_t c = 0; c < C; c++) {
+    double s1 = 0, s2 = 0;
+    for (int t = 0; t < T; t++) {
+      s1 += part[static_cast<size_t>(t) * 2 * C + c];
+      s2 += part[static_cast<size_t>(t) * 2 * C + C + c];
+    }
+    const double m1 = s1 / rows;
+    mean[c] = static_cast<float>(shift[c] + m1);
+    var[c] = static_cast<float>(std::max(0.0, s2 / rows - m1 * m1));
+  }
+  std::vector<float> k(C), b(C);
+  bnCoefficients(mean, var, scale, offset, eps, C, k.data(), b.data());
+#pragma omp parallel num_threads(T)
+  {
+    const int t = omp_get_thread_num(), n = omp_get_num_threads();
+    bnApply(x, res, y, rows * t / n, rows * (t + 1) / n, C, k.data(), b.data(), relu);
+  }
+}
+
+// The gradient over [rows, C] (NHWC): two streaming passes (oneDNN 2.6's backward was 4-5x its
+// forward at few channels: one vector of 16 lanes per row at C = 16, docs/performance.md).
+// With g = dy·mask (mask: [y > 0] read from y, or [x·k + b > 0] recomputed, or none):
 //   pass 1, per channel: Σg and Σg·(x − μ) (float per block of rows, float64 across blocks and
 //   threads; x − μ before the product: Σg·x − μΣg cancels); dOffset = Σg, dScale = Σg·(x − μ)/σ, dx = k·g − a·(x − μ) − b with k = scale/σ,
 //   a = k·dScale/(σ·rows), b = k·Σg/rows (float64 coefficients, rounded to float32 for the pass);
 //   pass 2 writes dx (and g to gOut, the residual's gradient, when asked).
+enum BnMask { MASK_NONE = 0, MASK_FROM_Y = 1, MASK_FROM_X = 2 };
+struct BnMaskSource {
+  const float *y;   // MASK_FROM_Y
+  const float *mk;  // MASK_FROM_X: the forward's coefficients
+  const float *mb;
+};
+
+template <int MASK>
+MM_INLINE float bnMasked(float d, int64_t i, float xv, int64_t c, const BnMaskSource &ms) {
+  if constexpr (MASK == MASK_FROM_Y) return ms.y[i] > 0.f ? d : 0.f;
+  else if constexpr (MASK == MASK_FROM_X) return bnAffine(xv, ms.mk[c], ms.mb[c]) > 0.f ? d : 0.f;
+  else return d;
+}
 
 // Float partial sums over blocks of 64 rows (in vector registers), added into float64 per block:
 // accumulating each element into float64 directly measured 12x slower (10.9 vs 0.9 ms for
 // [128, 32, 32, 16] on one thread of the Xeon in docs/performance.md).
-MIXMASK_CLONES
-static void bnGradSums(const float *dy, const float *x, const float *y, const float *mean, int64_t r0, int64_t r1, int64_t C, double *sg, double *sgx) {
+template <int MASK>
+MIXMASK_CLONES static void bnGradSums(const float *dy, const float *x, BnMaskSource ms, const float *mean, int64_t r0, int64_t r1, int64_t C, double *sg, double *sgx) {
   std::vector<float> blockG(C), blockGx(C);
   float *__restrict bg = blockG.data();
   float *__restrict bgx = blockGx.data();
@@ -1171,10 +1246,9 @@ static void bnGradSums(const float *dy, const float *x, const float *y, const fl
     const int64_t b1 = std::min(r1, b0 + 64);
     for (int64_t r = b0; r < b1; r++) {
       const float *d = dy + r * C, *xr = x + r * C;
-      const float *yr = y ? y + r * C : nullptr;
 #pragma omp simd
       for (int64_t c = 0; c < C; c++) {
-        const float g = yr ? (yr[c] > 0.f ? d[c] : 0.f) : d[c];
+        const float g = bnMasked<MASK>(d[c], r * C + c, xr[c], c, ms);
         bg[c] += g;
         bgx[c] += g * (xr[c] - mean[c]);
       }
@@ -1186,30 +1260,30 @@ static void bnGradSums(const float *dy, const float *x, const float *y, const fl
   }
 }
 
-MIXMASK_CLONES
-static void bnGradDx(const float *dy, const float *x, const float *y, float *dx, float *gOut, int64_t r0, int64_t r1, int64_t C, const float *k, const float *a, const float *b, const float *mu) {
+template <int MASK>
+MIXMASK_CLONES static void bnGradDx(const float *dy, const float *x, BnMaskSource ms, float *dx, float *gOut, int64_t r0, int64_t r1, int64_t C, const float *k, const float *a, const float *b, const float *mu) {
   for (int64_t r = r0; r < r1; r++) {
     const float *d = dy + r * C, *xr = x + r * C;
-    const float *yr = y ? y + r * C : nullptr;
     float *o = dx + r * C;
     float *go = gOut ? gOut + r * C : nullptr;
 #pragma omp simd
     for (int64_t c = 0; c < C; c++) {
-      const float g = yr ? (yr[c] > 0.f ? d[c] : 0.f) : d[c];
+      const float g = bnMasked<MASK>(d[c], r * C + c, xr[c], c, ms);
       if (go) go[c] = g;
       o[c] = k[c] * g - a[c] * (xr[c] - mu[c]) - b[c];
     }
   }
 }
 
-static void bnGradient(const float *dy, const float *x, const float *y, float *gOut, const float *mean, const float *var, const float *scale, float *dx, float *dScale, float *dOffset, int64_t rows, int64_t C, float eps) {
-  const int T = std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>((rows + 255) / 256)));
+template <int MASK>
+static void bnGradient(const float *dy, const float *x, BnMaskSource ms, float *gOut, const float *mean, const float *var, const float *scale, float *dx, float *dScale, float *dOffset, int64_t rows, int64_t C, float eps) {
+  const int T = bnThreads(rows);
   std::vector<double> part(static_cast<size_t>(T) * 2 * C, 0.0);
 #pragma omp parallel num_threads(T)
   {
     const int t = omp_get_thread_num(), n = omp_get_num_threads();
     const int64_t r0 = rows * t / n, r1 = rows * (t + 1) / n;
-    bnGradSums(dy, x, y, mean, r0, r1, C, &part[static_cast<size_t>(t) * 2 * C], &part[static_cast<size_t>(t) * 2 * C + C]);
+    bnGradSums<MASK>(dy, x, ms, mean, r0, r1, C, &part[static_cast<size_t>(t) * 2 * C], &part[static_cast<size_t>(t) * 2 * C + C]);
   }
   std::vector<float> k(C), a(C), b(C), mu(C);
   for (int64_t c = 0; c < C; c++) {
@@ -1232,12 +1306,12 @@ static void bnGradient(const float *dy, const float *x, const float *y, float *g
   {
     const int t = omp_get_thread_num(), n = omp_get_num_threads();
     const int64_t r0 = rows * t / n, r1 = rows * (t + 1) / n;
-    bnGradDx(dy, x, y, dx, gOut, r0, r1, C, k.data(), a.data(), b.data(), mu.data());
+    bnGradDx<MASK>(dy, x, ms, dx, gOut, r0, r1, C, k.data(), a.data(), b.data(), mu.data());
   }
 }
 
 // BatchNorms below 2^17 elements run on one thread: splitting them costs more in thread
-// synchronisation than the work (oneDNN's forward synchronises several times per call).
+// synchronisation than the work.
 constexpr size_t kSmallBn = size_t(1) << 17;
 struct OneThreadIfSmall {
   int saved;
@@ -1250,15 +1324,13 @@ struct OneThreadIfSmall {
   }
 };
 
-// bnForward(x, scale, offset, y, mean, variance, rows, C, eps, relu, batch?, residual?)
-// With a residual r (x's size): y = act(BN(x) + r), BN's output rounded to float32 before the
-// add, as the tfjs Add the fused residual replaces; oneDNN 2.6's BN has no residual, so it runs
-// without ReLU and one pass adds r and applies the ReLU.
+// bnForward(x, scale, offset, y, mean, variance, rows, C, eps, relu, residual?)
+// y = act(BN(x) + r) with a residual r (x's size), act(BN(x)) without.
 napi_value BnForward(napi_env env, napi_callback_info info) {
-  size_t argc = 12;
-  napi_value argv[12];
+  size_t argc = 11;
+  napi_value argv[11];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 10) throw JsError("bnForward(x, scale, offset, y, mean, variance, rows, C, eps, relu, batch?, residual?)");
+  if (argc < 10) throw JsError("bnForward(x, scale, offset, y, mean, variance, rows, C, eps, relu, residual?)");
   int64_t rows = static_cast<int64_t>(getNum(env, argv[6], "rows")), C = static_cast<int64_t>(getNum(env, argv[7], "C"));
   if (rows < 1 || C < 1) throw JsError("bnForward: rows and C must be positive");
   float eps = static_cast<float>(getNum(env, argv[8], "eps"));
@@ -1267,39 +1339,27 @@ napi_value BnForward(napi_env env, napi_callback_info info) {
       m = getF32(env, argv[4], "mean"), v = getF32(env, argv[5], "variance");
   size_t n = rows * C;
   need(x, n, "x"); need(y, n, "y"); need(s, C, "scale"); need(o, C, "offset"); need(m, C, "mean"); need(v, C, "variance");
-  int64_t batch = argc > 10 ? static_cast<int64_t>(getNum(env, argv[10], "batch")) : rows;
-  const bool hasResidual = argc > 11 && !isNullish(env, argv[11]);
-  OneThreadIfSmall cap(n);
-  Plan *p = bnPlan(rows, C, eps, relu && !hasResidual, batch);
-  p->run({x.data, s.data, o.data, y.data, m.data, v.data});
-  if (hasResidual) {
-    F32 r = getF32(env, argv[11], "residual");
+  const float *res = nullptr;
+  if (argc > 10 && !isNullish(env, argv[10])) {
+    F32 r = getF32(env, argv[10], "residual");
     need(r, n, "residual");
-    float *yp = y.data;
-    const float *rp = r.data;
-    const int64_t total = static_cast<int64_t>(n);
-    if (relu) {
-#pragma omp parallel for simd schedule(static)
-      for (int64_t i = 0; i < total; i++) {
-        const float t = yp[i] + rp[i];
-        yp[i] = t > 0.f ? t : 0.f;
-      }
-    } else {
-#pragma omp parallel for simd schedule(static)
-      for (int64_t i = 0; i < total; i++) yp[i] += rp[i];
-    }
+    res = r.data;
   }
+  OneThreadIfSmall cap(n);
+  bnForwardPasses(x.data, s.data, o.data, res, y.data, m.data, v.data, rows, C, eps, relu);
   return nullptr;
 }
 
-// bnBackward(dy, x, y, mean, variance, scale, dx, dScale, dOffset, rows, C, eps, relu, dResidual?)
-// g = dy·[y > 0] with ReLU, else dy; the BN gradient runs on g. With dResidual (x's size; the
-// forward had a residual) g is written there — it is the residual's gradient — and read back.
+// bnBackward(dy, x, y, mean, variance, scale, dx, dScale, dOffset, rows, C, eps, relu, dResidual?, offset?)
+// g = dy·mask with ReLU, else dy; the BN gradient runs on g. With dResidual (x's size; the
+// forward had a residual) g is written there — it is the residual's gradient — and the mask is
+// [y > 0]. Without one, given the forward's offset, the mask is recomputed from x (bnForward's
+// [x·k + b > 0]) and y is not read (may be null).
 napi_value BnBackward(napi_env env, napi_callback_info info) {
-  size_t argc = 14;
-  napi_value argv[14];
+  size_t argc = 15;
+  napi_value argv[15];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 13) throw JsError("bnBackward(dy, x, y, mean, variance, scale, dx, dScale, dOffset, rows, C, eps, relu, dResidual?)");
+  if (argc < 13) throw JsError("bnBackward(dy, x, y, mean, variance, scale, dx, dScale, dOffset, rows, C, eps, relu, dResidual?, offset?)");
   int64_t rows = static_cast<int64_t>(getNum(env, argv[9], "rows")), C = static_cast<int64_t>(getNum(env, argv[10], "C"));
   if (rows < 1 || C < 1) throw JsError("bnBackward: rows and C must be positive");
   float eps = static_cast<float>(getNum(env, argv[11], "eps"));
@@ -1308,21 +1368,32 @@ napi_value BnBackward(napi_env env, napi_callback_info info) {
       s = getF32(env, argv[5], "scale"), dx = getF32(env, argv[6], "dx"), ds = getF32(env, argv[7], "dScale"), doff = getF32(env, argv[8], "dOffset");
   size_t n = rows * C;
   need(dy, n, "dy"); need(x, n, "x"); need(dx, n, "dx"); need(m, C, "mean"); need(v, C, "variance"); need(s, C, "scale"); need(ds, C, "dScale"); need(doff, C, "dOffset");
-  const bool hasResidual = argc > 13 && !isNullish(env, argv[13]);
   float *gOut = nullptr;
-  if (hasResidual) {
+  if (argc > 13 && !isNullish(env, argv[13])) {
     F32 dr = getF32(env, argv[13], "dResidual");
     need(dr, n, "dResidual");
     gOut = dr.data;
   }
-  const float *yp = nullptr;
-  if (relu) {
+  const bool fromX = relu && !gOut && argc > 14 && !isNullish(env, argv[14]);
+  BnMaskSource ms{nullptr, nullptr, nullptr};
+  std::vector<float> mk, mb;
+  if (fromX) {
+    F32 of = getF32(env, argv[14], "offset");
+    need(of, C, "offset");
+    mk.resize(C);
+    mb.resize(C);
+    bnCoefficients(m.data, v.data, s.data, of.data, eps, C, mk.data(), mb.data());
+    ms.mk = mk.data();
+    ms.mb = mb.data();
+  } else if (relu) {
     F32 y = getF32(env, argv[2], "y");
     need(y, n, "y");
-    yp = y.data;
+    ms.y = y.data;
   }
   OneThreadIfSmall cap(n);
-  bnGradient(dy.data, x.data, yp, gOut, m.data, v.data, s.data, dx.data, ds.data, doff.data, rows, C, eps);
+  if (fromX) bnGradient<MASK_FROM_X>(dy.data, x.data, ms, gOut, m.data, v.data, s.data, dx.data, ds.data, doff.data, rows, C, eps);
+  else if (relu) bnGradient<MASK_FROM_Y>(dy.data, x.data, ms, gOut, m.data, v.data, s.data, dx.data, ds.data, doff.data, rows, C, eps);
+  else bnGradient<MASK_NONE>(dy.data, x.data, ms, gOut, m.data, v.data, s.data, dx.data, ds.data, doff.data, rows, C, eps);
   return nullptr;
 }
 
