@@ -1,6 +1,8 @@
 import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
@@ -447,6 +449,54 @@ for (const relu of [false, true]) {
     });
   }
 }
+
+// oneDNN 2.6's generated sgemm kernels (gemm:jit: our Winograd's products) point rsp into the
+// heap while they run, so a signal landing then corrupts the heap (oneDNN issue #4845); the addon
+// makes signals wait for the end of each call (native/onednn/src/addon.cc, SignalsWait). A child
+// runs both of our Winograds in every direction under the V8 profiler (SIGPROF every 100 µs)
+// while a worker thread sends the process SIGUSR2 as fast as it can: before the fix
+// `node --cpu-prof` alone aborted within a second ("corrupted size vs. prev_size").
+const SIGNAL_CHILD = `
+const { Worker } = require('node:worker_threads');
+const m = { exports: {} };
+process.dlopen(m, process.argv[1]);
+const a = m.exports;
+a.setThreads(2);
+let got = 0;
+process.on('SIGUSR2', () => { got++; });
+const storm = new Worker("const { parentPort } = require('node:worker_threads'); let on = true; parentPort.on('message', () => { on = false; }); (function loop() { for (let i = 0; i < 20; i++) process.kill(process.pid, 'SIGUSR2'); if (on) setImmediate(loop); else parentPort.close(); })();", { eval: true });
+const impls = new Set();
+setTimeout(() => {
+  const [N, H, C] = [32, 4, 256];
+  const dims = [N, H, H, C, C, 3, 3, H, H, 1, 1, 1, 1, 1, 1];
+  const x = new Float32Array(N * H * H * C).map(() => Math.random() - 0.5);
+  const w = new Float32Array(9 * C * C).map(() => Math.random() - 0.5);
+  const y = new Float32Array(x.length), dw = new Float32Array(w.length);
+  for (let rep = 0; rep < 40; rep++)
+    for (const algo of [2, 3]) {
+      impls.add(a.conv(1, x, w, y, dims, algo));
+      impls.add(a.conv(2, y, w, x, dims, algo));
+      impls.add(a.conv(3, x, y, dw, dims, algo));
+      x.set(x.map((v) => Math.tanh(v)));
+    }
+  storm.postMessage('stop');
+  setTimeout(() => { console.log(JSON.stringify({ got, impls: [...impls] })); process.exit(0); }, 50);
+}, 20);
+`;
+
+test('signals during oneDNN calls (the V8 profiler, a signal storm) leave the heap intact', { skip }, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mixmask-signals-'));
+  try {
+    const r = spawnSync(process.execPath, ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '100', '-e', SIGNAL_CHILD, defaultAddonPath()], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.signal, null, `child killed by ${r.signal}: ${r.stderr.slice(-400)}`);
+    assert.equal(r.status, 0, r.stderr.slice(-400));
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { got: number; impls: string[] };
+    assert.ok(out.impls.some((i) => i.endsWith('gemm:jit')), `the products ran in gemm:jit: ${out.impls}`);
+    assert.ok(out.got > 0, 'SIGUSR2 reached the process');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 // The gradient of a BatchNorm+ReLU without residual, given the forward's offset, recomputes the
 // ReLU mask from x instead of reading y (one tensor fewer in both passes). It must be the mask

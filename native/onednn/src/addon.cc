@@ -12,6 +12,8 @@
 // optimiser updates, the gradients it reads and BatchNorm (statistics included) stay float32.
 #include <node_api.h>
 #include <omp.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <cmath>
@@ -1561,9 +1563,32 @@ napi_value ClearCache(napi_env env, napi_callback_info) {
   return nullptr;
 }
 
-// Converts C++ exceptions into JS errors.
+// Signals wait while the addon runs. oneDNN 2.6's generated sgemm kernels (gemm:jit: the
+// products of our Winograd, whose padded batch strides brgemm does not take) point rsp into the
+// heap while they run, so a signal delivered to such a thread writes its frame into the heap
+// (oneDNN issue #4845, fixed in 3.x). Measured here: `node --cpu-prof` (SIGPROF every ms)
+// aborted within a second of our Winograd with "corrupted size vs. prev_size"; a Jupyter
+// interrupt (SIGINT) or a child's SIGCHLD could land the same way. So the calling thread blocks
+// asynchronous signals for the call and takes them when it returns (a call lasts milliseconds);
+// the OpenMP workers are created inside such calls, inherit the mask and never take them.
+// Faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP) stay deliverable.
+struct SignalsWait {
+  sigset_t saved;
+  SignalsWait() {
+    sigset_t set;
+    sigfillset(&set);
+    for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP}) sigdelset(&set, sig);
+    pthread_sigmask(SIG_BLOCK, &set, &saved);
+  }
+  ~SignalsWait() { pthread_sigmask(SIG_SETMASK, &saved, nullptr); }
+  SignalsWait(const SignalsWait &) = delete;
+  SignalsWait &operator=(const SignalsWait &) = delete;
+};
+
+// Converts C++ exceptions into JS errors; signals wait (above).
 template <napi_value (*F)(napi_env, napi_callback_info)>
 napi_value Guard(napi_env env, napi_callback_info info) {
+  SignalsWait wait;
   try {
     return F(env, info);
   } catch (const dnnl::error &e) {
