@@ -2,8 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 /**
- * The optional native addon of native/onednn (oneDNN convolutions, matmul and BatchNorm on NHWC
- * float32; optionally bf16 convolutions and matmuls). Built by scripts/build-native.mjs when
+ * The optional native addon of native/onednn (oneDNN convolutions and matmul, our Winograd and
+ * training BatchNorm, on NHWC float32; optionally bf16 convolutions and matmuls). Built by scripts/build-native.mjs when
  * libdnnl-dev is installed; absent otherwise, in which case native/onednn/build-status.json says why.
  */
 /** The convolution algorithms of native/onednn's `conv` (its `algorithm` argument). */

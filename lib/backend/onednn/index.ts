@@ -15,7 +15,7 @@ export { installOnednnKernels, uninstallOnednnKernels, onednnKernelsInstalled, k
 /**
  * `wasm+onednn`: the tfjs `wasm` backend (SIMD, one thread: oneDNN's OpenMP threads do the heavy work; lib/backend/wasm) with its convolutions
  * (forward, backward data, backward weights) and the fused training BatchNorm(+ReLU) replaced by
- * oneDNN through the optional native addon of native/onednn. The rest of lib/ is unchanged: it
+ * the optional native addon of native/onednn (oneDNN, and our own loops where they are faster). The rest of lib/ is unchanged: it
  * still runs on tfjs's 'wasm' backend; only those kernels are registered anew.
  *
  * Precision: fp32 unless initBackend asks for bf16 (its `precision` option or MIXMASK_PRECISION):
