@@ -1185,32 +1185,39 @@ static void bnApply(const float *x, const float *res, float *y, int64_t r0, int6
 // Threads for a pass over [rows, C]: at most one per 256 rows.
 static int bnThreads(int64_t rows) { return std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>((rows + 255) / 256))); }
 
-static void bnForwardPasses(const float *x, const float *scale, const float *offset, const float *res, float *y, float *mean, float *var, int64_t rows, int64_t C, float eps, bool relu) {
-  const int T = bnThreads(rows);
-  std::vector<double> part(static_cast<size_t>(T) * 2 * C, 0.0);
-  const float *shift = x;  // row 0
+// A pass over [rows, C] in T contiguous row ranges, one per thread: pass(r0, r1, thread).
+template <typename Pass>
+static void bnRows(int64_t rows, int T, Pass pass) {
 #pragma omp parallel num_threads(T)
   {
     const int t = omp_get_thread_num(), n = omp_get_num_threads();
-    bnStatSums(x, rows * t / n, rows * (t + 1) / n, C, shift, &part[static_cast<size_t>(t) * 2 * C], &part[static_cast<size_t>(t) * 2 * C + C]);
+    pass(rows * t / n, rows * (t + 1) / n, t);
   }
+}
+
+// Two per-channel sums in one such pass: sums(r0, r1, s1, s2) adds its rows' terms into s1 and s2
+// (float64, C each); returns [s1 | s2] added over the threads in thread order.
+template <typename Sums>
+static std::vector<double> bnChannelSums(int64_t rows, int64_t C, int T, Sums sums) {
+  std::vector<double> part(static_cast<size_t>(T) * 2 * C, 0.0), total(2 * C, 0.0);
+  bnRows(rows, T, [&](int64_t r0, int64_t r1, int t) { sums(r0, r1, &part[static_cast<size_t>(t) * 2 * C], &part[static_cast<size_t>(t) * 2 * C + C]); });
+  for (int t = 0; t < T; t++)
+    for (int64_t i = 0; i < 2 * C; i++) total[i] += part[static_cast<size_t>(t) * 2 * C + i];
+  return total;
+}
+
+static void bnForwardPasses(const float *x, const float *scale, const float *offset, const float *res, float *y, float *mean, float *var, int64_t rows, int64_t C, float eps, bool relu) {
+  const int T = bnThreads(rows);
+  const float *shift = x;  // row 0
+  const std::vector<double> sums = bnChannelSums(rows, C, T, [&](int64_t r0, int64_t r1, double *s1, double *s2) { bnStatSums(x, r0, r1, C, shift, s1, s2); });
   for (int64_t c = 0; c < C; c++) {
-    double s1 = 0, s2 = 0;
-    for (int t = 0; t < T; t++) {
-      s1 += part[static_cast<size_t>(t) * 2 * C + c];
-      s2 += part[static_cast<size_t>(t) * 2 * C + C + c];
-    }
-    const double m1 = s1 / rows;
+    const double m1 = sums[c] / rows;
     mean[c] = static_cast<float>(shift[c] + m1);
-    var[c] = static_cast<float>(std::max(0.0, s2 / rows - m1 * m1));
+    var[c] = static_cast<float>(std::max(0.0, sums[C + c] / rows - m1 * m1));
   }
   std::vector<float> k(C), b(C);
   bnCoefficients(mean, var, scale, offset, eps, C, k.data(), b.data());
-#pragma omp parallel num_threads(T)
-  {
-    const int t = omp_get_thread_num(), n = omp_get_num_threads();
-    bnApply(x, res, y, rows * t / n, rows * (t + 1) / n, C, k.data(), b.data(), relu);
-  }
+  bnRows(rows, T, [&](int64_t r0, int64_t r1, int) { bnApply(x, res, y, r0, r1, C, k.data(), b.data(), relu); });
 }
 
 // The gradient over [rows, C] (NHWC): two streaming passes (oneDNN 2.6's backward was 4-5x its
@@ -1280,20 +1287,10 @@ MIXMASK_CLONES static void bnGradDx(const float *dy, const float *x, BnMaskSourc
 template <int MASK>
 static void bnGradient(const float *dy, const float *x, BnMaskSource ms, float *gOut, const float *mean, const float *var, const float *scale, float *dx, float *dScale, float *dOffset, int64_t rows, int64_t C, float eps) {
   const int T = bnThreads(rows);
-  std::vector<double> part(static_cast<size_t>(T) * 2 * C, 0.0);
-#pragma omp parallel num_threads(T)
-  {
-    const int t = omp_get_thread_num(), n = omp_get_num_threads();
-    const int64_t r0 = rows * t / n, r1 = rows * (t + 1) / n;
-    bnGradSums<MASK>(dy, x, ms, mean, r0, r1, C, &part[static_cast<size_t>(t) * 2 * C], &part[static_cast<size_t>(t) * 2 * C + C]);
-  }
+  const std::vector<double> sums = bnChannelSums(rows, C, T, [&](int64_t r0, int64_t r1, double *sg, double *sgx) { bnGradSums<MASK>(dy, x, ms, mean, r0, r1, C, sg, sgx); });
   std::vector<float> k(C), a(C), b(C), mu(C);
   for (int64_t c = 0; c < C; c++) {
-    double sg = 0, sgx = 0;
-    for (int t = 0; t < T; t++) {
-      sg += part[static_cast<size_t>(t) * 2 * C + c];
-      sgx += part[static_cast<size_t>(t) * 2 * C + C + c];
-    }
+    const double sg = sums[c], sgx = sums[C + c];
     const double inv = 1.0 / std::sqrt(static_cast<double>(var[c]) + static_cast<double>(eps));
     const double ds = sgx * inv;
     dScale[c] = static_cast<float>(ds);
@@ -1304,12 +1301,7 @@ static void bnGradient(const float *dy, const float *x, BnMaskSource ms, float *
     b[c] = static_cast<float>(kc * sg / rows);
     mu[c] = mean[c];
   }
-#pragma omp parallel num_threads(T)
-  {
-    const int t = omp_get_thread_num(), n = omp_get_num_threads();
-    const int64_t r0 = rows * t / n, r1 = rows * (t + 1) / n;
-    bnGradDx<MASK>(dy, x, ms, dx, gOut, r0, r1, C, k.data(), a.data(), b.data(), mu.data());
-  }
+  bnRows(rows, T, [&](int64_t r0, int64_t r1, int) { bnGradDx<MASK>(dy, x, ms, dx, gOut, r0, r1, C, k.data(), a.data(), b.data(), mu.data()); });
 }
 
 // BatchNorms below 2^17 elements run on one thread: splitting them costs more in thread
